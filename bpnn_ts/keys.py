@@ -1,0 +1,12 @@
+"""Names of the exported model's outputs and metadata (one place, used everywhere)."""
+
+ENERGY = "energy"  # () total energy of the local atoms, eV
+ENERGIES = "energies"  # (n_local,) per-atom energies, eV
+FORCES = "forces"  # (n_atoms, 3) -dE/dR for every atom given (ghosts included), eV/Å
+VIRIAL = "virial"  # (3, 3) W = -sum_pairs r_ij (x) dE/dr_ij, eV (stress = -W / volume)
+DESCRIPTORS = "descriptors"  # (n_local, n_max_functions) raw symmetry functions, zero-padded
+SCALED_DESCRIPTORS = "scaled_descriptors"  # (n_local, n_max_functions) network inputs
+
+FORMAT_VERSION = 1  # major version of the model-file contract (export/CONTRACT.md)
+METADATA_FILE = "metadata.json"  # extra file in the archive: the typed getters as JSON
+PROVENANCE_FILE = "provenance.json"  # extra file in the archive: versions, date, config

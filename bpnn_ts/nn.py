@@ -1,0 +1,93 @@
+"""Element networks: one multilayer perceptron per chemical element."""
+
+import math
+from typing import Dict, List, Sequence
+
+import torch
+
+# name -> code; n2p2's one-letter names map onto the same codes (N2P2_ACTIVATIONS).
+ACTIVATIONS: Dict[str, int] = {
+    "identity": 0, "tanh": 1, "logistic": 2, "softplus": 3, "relu": 4, "gaussian": 5,
+    "cos": 6, "reverse_logistic": 7, "exp_neg": 8, "square": 9, "shifted_softplus": 10, "silu": 11,
+}
+N2P2_ACTIVATIONS: Dict[str, str] = {
+    "l": "identity", "t": "tanh", "s": "logistic", "p": "softplus", "r": "relu",
+    "g": "gaussian", "c": "cos", "S": "reverse_logistic", "e": "exp_neg", "h": "square",
+}
+
+
+def activate(x: torch.Tensor, code: int) -> torch.Tensor:
+    """Apply activation `code` (see ACTIVATIONS). Softplus and logistic are
+    clipped at |x| > 35 exactly as n2p2 does."""
+    if code == 0:
+        return x
+    if code == 1:
+        return torch.tanh(x)
+    if code == 2:
+        return torch.sigmoid(x)
+    if code == 3 or code == 10:
+        big = x > 35.0
+        y = torch.where(big, x, torch.log1p(torch.exp(torch.where(big, torch.zeros_like(x), x))))
+        y = torch.where(x < -35.0, torch.zeros_like(x), y)
+        return y - 0.6931471805599453 if code == 10 else y  # ln 2
+    if code == 4:
+        return torch.relu(x)
+    if code == 5:
+        return torch.exp(-0.5 * x * x)
+    if code == 6:
+        return torch.cos(x)
+    if code == 7:
+        return 1.0 - torch.sigmoid(x)
+    if code == 8:
+        return torch.exp(-x)
+    if code == 9:
+        return x * x
+    if code == 11:
+        return torch.nn.functional.silu(x)
+    raise ValueError("unknown activation code " + str(code))
+
+
+def activation_code(name: str) -> int:
+    """Code of an activation name ("tanh") or n2p2 letter ("t")."""
+    if name in N2P2_ACTIVATIONS:
+        name = N2P2_ACTIVATIONS[name]
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or an n2p2 letter "
+                         f"{sorted(N2P2_ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
+
+class ElementMLP(torch.nn.Module):
+    """y = f_L(... f_1(x W_1 + b_1) ...) : (B, n_inputs) -> (B,).
+
+    `activations` names one activation per layer after the input (hidden layers
+    and the output layer; the output is usually "identity").
+    """
+
+    def __init__(self, n_inputs: int, hidden_layers: Sequence[int], activations: Sequence[str]):
+        super().__init__()
+        sizes = [int(n_inputs)] + [int(h) for h in hidden_layers] + [1]
+        if any(s < 1 for s in sizes):
+            raise ValueError(f"layer sizes must be >= 1, got {sizes}")
+        if len(activations) != len(sizes) - 1:
+            raise ValueError(f"need {len(sizes) - 1} activations (hidden layers + output), "
+                             f"got {list(activations)}")
+        self.layers = torch.nn.ModuleList(
+            [torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.activation_codes: List[int] = [activation_code(a) for a in activations]
+        self.activation_names: List[str] = [str(a) for a in activations]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for k, layer in enumerate(self.layers):
+            x = activate(layer(x), self.activation_codes[k])
+        return x.squeeze(-1)
+
+    @torch.jit.unused
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Xavier-uniform weights, zero biases, from `generator` (reproducible)."""
+        with torch.no_grad():
+            for layer in self.layers:
+                bound = math.sqrt(6.0 / (layer.in_features + layer.out_features))
+                weight = torch.rand(layer.weight.shape, generator=generator, dtype=torch.float64)
+                layer.weight.copy_((2.0 * weight - 1.0) * bound)
+                layer.bias.zero_()

@@ -1,0 +1,372 @@
+"""The Behler-Parrinello potential: species -> symmetry functions -> element nets -> energies,
+with forces and virial by autograd, chunked over centres so memory stays bounded.
+
+Layout (see ../shared notes on fast ACSF layouts): centres are sorted by element
+and cut into chunks of one element; each chunk's neighbours are scattered into
+a dense (B, n_species, M, 3) block, so every symmetry-function block works on
+batched dense tensors. Forces: for each chunk, autograd of its energy w.r.t. its
+pair vectors r_ij = R_j - R_i + S @ cell; then F_i += dE/dr_ij, F_j -= dE/dr_ij
+and W = -sum r_ij (x) dE/dr_ij. Each chunk's graph is freed before the next.
+"""
+
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from ase.data import chemical_symbols
+
+from . import keys
+from .descriptors.acsf import ElementDescriptor, Scaling
+from .descriptors.params import SymmetryFunction, function_to_dict
+from .elements import MAX_Z, species_table, symbol
+from .neighbors import neighbor_list
+from .nn import ElementMLP
+
+
+class ElementModel(torch.nn.Module):
+    """Descriptor, input scaling and network of one centre element."""
+
+    def __init__(self, descriptor: ElementDescriptor, scaling: Scaling, net: ElementMLP):
+        super().__init__()
+        self.descriptor = descriptor
+        self.scaling = scaling
+        self.net = net
+
+    def forward(self, vectors: List[torch.Tensor], distances: List[torch.Tensor]
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Raw G (B, F), scaled G (B, F) and network output (B,)."""
+        g = self.descriptor(vectors, distances)
+        g_hat = self.scaling(g)
+        return g, g_hat, self.net(g_hat)
+
+
+class BPNNPotential(torch.nn.Module):
+    """E = sum_i [energy_scale * NN_{Z_i}(scaled G_i) + atomic_energy_shift[Z_i]], in eV and Å.
+
+    `functions`: symmetry functions for every element (each knows its centre);
+    the order of a centre element's functions is its network's input order.
+    `activations`: one per hidden layer and one for the output layer.
+    `atomic_energy_shift`: eV per atom of each element (reference energies,
+    plus a mean energy per atom where energies are normalised).
+    """
+
+    def __init__(self, atomic_numbers: Sequence[int], functions: Sequence[SymmetryFunction],
+                 hidden_layers: Sequence[int], activations: Sequence[str],
+                 cutoff_type: int = 1, cutoff_alpha: float = 0.0, scaling: str = "none",
+                 scale_min: float = 0.0, scale_max: float = 1.0, energy_scale: float = 1.0,
+                 atomic_energy_shift: Optional[Dict[int, float]] = None):
+        super().__init__()
+        numbers = [int(z) for z in atomic_numbers]
+        if numbers != sorted(set(numbers)):
+            raise ValueError(f"`atomic_numbers` must be distinct and ascending, got {numbers}")
+        unknown = sorted({z for f in functions for z in _elements_of(f)} - set(numbers))
+        if unknown:
+            raise ValueError(f"symmetry functions use elements {[symbol(z) for z in unknown]} "
+                             f"that are not in the model's elements {[symbol(z) for z in numbers]}")
+        shifts = atomic_energy_shift or {}
+        extra = sorted(set(shifts) - set(numbers))
+        if extra:
+            raise ValueError(f"atomic energies given for elements {[symbol(z) for z in extra]} "
+                             f"not in the model {[symbol(z) for z in numbers]}")
+        self.atomic_numbers_list: List[int] = numbers
+        self.element_symbols: List[str] = [symbol(z) for z in numbers]
+        self.all_symbols: List[str] = [s for s in chemical_symbols[: MAX_Z + 1]]
+        self.register_buffer("species_of_z", species_table(numbers))
+        elements: List[ElementModel] = []
+        self.functions: List[SymmetryFunction] = list(functions)
+        for z in numbers:
+            own = [f for f in functions if f.center == z]
+            descriptor = ElementDescriptor(own, numbers, cutoff_type, cutoff_alpha)
+            elements.append(ElementModel(descriptor, Scaling(len(own), scaling, scale_min, scale_max),
+                                         ElementMLP(len(own), hidden_layers, activations)))
+        self.elements = torch.nn.ModuleList(elements)
+        self.n_functions: List[int] = [len([f for f in functions if f.center == z]) for z in numbers]
+        self.cutoff_radius = float(max(f.r_c for f in functions))
+        self.padding_distance = 2.0 * self.cutoff_radius + 1.0
+        self.energy_scale = float(energy_scale)
+        self.register_buffer("atomic_energy_shift", torch.tensor(
+            [float(shifts.get(z, 0.0)) for z in numbers], dtype=torch.float64))
+        self.chunk_size_cpu = 32
+        self.chunk_size_cuda = 2048
+        self.validate_inputs = True
+        self.spec_json: str = json.dumps({
+            "atomic_numbers": numbers, "functions": [function_to_dict(f) for f in functions],
+            "hidden_layers": [int(h) for h in hidden_layers], "activations": list(activations),
+            "cutoff_type": int(cutoff_type), "cutoff_alpha": float(cutoff_alpha),
+            "scaling": scaling, "scale_min": float(scale_min), "scale_max": float(scale_max),
+            "energy_scale": float(energy_scale),
+            "atomic_energy_shift": {str(z): float(shifts.get(z, 0.0)) for z in numbers}})
+
+    # ---- metadata getters (part of the model-file contract) ----
+    @torch.jit.export
+    def format_version(self) -> int:
+        return keys.FORMAT_VERSION
+
+    @torch.jit.export
+    def cutoff(self) -> float:
+        """Largest symmetry-function cutoff, Å: engines need neighbours up to here."""
+        return self.cutoff_radius
+
+    @torch.jit.export
+    def atomic_numbers(self) -> List[int]:
+        return self.atomic_numbers_list
+
+    @torch.jit.export
+    def dtype_name(self) -> str:
+        return "float64" if self.atomic_energy_shift.dtype == torch.float64 else "float32"
+
+    @torch.jit.export
+    def length_unit(self) -> str:
+        return "angstrom"
+
+    @torch.jit.export
+    def energy_unit(self) -> str:
+        return "eV"
+
+    @torch.jit.export
+    def set_chunk_size(self, cpu: int, cuda: int) -> None:
+        """Centres per chunk on CPU / CUDA (memory vs. speed; results do not change)."""
+        if cpu < 1 or cuda < 1:
+            raise ValueError("chunk sizes must be >= 1, got " + str(cpu) + ", " + str(cuda))
+        self.chunk_size_cpu = cpu
+        self.chunk_size_cuda = cuda
+
+    # ---- input checks ----
+    def _species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        z = torch.clamp(atomic_numbers, 0, len(self.all_symbols) - 1)
+        species = self.species_of_z[z]
+        unknown = (species < 0) | (atomic_numbers != z)
+        if bool(unknown.any()):
+            bad = int(atomic_numbers[unknown][0])
+            name = self.all_symbols[bad] if 0 < bad < len(self.all_symbols) else "Z=" + str(bad)
+            raise ValueError("element " + name + " (atomic number " + str(bad) + ") is not in this model; "
+                             + "supported elements: " + ", ".join(self.element_symbols))
+        return species
+
+    def _check(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
+               pbc: torch.Tensor) -> None:
+        if positions.dim() != 2 or positions.shape[1] != 3:
+            raise ValueError("`positions` must have shape (n_atoms, 3), got " + str(positions.shape))
+        if not positions.is_floating_point():
+            raise ValueError("`positions` must be a floating-point tensor, got " + str(positions.dtype))
+        if atomic_numbers.shape != (positions.shape[0],):
+            raise ValueError("`atomic_numbers` must have shape (n_atoms,) = (" + str(positions.shape[0])
+                             + ",), got " + str(atomic_numbers.shape))
+        if atomic_numbers.is_floating_point() or atomic_numbers.dtype == torch.bool:
+            raise ValueError("`atomic_numbers` must be an integer tensor, got " + str(atomic_numbers.dtype))
+        if cell.shape != (3, 3):
+            raise ValueError("`cell` must have shape (3, 3) (rows = lattice vectors), got " + str(cell.shape))
+        if pbc.shape != (3,) or pbc.dtype != torch.bool:
+            raise ValueError("`pbc` must be a bool tensor of shape (3,), got " + str(pbc.dtype)
+                             + " " + str(pbc.shape))
+        if self.validate_inputs:
+            if not bool(torch.isfinite(positions).all()):
+                raise ValueError("`positions` contain NaN or inf")
+            if not bool(torch.isfinite(cell).all()):
+                raise ValueError("`cell` contains NaN or inf")
+
+    # ---- the engine forward ----
+    def forward(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
+                cell: Optional[torch.Tensor] = None, pbc: Optional[torch.Tensor] = None,
+                pairs: Optional[torch.Tensor] = None, shifts: Optional[torch.Tensor] = None,
+                n_local: Optional[int] = None, compute_forces: bool = True,
+                compute_virial: bool = False) -> Dict[str, torch.Tensor]:
+        """Energy (eV), per-atom energies, forces (eV/Å) and virial (eV); see export/CONTRACT.md.
+
+        positions (N, 3) Å; atomic_numbers (N,); cell (3, 3) rows = lattice vectors;
+        pbc (3,) bool. Without `pairs` the model builds its own neighbour list.
+        With `pairs` (2, P) and `shifts` (P, 3) from an engine, atoms from
+        `n_local` on are ghosts: they carry no energy but receive forces.
+        """
+        dtype = self.atomic_energy_shift.dtype
+        device = positions.device
+        if cell is None:
+            cell = torch.zeros((3, 3), dtype=dtype, device=device)
+        if pbc is None:
+            pbc = torch.zeros(3, dtype=torch.bool, device=device)
+        self._check(positions, atomic_numbers, cell, pbc)
+        n_atoms = positions.shape[0]
+        species = self._species(atomic_numbers)
+        positions = positions.to(dtype).detach()
+        cell = cell.to(dtype=dtype, device=device).detach()
+        if pairs is None:
+            pairs, shifts = neighbor_list(positions, cell, pbc.to(device), self.cutoff_radius)
+            n_local = n_atoms
+        else:
+            pairs, shifts, n_local = self._check_engine_list(pairs, shifts, n_local, n_atoms)
+        assert shifts is not None
+        vectors = positions[pairs[1]] - positions[pairs[0]] + shifts.to(dtype) @ cell  # (P, 3)
+        if self.validate_inputs and vectors.shape[0] > 0:
+            closest = int(torch.argmin((vectors * vectors).sum(dim=1)))
+            if float(torch.linalg.norm(vectors[closest])) < 1e-6:
+                raise ValueError("atoms " + str(int(pairs[0, closest])) + " and " + str(int(pairs[1, closest]))
+                                 + " overlap (distance < 1e-6 Å)")
+        return self._evaluate(vectors, pairs, species, n_atoms, n_local,
+                              compute_forces, compute_virial, False)
+
+    def _check_engine_list(self, pairs: torch.Tensor, shifts: Optional[torch.Tensor],
+                           n_local: Optional[int], n_atoms: int) -> Tuple[torch.Tensor, torch.Tensor, int]:
+        if pairs.dim() != 2 or pairs.shape[0] != 2:
+            raise ValueError("`pairs` must have shape (2, n_pairs), got " + str(pairs.shape))
+        if pairs.is_floating_point():
+            raise ValueError("`pairs` must be an integer tensor, got " + str(pairs.dtype))
+        if shifts is None:
+            shifts = torch.zeros((pairs.shape[1], 3), dtype=torch.long, device=pairs.device)
+        if shifts.shape != (pairs.shape[1], 3):
+            raise ValueError("`shifts` must have shape (n_pairs, 3) = (" + str(pairs.shape[1])
+                             + ", 3), got " + str(shifts.shape))
+        if n_local is None:
+            n_local = n_atoms
+        if n_local < 0 or n_local > n_atoms:
+            raise ValueError("`n_local` must be in [0, n_atoms=" + str(n_atoms) + "], got " + str(n_local))
+        pairs = pairs.long()
+        if pairs.shape[1] > 0 and (int(pairs.min()) < 0 or int(pairs.max()) >= n_atoms):
+            raise ValueError("`pairs` hold atom indices outside [0, " + str(n_atoms) + ")")
+        return pairs, shifts, n_local
+
+    @torch.jit.export
+    def compute_descriptors(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
+                            cell: Optional[torch.Tensor] = None,
+                            pbc: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Raw and scaled symmetry functions of every atom, (N, max F), zero-padded
+        beyond each element's own function count."""
+        dtype = self.atomic_energy_shift.dtype
+        device = positions.device
+        if cell is None:
+            cell = torch.zeros((3, 3), dtype=dtype, device=device)
+        if pbc is None:
+            pbc = torch.zeros(3, dtype=torch.bool, device=device)
+        self._check(positions, atomic_numbers, cell, pbc)
+        species = self._species(atomic_numbers)
+        positions = positions.to(dtype).detach()
+        cell = cell.to(dtype=dtype, device=device)
+        pairs, shifts = neighbor_list(positions, cell, pbc.to(device), self.cutoff_radius)
+        vectors = positions[pairs[1]] - positions[pairs[0]] + shifts.to(dtype) @ cell
+        n = positions.shape[0]
+        return self._evaluate(vectors, pairs, species, n, n, False, False, True)
+
+    def _evaluate(self, vectors: torch.Tensor, pairs: torch.Tensor, species: torch.Tensor,
+                  n_atoms: int, n_local: int, compute_forces: bool, compute_virial: bool,
+                  want_descriptors: bool) -> Dict[str, torch.Tensor]:
+        dtype = vectors.dtype
+        device = vectors.device
+        n_species = len(self.atomic_numbers_list)
+        chunk = self.chunk_size_cuda if device.type == "cuda" else self.chunk_size_cpu
+        if n_local < n_atoms or pairs.shape[1] == 0:  # engine lists: local centres, within cutoff
+            keep = (pairs[0] < n_local) & ((vectors * vectors).sum(dim=1) < self.cutoff_radius ** 2)
+            pairs = pairs[:, keep]
+            vectors = vectors[keep]
+        centre, neighbour = pairs[0], pairs[1]
+
+        # Centres sorted by element, then cut into chunks of one element each.
+        local_species = species[:n_local]
+        order = torch.argsort(local_species, stable=True)  # rank -> atom
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(n_local, device=device)
+        species_count: List[int] = torch.bincount(local_species, minlength=n_species).tolist()
+        chunk_first: List[int] = []  # first rank of each chunk
+        chunk_range: List[int] = [0]  # chunks of species s: chunk_range[s] .. chunk_range[s+1]
+        species_first = [0]
+        for s in range(n_species):
+            for first in range(species_first[s], species_first[s] + species_count[s], chunk):
+                chunk_first.append(first)
+            chunk_range.append(len(chunk_first))
+            species_first.append(species_first[s] + species_count[s])
+        n_chunks = len(chunk_first)
+        sorted_species = local_species[order]
+        first_t = torch.tensor(species_first[:n_species], device=device, dtype=torch.long)
+        base_t = torch.tensor(chunk_range[:n_species], device=device, dtype=torch.long)
+        offset_in_species = torch.arange(n_local, device=device) - first_t[sorted_species]
+        chunk_of_rank = base_t[sorted_species] + torch.div(offset_in_species, chunk, rounding_mode="floor")
+        slot_of_rank = offset_in_species % chunk
+
+        # Pairs sorted by (centre rank, neighbour species): each chunk is one contiguous slice.
+        neighbour_species = species[neighbour]
+        key = rank[centre] * n_species + neighbour_species
+        key_sorted, perm = torch.sort(key)
+        vectors_sorted = vectors[perm]
+        group_count = torch.bincount(key_sorted, minlength=n_local * n_species)
+        within = torch.arange(key_sorted.shape[0], device=device) - (torch.cumsum(group_count, 0) - group_count)[key_sorted]
+        counts = group_count.reshape(n_local, n_species)
+        pair_end = torch.cumsum(counts.sum(dim=1), 0)
+        centre_rank = torch.div(key_sorted, n_species, rounding_mode="floor")
+        slot = slot_of_rank[centre_rank]
+        species_sorted = key_sorted % n_species
+        chunk_max_t = torch.zeros((n_chunks, n_species), dtype=torch.long, device=device)
+        chunk_max_t = chunk_max_t.scatter_reduce(0, chunk_of_rank.unsqueeze(1).expand(-1, n_species),
+                                                 counts, "amax")
+        chunk_max: List[List[int]] = chunk_max_t.tolist()
+        firsts = torch.tensor(chunk_first, dtype=torch.long, device=device)
+        starts = torch.where(firsts > 0, pair_end[torch.clamp(firsts - 1, min=0)], torch.zeros_like(firsts))
+        pair_offsets: List[int] = starts.tolist()
+        pair_offsets.append(int(key_sorted.shape[0]))
+
+        need_grad = compute_forces or compute_virial
+        create_graph = self.training
+        grad_was_enabled = torch.is_grad_enabled()
+        if need_grad:
+            torch.set_grad_enabled(True)
+        energy_parts: List[torch.Tensor] = []
+        grad_parts: List[torch.Tensor] = []
+        g_parts: List[torch.Tensor] = []
+        g_hat_parts: List[torch.Tensor] = []
+        max_functions = max(self.n_functions)
+        for s, element in enumerate(self.elements):
+            for c in range(chunk_range[s], chunk_range[s + 1]):
+                p0, p1 = pair_offsets[c], pair_offsets[c + 1]
+                size = min(chunk, species_first[s + 1] - chunk_first[c])
+                v = vectors_sorted[p0:p1]
+                if need_grad:
+                    v = v.detach().requires_grad_(True)
+                m = chunk_max[c]
+                padded = torch.zeros((size, n_species, max(m), 3), dtype=dtype, device=device)
+                padded[:, :, :, 0] = self.padding_distance
+                padded = padded.index_put((slot[p0:p1], species_sorted[p0:p1], within[p0:p1]), v)
+                block_vectors = [padded[:, e, : m[e]] for e in range(n_species)]
+                block_distances = [torch.linalg.norm(b, dim=-1) for b in block_vectors]
+                g, g_hat, output = element(block_vectors, block_distances)
+                energies = output * self.energy_scale + self.atomic_energy_shift[s]
+                energy_parts.append(energies)
+                if want_descriptors:
+                    pad = max_functions - g.shape[1]
+                    g_parts.append(torch.nn.functional.pad(g.detach(), [0, pad]))
+                    g_hat_parts.append(torch.nn.functional.pad(g_hat.detach(), [0, pad]))
+                if need_grad:
+                    grads = torch.autograd.grad([energies.sum()], [v], create_graph=create_graph,
+                                                allow_unused=True)
+                    grad = grads[0]
+                    grad_parts.append(grad if grad is not None else torch.zeros_like(v))
+        torch.set_grad_enabled(grad_was_enabled)
+
+        result: Dict[str, torch.Tensor] = {}
+        if n_local > 0:
+            atom_energies = torch.cat(energy_parts)[rank]
+        else:
+            atom_energies = torch.zeros(0, dtype=dtype, device=device)
+        if not create_graph:
+            atom_energies = atom_energies.detach()
+        result[keys.ENERGIES] = atom_energies
+        result[keys.ENERGY] = atom_energies.sum()
+        if need_grad:
+            if len(grad_parts) > 0:
+                d_vectors = torch.cat(grad_parts)  # (P, 3) dE/dr_ij, sorted
+            else:
+                d_vectors = torch.zeros((0, 3), dtype=dtype, device=device)
+            if compute_forces:
+                centre_sorted = centre[perm]
+                neighbour_sorted = neighbour[perm]
+                forces = torch.zeros((n_atoms, 3), dtype=dtype, device=device)
+                forces = forces.index_add(0, centre_sorted, d_vectors).index_add(0, neighbour_sorted, -d_vectors)
+                result[keys.FORCES] = forces
+            if compute_virial:
+                result[keys.VIRIAL] = -(vectors_sorted.transpose(0, 1) @ d_vectors)
+        if want_descriptors:
+            result[keys.DESCRIPTORS] = torch.cat(g_parts)[rank] if n_local > 0 else torch.zeros((0, max_functions), dtype=dtype, device=device)
+            result[keys.SCALED_DESCRIPTORS] = torch.cat(g_hat_parts)[rank] if n_local > 0 else torch.zeros((0, max_functions), dtype=dtype, device=device)
+        return result
+
+
+def _elements_of(function: SymmetryFunction) -> List[int]:
+    if hasattr(function, "neighbor"):
+        return [function.center, function.neighbor]
+    return [function.center, *function.neighbors]
