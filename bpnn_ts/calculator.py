@@ -1,0 +1,75 @@
+"""ASE calculator for a bpnn_ts model: an exported file, a loaded script module or a live model."""
+
+from pathlib import Path
+from typing import List, Optional, Union
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+
+from . import keys
+from .export import DTYPES, load
+
+
+def unwrap_script_error(error: Exception) -> ValueError:
+    """A ValueError with the message a scripted model raised (its last line)."""
+    message = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+    for prefix in ("builtins.ValueError: ", "builtins.RuntimeError: ", "RuntimeError: "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    return ValueError(message)
+
+
+class BPNNCalculator(Calculator):
+    """energy, free_energy (= energy), energies, forces (eV/Å), stress (eV/Å^3, ASE Voigt order).
+
+    model: path of an exported model file, or a model (scripted or eager).
+    device: "cpu", "cuda", ...; dtype: "float32"/"float64" to cast the model, else its own.
+    """
+
+    implemented_properties: List[str] = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(self, model: Union[str, Path, torch.nn.Module], device: Union[str, torch.device] = "cpu",
+                 dtype: Optional[str] = None, **kwargs):
+        super().__init__(**kwargs)
+        if dtype is not None and dtype not in DTYPES:
+            raise ValueError(f"`dtype` must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.device = torch.device(device)
+        if isinstance(model, (str, Path)):
+            model = load(model, self.device)
+        elif not isinstance(model, torch.nn.Module):
+            raise TypeError(f"`model` must be a model file path or a torch module, got {type(model).__name__}")
+        model = model.to(self.device)
+        if dtype is not None:
+            model = model.to(DTYPES[dtype])
+        self.model = model.eval()
+        self.dtype = DTYPES[str(self.model.dtype_name())]
+        self.supported = [int(z) for z in self.model.atomic_numbers()]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        want_stress = "stress" in properties
+        if want_stress and not atoms.pbc.all():
+            raise PropertyNotImplementedError("stress needs a cell periodic along all three axes")
+        positions = np.asarray(atoms.positions, dtype=float)
+        if not np.isfinite(positions).all():
+            raise ValueError("atoms.positions contain NaN or inf")
+        if not np.isfinite(atoms.cell.array).all():
+            raise ValueError("atoms.cell contains NaN or inf")
+        as_tensor = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device=self.device)  # noqa: E731
+        try:
+            out = self.model(as_tensor(positions, self.dtype), as_tensor(atoms.numbers, torch.long),
+                             as_tensor(atoms.cell.array, self.dtype), as_tensor(atoms.pbc, torch.bool),
+                             compute_forces=True, compute_virial=want_stress)
+        except torch.jit.Error as error:
+            raise unwrap_script_error(error) from None
+        energy = float(out[keys.ENERGY].detach().cpu())
+        self.results["energy"] = energy
+        self.results["free_energy"] = energy
+        self.results["energies"] = out[keys.ENERGIES].detach().cpu().double().numpy()
+        self.results["forces"] = out[keys.FORCES].detach().cpu().double().numpy()
+        if want_stress:
+            virial = out[keys.VIRIAL].detach().cpu().double().numpy()
+            stress = -0.5 * (virial + virial.T) / atoms.get_volume()
+            self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]].copy()

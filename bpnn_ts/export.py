@@ -1,0 +1,124 @@
+"""Export / load / inspect the model file (contract: export/CONTRACT.md).
+
+The file is one TorchScript archive: descriptors, element nets and the autograd
+force path in one graph, typed getters, and two JSON records (metadata.json,
+provenance.json) readable without loading the model.
+"""
+
+import copy
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Union
+
+import torch
+
+from . import __version__, keys
+from .elements import symbol
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, damaged, or of a contract this version cannot load."""
+
+
+@contextmanager
+def quiet_jit() -> Iterator[None]:
+    """Hide torch.jit's deprecation warnings (expected in torch >= 2.10) from users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(TorchScript|torch\\.jit|jit\\.script|jit\\.load|jit\\.save).*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.jit")
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+        yield
+
+
+def _metadata(model) -> Dict[str, Any]:
+    return {"format_version": int(model.format_version()), "cutoff": float(model.cutoff()),
+            "atomic_numbers": [int(z) for z in model.atomic_numbers()],
+            "elements": [symbol(int(z)) for z in model.atomic_numbers()],
+            "dtype": str(model.dtype_name()), "length_unit": str(model.length_unit()),
+            "energy_unit": str(model.energy_unit())}
+
+
+def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] = None,
+           description: str = "", provenance: Optional[Dict[str, Any]] = None) -> Path:
+    """Script `model` (in eval mode) and write it to `path` atomically; returns the path."""
+    if model.training:
+        raise ValueError("export refuses a model in training mode; call model.eval() first")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"`dtype` must be one of {sorted(DTYPES)}, got {dtype!r}")
+    frozen = copy.deepcopy(model)
+    if dtype is not None:
+        frozen = frozen.to(DTYPES[dtype])
+    for parameter in frozen.parameters():
+        parameter.requires_grad_(False)
+    with quiet_jit():
+        scripted = torch.jit.script(frozen)
+    metadata = _metadata(scripted)
+    record = {"package": "bpnn_ts", "package_version": __version__, "torch_version": torch.__version__,
+              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "description": description, "model": json.loads(model.spec_json)}
+    record.update(provenance or {})
+    state_hash = hashlib.sha256()
+    for name, tensor in sorted(scripted.state_dict().items()):
+        state_hash.update(name.encode())
+        state_hash.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    record["parameters_sha256"] = state_hash.hexdigest()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        with quiet_jit():
+            torch.jit.save(scripted, temporary, _extra_files={
+                keys.METADATA_FILE: json.dumps(metadata, indent=1),
+                keys.PROVENANCE_FILE: json.dumps(record, indent=1)})
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def inspect(path: Union[str, Path]) -> Dict[str, Any]:
+    """Metadata and provenance of a model file, read from the archive without loading code."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = {}
+            for name in archive.namelist():
+                for wanted in (keys.METADATA_FILE, keys.PROVENANCE_FILE):
+                    if name.endswith("/extra/" + wanted):
+                        records[wanted] = json.loads(archive.read(name))
+    except (zipfile.BadZipFile, OSError, json.JSONDecodeError, EOFError) as error:
+        raise ModelFileError(f"{path} is not a bpnn_ts model file (damaged or truncated?): {error}") from None
+    if keys.METADATA_FILE not in records:
+        raise ModelFileError(f"{path} has no {keys.METADATA_FILE}: not a bpnn_ts model file")
+    return {"metadata": records[keys.METADATA_FILE], "provenance": records.get(keys.PROVENANCE_FILE, {})}
+
+
+def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> torch.jit.ScriptModule:
+    """Load a model file after checking its contract (format version). Loading a model
+    file runs code from it: load only files you trust."""
+    info = inspect(path)
+    version = info["metadata"].get("format_version")
+    if version != keys.FORMAT_VERSION:
+        raise ModelFileError(f"{path} has model-file format version {version}; this bpnn_ts "
+                             f"({__version__}) reads version {keys.FORMAT_VERSION}")
+    try:
+        with quiet_jit():
+            model = torch.jit.load(str(path), map_location=device)
+    except RuntimeError as error:
+        raise ModelFileError(f"{path} could not be loaded (damaged?): {str(error).splitlines()[0]}") from None
+    if int(model.format_version()) != version:
+        raise ModelFileError(f"{path}: metadata and model disagree on the format version")
+    return model.eval()

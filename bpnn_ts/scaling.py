@@ -1,0 +1,38 @@
+"""Symmetry-function statistics from data, for the input scaling inside the model."""
+
+from typing import Dict, Iterable
+
+import torch
+from ase import Atoms
+
+from . import keys
+
+
+def descriptor_statistics(model: torch.nn.Module, structures: Iterable[Atoms]) -> Dict[int, torch.Tensor]:
+    """{Z: (n_functions, 4) [Gmin, Gmax, Gmean, sigma]} over every atom of `structures`."""
+    dtype = model.atomic_energy_shift.dtype
+    values: Dict[int, list] = {int(z): [] for z in model.atomic_numbers()}
+    for atoms in structures:
+        out = model.compute_descriptors(
+            torch.tensor(atoms.positions, dtype=dtype), torch.tensor(atoms.numbers),
+            torch.tensor(atoms.cell.array, dtype=dtype), torch.tensor(atoms.pbc))
+        g = out[keys.DESCRIPTORS]
+        numbers = torch.tensor(atoms.numbers)
+        for k, z in enumerate(model.atomic_numbers()):
+            values[int(z)].append(g[numbers == z, : model.n_functions[k]])
+    statistics = {}
+    for k, z in enumerate(model.atomic_numbers()):
+        data = torch.cat(values[int(z)]) if values[int(z)] else torch.zeros((0, model.n_functions[k]))
+        if data.shape[0] == 0:
+            raise ValueError(f"no atoms of element Z={z} in the data: cannot compute its scaling statistics")
+        statistics[int(z)] = torch.stack([data.min(0).values, data.max(0).values, data.mean(0),
+                                          data.std(0, unbiased=False)], dim=1)
+    return statistics
+
+
+def fit_scaling(model: torch.nn.Module, structures: Iterable[Atoms]) -> Dict[int, torch.Tensor]:
+    """Set every element's scaling statistics from `structures`; returns them."""
+    statistics = descriptor_statistics(model, list(structures))
+    for z, element in zip(model.atomic_numbers(), model.elements):
+        element.scaling.set_statistics(*statistics[int(z)].T)
+    return statistics
