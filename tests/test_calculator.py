@@ -1,0 +1,101 @@
+"""ASE calculator: properties, MD (NVE energy conservation, Langevin), relaxation, errors."""
+
+import numpy as np
+import pytest
+from ase import Atoms, units
+from ase.build import bulk
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.verlet import VelocityVerlet
+from ase.optimize import BFGS
+
+from bpnn_ts import BPNNCalculator, export, fit_scaling, parse_model_config
+from bpnn_ts.demo import emt_structures
+from conftest import TOL, evaluate
+
+
+@pytest.fixture(scope="module")
+def copper_file(tmp_path_factory):
+    config = parse_model_config({"elements": ["Cu"], "cutoff": 4.5, "scaling": "scalecenter", "seed": 2,
+                                 "symmetry_functions": {"auto": {"n_radial": 5, "angular_eta": [0.02]}},
+                                 "hidden_layers": [10, 10], "atomic_energies": {"Cu": -3.0}})
+    model = config.build()
+    fit_scaling(model, emt_structures(3))
+    return export(model.eval(), tmp_path_factory.mktemp("cu") / "cu.pt")
+
+
+def test_properties_match_the_model(copper_file, water_model):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = BPNNCalculator(copper_file)
+    energies = atoms.get_potential_energies()
+    assert abs(atoms.get_potential_energy() - energies.sum()) < 1e-10
+    assert atoms.get_forces().shape == (len(atoms), 3)
+    assert atoms.get_stress().shape == (6,)
+    assert atoms.calc.get_property("free_energy") == atoms.get_potential_energy()
+    # a live (eager) model works as well as a file
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    water.calc = BPNNCalculator(water_model)
+    assert abs(water.get_potential_energy() - float(evaluate(water_model, water)["energy"])) < 1e-12
+
+
+def test_stress_voigt_order_matches_finite_strain(copper_file):
+    atoms = bulk("Cu", "fcc", a=3.55).repeat((2, 2, 1))
+    atoms.set_cell(atoms.cell.array @ np.array([[1.0, 0.02, 0.0], [0.01, 1.0, 0.03], [0.0, 0.0, 0.98]]), scale_atoms=True)
+    atoms.rattle(0.03, seed=4)
+    atoms.calc = BPNNCalculator(copper_file)
+    stress = atoms.get_stress(voigt=False)
+    h = 1e-6
+    for a, b in [(0, 0), (1, 2), (0, 1)]:
+        energies = []
+        for sign in (1, -1):
+            strained = atoms.copy()
+            strain = np.eye(3)
+            strain[a, b] += sign * h / 2
+            strain[b, a] += sign * h / 2
+            strained.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+            strained.calc = atoms.calc
+            energies.append(strained.get_potential_energy())
+        assert abs((energies[0] - energies[1]) / (2 * h) / atoms.get_volume() - stress[a, b]) < TOL["fd_stress"]
+
+
+def test_nve_conserves_energy(copper_file):
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    atoms.calc = BPNNCalculator(copper_file, dtype="float64")
+    MaxwellBoltzmannDistribution(atoms, temperature_K=500, rng=np.random.default_rng(0))
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    totals = []
+    dynamics.attach(lambda: totals.append(atoms.get_total_energy()), interval=1)
+    dynamics.run(200)
+    assert len(totals) == 201
+    assert (max(totals) - min(totals)) / len(atoms) < TOL["nve_drift"]
+    assert atoms.get_kinetic_energy() > 0
+
+
+def test_langevin_and_bfgs_run(copper_file):
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+    atoms.rattle(0.1, seed=3)
+    atoms.calc = BPNNCalculator(copper_file, dtype="float32")
+    Langevin(atoms, 2 * units.fs, temperature_K=300, friction=0.02, rng=np.random.default_rng(0)).run(10)
+    start = atoms.get_potential_energy()
+    BFGS(atoms, logfile=None).run(fmax=0.05, steps=100)
+    assert atoms.get_potential_energy() <= start
+    assert np.abs(atoms.get_forces()).max() < 0.05
+
+
+def test_clear_errors(copper_file):
+    calc = BPNNCalculator(copper_file)
+    wrong = Atoms("CuNi", positions=[[0, 0, 0], [2.5, 0, 0]])
+    wrong.calc = calc
+    with pytest.raises(ValueError, match="^element Ni \\(atomic number 28\\) is not in this model; supported elements: Cu$"):
+        wrong.get_potential_energy()
+    nan = Atoms("Cu2", positions=[[0, 0, 0], [np.nan, 0, 0]])
+    nan.calc = calc
+    with pytest.raises(ValueError, match="NaN"):
+        nan.get_forces()
+    molecule = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]])
+    molecule.calc = calc
+    with pytest.raises(Exception, match="stress needs a cell periodic"):
+        molecule.get_stress()
+    with pytest.raises(ValueError, match="`dtype` must be one of"):
+        BPNNCalculator(copper_file, dtype="float16")

@@ -1,0 +1,92 @@
+"""Model file: export, load, inspect, contract checks, CLI."""
+
+import json
+import zipfile
+
+import pytest
+import torch
+
+from bpnn_ts import export, inspect, keys, load
+from bpnn_ts.cli import main
+from bpnn_ts.export import ModelFileError
+from conftest import evaluate, two_element_config, water_box
+
+
+def test_metadata_getters_and_provenance(water_model, tmp_path):
+    path = export(water_model, tmp_path / "m.pt", description="unit test")
+    info = inspect(path)
+    meta = info["metadata"]
+    assert meta == {"format_version": keys.FORMAT_VERSION, "cutoff": 4.0, "atomic_numbers": [1, 8],
+                    "elements": ["H", "O"], "dtype": "float64", "length_unit": "angstrom", "energy_unit": "eV"}
+    assert info["provenance"]["description"] == "unit test"
+    assert info["provenance"]["torch_version"] == torch.__version__
+    loaded = load(path)
+    assert loaded.cutoff() == 4.0 and loaded.atomic_numbers() == [1, 8] and loaded.dtype_name() == "float64"
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_export_float32(water_model, tmp_path):
+    path = export(water_model, tmp_path / "m32.pt", dtype="float32")
+    model = load(path)
+    assert inspect(path)["metadata"]["dtype"] == "float32" and model.dtype_name() == "float32"
+    atoms = water_box(3, seed=2)
+    out = model(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array), torch.tensor(atoms.pbc))
+    assert out[keys.FORCES].dtype == torch.float32
+    reference = evaluate(water_model, atoms)
+    assert torch.allclose(out[keys.FORCES].double(), reference[keys.FORCES], atol=1e-4)
+
+
+def test_export_refuses_training_mode(tmp_path):
+    model = two_element_config().build()
+    model.train()
+    with pytest.raises(ValueError, match="training mode"):
+        export(model, tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_other_format_version_is_refused(water_model, tmp_path):
+    path = export(water_model, tmp_path / "m.pt")
+    patched = tmp_path / "future.pt"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(patched, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith("extra/" + keys.METADATA_FILE):
+                meta = json.loads(data)
+                meta["format_version"] = keys.FORMAT_VERSION + 1
+                data = json.dumps(meta).encode()
+            dst.writestr(item, data)
+    with pytest.raises(ModelFileError, match="format version 2; this bpnn_ts .* reads version 1"):
+        load(patched)
+
+
+def test_truncated_and_missing_files(water_model, tmp_path):
+    path = export(water_model, tmp_path / "m.pt")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ModelFileError, match="damaged or truncated"):
+        load(broken)
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load(tmp_path / "nope.pt")
+
+
+def test_cli_export_and_inspect(tmp_path, capsys):
+    config = tmp_path / "model.yaml"
+    config.write_text("elements: [Cu]\ncutoff: 5.0\nsymmetry_functions: auto\nhidden_layers: [10, 10]\n"
+                      "activation: silu\nseed: 1\n")
+    out = tmp_path / "cu.pt"
+    assert main(["export", str(config), "-o", str(out), "--dtype", "float32"]) == 0
+    assert main(["inspect", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "['Cu']" in printed and "float32" in printed and "format_version  1" in printed
+    # same seed -> same model file contents (reproducible)
+    again = tmp_path / "cu2.pt"
+    assert main(["export", str(config), "-o", str(again), "--dtype", "float32"]) == 0
+    assert inspect(out)["provenance"]["parameters_sha256"] == inspect(again)["provenance"]["parameters_sha256"]
+
+
+def test_cli_reports_config_errors(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("elements: [Cu, Qq]\ncutoff: 5.0\n")
+    assert main(["export", str(config), "-o", str(tmp_path / "x.pt")]) == 2
+    assert "unknown chemical element 'Qq'" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
