@@ -52,6 +52,14 @@ def _cmd_import_n2p2(args) -> int:
     return 0
 
 
+def _cmd_export_n2p2(args) -> int:
+    from .export import load
+    from .io.n2p2_writer import write_n2p2
+    directory = write_n2p2(load(args.model), args.directory, args.length_unit, args.energy_unit)
+    print(f"wrote input.nn, scaling.data and weights files to {directory} ({args.length_unit}, {args.energy_unit})")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(Path(args.output), steps=args.steps)
@@ -76,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None)
     p.set_defaults(run=_cmd_import_n2p2)
+    p = sub.add_parser("export-n2p2", help="write a model file as n2p2 potential files (for pair_style hdnnp)")
+    p.add_argument("model")
+    p.add_argument("directory")
+    p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom")
+    p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
+    p.set_defaults(run=_cmd_export_n2p2)
     p = sub.add_parser("demo", help="build, export and run MD with a Cu model (no downloads)")
     p.add_argument("-o", "--output", default="bpnn_ts_demo", help="folder for the demo's files")
     p.add_argument("--steps", type=int, default=200)

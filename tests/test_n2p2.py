@@ -131,3 +131,50 @@ def test_unsupported_n2p2_keywords_are_refused(tmp_path):
     (tmp_path / "input.nn").write_text(base + "mystery_option 3\n")
     with pytest.raises(N2P2FormatError, match="unknown keyword `mystery_option`"):
         read_input_nn(tmp_path / "input.nn")
+
+
+def scaled_random_model():
+    """H/O model whose own function order differs from n2p2's sorted order, with
+    scalecenter statistics, an energy scale and reference energies."""
+    from bpnn_ts import BPNNPotential, fit_scaling
+    from conftest import mixed_functions, randomized, water_box
+    model = BPNNPotential([1, 8], list(reversed(mixed_functions())), [6, 5], ["tanh", "softplus", "identity"],
+                          cutoff_type=6, cutoff_alpha=0.2, scaling="scalecenter", energy_scale=0.3,
+                          atomic_energy_shift={1: -1.5, 8: -4.0}).double()
+    randomized(model, seed=5)
+    fit_scaling(model, [water_box(6, seed=s) for s in range(3)])
+    return model.eval()
+
+
+@pytest.mark.parametrize("units", [("angstrom", "eV"), ("bohr", "hartree")])
+def test_write_n2p2_round_trip(units, tmp_path):
+    from bpnn_ts.io.n2p2_writer import write_n2p2
+    from conftest import water_box
+    model = scaled_random_model()
+    write_n2p2(model, tmp_path, *units)
+    back = load_n2p2(tmp_path, *units)
+    atoms = water_box(8, seed=11)
+    a, b = evaluate(model, atoms), evaluate(back, atoms)
+    assert abs(float(a[keys.ENERGY] - b[keys.ENERGY])) < 1e-12
+    assert torch.allclose(a[keys.FORCES], b[keys.FORCES], atol=1e-13, rtol=0)
+
+
+@needs_shared
+def test_cli_water_import_export_import(tmp_path, box):
+    assert main(["import-n2p2", str(N2P2_WATER), "-o", str(tmp_path / "w.pt"), "--length-unit", "bohr",
+                 "--energy-unit", "hartree"]) == 0
+    assert main(["export-n2p2", str(tmp_path / "w.pt"), str(tmp_path / "n2p2"), "--length-unit", "bohr",
+                 "--energy-unit", "hartree"]) == 0
+    first, second = load(tmp_path / "w.pt"), load_n2p2(tmp_path / "n2p2", "bohr", "hartree")
+    small = box[:300]
+    a, b = evaluate(first, small), evaluate(second, small)
+    assert abs(float(a[keys.ENERGY] - b[keys.ENERGY])) <= 1e-12 * abs(float(a[keys.ENERGY]))
+    assert torch.allclose(a[keys.FORCES], b[keys.FORCES], atol=1e-12, rtol=0)
+
+
+def test_write_n2p2_refuses_what_n2p2_lacks(tmp_path):
+    from bpnn_ts import parse_model_config
+    from bpnn_ts.io.n2p2_writer import write_n2p2
+    model = parse_model_config({"elements": ["Cu"], "cutoff": 4.0, "activation": "silu"}).build()
+    with pytest.raises(ValueError, match="n2p2 has no activation \\['silu'"):
+        write_n2p2(model, tmp_path)
