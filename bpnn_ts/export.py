@@ -20,9 +20,9 @@ from typing import Any, Dict, Iterator, Optional, Union
 import torch
 
 from . import __version__, keys
+from .config import DTYPES
 from .elements import symbol
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class ModelFileError(ValueError):

@@ -178,6 +178,16 @@ class BPNNPotential(torch.nn.Module):
         With `pairs` (2, P) and `shifts` (P, 3) from an engine, atoms from
         `n_local` on are ghosts: they carry no energy but receive forces.
         """
+        vectors, pairs, species, n_atoms, n_local = self._prepare(
+            positions, atomic_numbers, cell, pbc, pairs, shifts, n_local)
+        return self._evaluate(vectors, pairs, species, n_atoms, n_local,
+                              compute_forces, compute_virial, False)
+
+    def _prepare(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
+                 cell: Optional[torch.Tensor], pbc: Optional[torch.Tensor],
+                 pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
+                 n_local: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
+        """Check inputs; return pair vectors (P, 3), pairs (2, P), species (N,), N, n_local."""
         dtype = self.atomic_energy_shift.dtype
         device = positions.device
         if cell is None:
@@ -201,8 +211,7 @@ class BPNNPotential(torch.nn.Module):
             if float(torch.linalg.norm(vectors[closest])) < 1e-6:
                 raise ValueError("atoms " + str(int(pairs[0, closest])) + " and " + str(int(pairs[1, closest]))
                                  + " overlap (distance < 1e-6 Å)")
-        return self._evaluate(vectors, pairs, species, n_atoms, n_local,
-                              compute_forces, compute_virial, False)
+        return vectors, pairs, species, n_atoms, n_local
 
     def _check_engine_list(self, pairs: torch.Tensor, shifts: Optional[torch.Tensor],
                            n_local: Optional[int], n_atoms: int) -> Tuple[torch.Tensor, torch.Tensor, int]:
@@ -230,20 +239,9 @@ class BPNNPotential(torch.nn.Module):
                             pbc: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Raw and scaled symmetry functions of every atom, (N, max F), zero-padded
         beyond each element's own function count."""
-        dtype = self.atomic_energy_shift.dtype
-        device = positions.device
-        if cell is None:
-            cell = torch.zeros((3, 3), dtype=dtype, device=device)
-        if pbc is None:
-            pbc = torch.zeros(3, dtype=torch.bool, device=device)
-        self._check(positions, atomic_numbers, cell, pbc)
-        species = self._species(atomic_numbers)
-        positions = positions.to(dtype).detach()
-        cell = cell.to(dtype=dtype, device=device)
-        pairs, shifts = neighbor_list(positions, cell, pbc.to(device), self.cutoff_radius)
-        vectors = positions[pairs[1]] - positions[pairs[0]] + shifts.to(dtype) @ cell
-        n = positions.shape[0]
-        return self._evaluate(vectors, pairs, species, n, n, False, False, True)
+        vectors, pairs, species, n_atoms, n_local = self._prepare(
+            positions, atomic_numbers, cell, pbc, None, None, None)
+        return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True)
 
     def _evaluate(self, vectors: torch.Tensor, pairs: torch.Tensor, species: torch.Tensor,
                   n_atoms: int, n_local: int, compute_forces: bool, compute_virial: bool,
