@@ -14,7 +14,7 @@ f = 1 for r < r_ci (types that use alpha) and f = 0 for r >= r_c.
 """
 
 import math
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
 
@@ -71,3 +71,59 @@ def cutoff_function(r: torch.Tensor, r_c: torch.Tensor, kind: int, alpha: float)
         raise ValueError("unknown cutoff type " + str(kind))
     f = torch.where(in_band, f, torch.ones_like(r))
     return torch.where(inside, f, torch.zeros_like(r))
+
+
+def cutoff_function_and_slope(r: torch.Tensor, r_c: torch.Tensor, kind: int,
+                              alpha: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(f_c(r), df_c/dr) for distances `r` and cutoffs `r_c` broadcastable to it (Å, 1/Å).
+
+    The slope is analytic (no autograd), 0 outside (r_ci, r_c); the hard cutoff
+    (type 0) has slope 0 everywhere.
+    """
+    inside = r < r_c
+    zeros = torch.zeros_like(r)
+    if kind == 0:
+        return inside.to(r.dtype), zeros
+    if kind == 2 or kind == 3:
+        t = torch.tanh(torch.where(inside, 1.0 - r / r_c, zeros))
+        scale = 2.2637537952253504 if kind == 3 else 1.0
+        f = t * t * t
+        if kind == 3:
+            f = f * scale
+        slope = -3.0 * scale * t * t * (1.0 - t * t) / r_c
+        return torch.where(inside, f, zeros), torch.where(inside, slope, zeros)
+    r_ci = alpha * r_c
+    width = r_c - r_ci
+    x = (r - r_ci) / width
+    in_band = inside & (x > 0.0)
+    x = torch.where(in_band, x, torch.full_like(r, 0.5))
+    if kind == 1:
+        f = 0.5 * (torch.cos(math.pi * x) + 1.0)
+        dfdx = -0.5 * math.pi * torch.sin(math.pi * x)
+    elif kind == 4:
+        one_minus = 1.0 - x * x
+        f = torch.exp(1.0 - 1.0 / one_minus)
+        dfdx = -2.0 * x * f / (one_minus * one_minus)
+    elif kind == 5:
+        f = (2.0 * x - 3.0) * x * x + 1.0
+        dfdx = 6.0 * x * (x - 1.0)
+    elif kind == 6:
+        f = ((15.0 - 6.0 * x) * x - 10.0) * x * x * x + 1.0
+        xm = x * (x - 1.0)
+        dfdx = -30.0 * xm * xm
+    elif kind == 7:
+        x2 = x * x
+        f = (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x2 * x2 + 1.0
+        xm = x * (x - 1.0)
+        dfdx = 140.0 * xm * xm * xm
+    elif kind == 8:
+        x2 = x * x
+        f = (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x2 * x2 * x + 1.0
+        xm = x * (x - 1.0)
+        xm2 = xm * xm
+        dfdx = -630.0 * xm2 * xm2
+    else:
+        raise ValueError("unknown cutoff type " + str(kind))
+    f = torch.where(in_band, f, torch.ones_like(r))
+    slope = torch.where(in_band, dfdx / width, zeros)
+    return torch.where(inside, f, zeros), slope

@@ -1,12 +1,15 @@
 """The Behler-Parrinello potential: species -> symmetry functions -> element nets -> energies,
-with forces and virial by autograd, chunked over centres so memory stays bounded.
+with forces and virial, chunked over centres so memory stays bounded.
 
 Layout (see ../shared notes on fast ACSF layouts): centres are sorted by element
-and cut into chunks of one element; each chunk's neighbours are scattered into
-a dense (B, n_species, M, 3) block, so every symmetry-function block works on
-batched dense tensors. Forces: for each chunk, autograd of its energy w.r.t. its
-pair vectors r_ij = R_j - R_i + S @ cell; then F_i += dE/dr_ij, F_j -= dE/dr_ij
-and W = -sum r_ij (x) dE/dr_ij. Each chunk's graph is freed before the next.
+and cut into chunks of one element (at most `chunk_size_*` centres and about
+`block_budget_*` elements in the largest triplet block); each chunk's neighbours
+are scattered into a dense (B, n_species, M, 3) block, with the same M for
+every chunk of an element, so every symmetry-function block works on batched
+dense tensors of repeating sizes. Forces: dE/dG by autograd through the
+element net only, contracted with analytic dG/dr_ij of each block (or, with
+`analytic_forces = False`, autograd through the descriptor: the test oracle);
+then F_i += dE/dr_ij, F_j -= dE/dr_ij and W = -sum r_ij (x) dE/dr_ij.
 """
 
 import json
@@ -38,6 +41,29 @@ class ElementModel(torch.nn.Module):
         g = self.descriptor(vectors, distances)
         g_hat = self.scaling(g)
         return g, g_hat, self.net(g_hat)
+
+    @torch.jit.export
+    def energies_and_slopes(self, g: torch.Tensor, energy_scale: float, energy_shift: torch.Tensor,
+                            create_graph: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Energies (B,) = energy_scale * NN(scaled G) + energy_shift, scaled G, and dE/dG (B, F)
+        (autograd through the network only; differentiable w.r.t. the weights if `create_graph`)."""
+        g_hat = self.scaling(g).detach().requires_grad_(True)
+        energies = self.net(g_hat) * energy_scale + energy_shift
+        d_g_hat = torch.autograd.grad([energies.sum()], [g_hat], create_graph=create_graph)[0]
+        assert d_g_hat is not None
+        return energies, g_hat, d_g_hat * self.scaling.factor
+
+    @torch.jit.export
+    def with_gradients(self, vectors: List[torch.Tensor], distances: List[torch.Tensor],
+                       energy_scale: float, energy_shift: torch.Tensor, create_graph: bool
+                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
+        """Energies (B,) = energy_scale * NN + energy_shift, raw and scaled G (B, F), and
+        dE/d(neighbour vectors) per species (B, M_s, 3): autograd only through the
+        (small) network, then dE/dG contracted with analytic descriptor derivatives."""
+        g, saved = self.descriptor.forward_saving(vectors, distances)
+        energies, g_hat, d_g = self.energies_and_slopes(g, energy_scale, energy_shift, create_graph)
+        block_grads = self.descriptor.backward(d_g, saved, vectors, distances)
+        return energies, g, g_hat, block_grads
 
 
 class BPNNPotential(torch.nn.Module):
@@ -89,6 +115,10 @@ class BPNNPotential(torch.nn.Module):
         self.chunk_size_cpu = 32
         self.chunk_size_cuda = 2048
         self.validate_inputs = True
+        self.uniform_blocks = True  # every chunk of an element gets the same block widths (the widest)
+        self.block_budget_cpu = 1 << 20  # elements of the largest triplet block per chunk
+        self.block_budget_cuda = 1 << 26
+        self.analytic_forces = True  # False: autograd through the descriptor (the test oracle)
         self.spec_json: str = json.dumps({
             "atomic_numbers": numbers, "functions": [function_to_dict(f) for f in functions],
             "hidden_layers": [int(h) for h in hidden_layers], "activations": list(activations),
@@ -130,6 +160,15 @@ class BPNNPotential(torch.nn.Module):
             raise ValueError("chunk sizes must be >= 1, got " + str(cpu) + ", " + str(cuda))
         self.chunk_size_cpu = cpu
         self.chunk_size_cuda = cuda
+
+    @torch.jit.export
+    def set_block_budget(self, cpu: int, cuda: int) -> None:
+        """Elements of the largest triplet block per chunk on CPU / CUDA (memory and
+        cache use vs. per-chunk overhead; results do not change)."""
+        if cpu < 1 or cuda < 1:
+            raise ValueError("block budgets must be >= 1, got " + str(cpu) + ", " + str(cuda))
+        self.block_budget_cpu = cpu
+        self.block_budget_cuda = cuda
 
     # ---- input checks ----
     def _species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
@@ -243,9 +282,32 @@ class BPNNPotential(torch.nn.Module):
             positions, atomic_numbers, cell, pbc, None, None, None)
         return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True)
 
+    @torch.jit.export
+    def compute_descriptor_jacobian(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
+                                    cell: Optional[torch.Tensor] = None,
+                                    pbc: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """G (N, max F) and dG_i/dr_ij per pair (P, max F, 3) with the pairs' centres i,
+        neighbours j (P,) and vectors r_ij (P, 3): what a training cache needs.
+        dE/dr_ij = sum_f dE_i/dG_if dG_if/dr_ij; F_i += dE/dr_ij, F_j -= dE/dr_ij."""
+        vectors, pairs, species, n_atoms, n_local = self._prepare(
+            positions, atomic_numbers, cell, pbc, None, None, None)
+        return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True, True)
+
+    def _chunk_sizes(self, widest: List[List[int]], chunk: int, budget: int) -> List[int]:
+        """Centres per chunk for each centre element: at most `chunk`, and few enough
+        that the largest triplet block (B x K x Mj x Mk, with `widest` neighbour
+        counts) stays near `budget` elements, which keeps blocks in cache on CPUs."""
+        sizes: List[int] = []
+        s = 0
+        for element in self.elements:
+            cost = element.descriptor.largest_block(widest[s])
+            sizes.append(max(1, min(chunk, budget // max(cost, 1))))
+            s += 1
+        return sizes
+
     def _evaluate(self, vectors: torch.Tensor, pairs: torch.Tensor, species: torch.Tensor,
                   n_atoms: int, n_local: int, compute_forces: bool, compute_virial: bool,
-                  want_descriptors: bool) -> Dict[str, torch.Tensor]:
+                  want_descriptors: bool, want_jacobian: bool = False) -> Dict[str, torch.Tensor]:
         dtype = vectors.dtype
         device = vectors.device
         n_species = len(self.atomic_numbers_list)
@@ -256,44 +318,57 @@ class BPNNPotential(torch.nn.Module):
             vectors = vectors[keep]
         centre, neighbour = pairs[0], pairs[1]
 
-        # Centres sorted by element, then cut into chunks of one element each.
+        # Centres sorted by element (rank order); pairs sorted by (centre rank, neighbour species).
         local_species = species[:n_local]
         order = torch.argsort(local_species, stable=True)  # rank -> atom
         rank = torch.empty_like(order)
         rank[order] = torch.arange(n_local, device=device)
-        species_count: List[int] = torch.bincount(local_species, minlength=n_species).tolist()
-        chunk_first: List[int] = []  # first rank of each chunk
-        chunk_range: List[int] = [0]  # chunks of species s: chunk_range[s] .. chunk_range[s+1]
-        species_first = [0]
-        for s in range(n_species):
-            for first in range(species_first[s], species_first[s] + species_count[s], chunk):
-                chunk_first.append(first)
-            chunk_range.append(len(chunk_first))
-            species_first.append(species_first[s] + species_count[s])
-        n_chunks = len(chunk_first)
         sorted_species = local_species[order]
-        first_t = torch.tensor(species_first[:n_species], device=device, dtype=torch.long)
-        base_t = torch.tensor(chunk_range[:n_species], device=device, dtype=torch.long)
-        offset_in_species = torch.arange(n_local, device=device) - first_t[sorted_species]
-        chunk_of_rank = base_t[sorted_species] + torch.div(offset_in_species, chunk, rounding_mode="floor")
-        slot_of_rank = offset_in_species % chunk
-
-        # Pairs sorted by (centre rank, neighbour species): each chunk is one contiguous slice.
         neighbour_species = species[neighbour]
         key = rank[centre] * n_species + neighbour_species
         key_sorted, perm = torch.sort(key)
         vectors_sorted = vectors[perm]
         group_count = torch.bincount(key_sorted, minlength=n_local * n_species)
         within = torch.arange(key_sorted.shape[0], device=device) - (torch.cumsum(group_count, 0) - group_count)[key_sorted]
-        counts = group_count.reshape(n_local, n_species)
+        counts = group_count.reshape(n_local, n_species)  # neighbours of each element, per centre rank
         pair_end = torch.cumsum(counts.sum(dim=1), 0)
         centre_rank = torch.div(key_sorted, n_species, rounding_mode="floor")
-        slot = slot_of_rank[centre_rank]
         species_sorted = key_sorted % n_species
-        chunk_max_t = torch.zeros((n_chunks, n_species), dtype=torch.long, device=device)
-        chunk_max_t = chunk_max_t.scatter_reduce(0, chunk_of_rank.unsqueeze(1).expand(-1, n_species),
-                                                 counts, "amax")
-        chunk_max: List[List[int]] = chunk_max_t.tolist()
+
+        # Chunks: centres of one element, at most `chunk` of them and about
+        # `block_budget` elements in the largest triplet block.
+        widest_t = torch.zeros((n_species, n_species), dtype=torch.long, device=device)
+        widest_t = widest_t.scatter_reduce(0, sorted_species.unsqueeze(1).expand(-1, n_species), counts, "amax")
+        widest: List[List[int]] = widest_t.tolist()
+        budget = self.block_budget_cuda if device.type == "cuda" else self.block_budget_cpu
+        chunk_of_species = self._chunk_sizes(widest, chunk, budget)
+        species_count: List[int] = torch.bincount(local_species, minlength=n_species).tolist()
+        chunk_first: List[int] = []  # first rank of each chunk
+        chunk_range: List[int] = [0]  # chunks of species s: chunk_range[s] .. chunk_range[s+1]
+        species_first = [0]
+        for s in range(n_species):
+            for first in range(species_first[s], species_first[s] + species_count[s], chunk_of_species[s]):
+                chunk_first.append(first)
+            chunk_range.append(len(chunk_first))
+            species_first.append(species_first[s] + species_count[s])
+        n_chunks = len(chunk_first)
+        first_t = torch.tensor(species_first[:n_species], device=device, dtype=torch.long)
+        base_t = torch.tensor(chunk_range[:n_species], device=device, dtype=torch.long)
+        chunk_t = torch.tensor(chunk_of_species, device=device, dtype=torch.long)[sorted_species]
+        offset_in_species = torch.arange(n_local, device=device) - first_t[sorted_species]
+        chunk_of_rank = base_t[sorted_species] + torch.div(offset_in_species, chunk_t, rounding_mode="floor")
+        slot = (offset_in_species % chunk_t)[centre_rank]
+        chunk_max: List[List[int]] = []
+        if self.uniform_blocks:  # equal allocations chunk after chunk: no heap fragmentation
+            for s in range(n_species):
+                for c in range(chunk_range[s], chunk_range[s + 1]):
+                    chunk_max.append(widest[s])
+        else:
+            chunk_max_t = torch.zeros((n_chunks, n_species), dtype=torch.long, device=device)
+            chunk_max_t = chunk_max_t.scatter_reduce(0, chunk_of_rank.unsqueeze(1).expand(-1, n_species),
+                                                     counts, "amax")
+            per_chunk: List[List[int]] = chunk_max_t.tolist()
+            chunk_max = per_chunk
         firsts = torch.tensor(chunk_first, dtype=torch.long, device=device)
         starts = torch.where(firsts > 0, pair_end[torch.clamp(firsts - 1, min=0)], torch.zeros_like(firsts))
         pair_offsets: List[int] = starts.tolist()
@@ -304,52 +379,91 @@ class BPNNPotential(torch.nn.Module):
         grad_was_enabled = torch.is_grad_enabled()
         if need_grad:
             torch.set_grad_enabled(True)
+        # Outside training, results go into buffers allocated before the loop: small
+        # long-lived allocations made between chunks would fragment the heap.
         energy_parts: List[torch.Tensor] = []
         grad_parts: List[torch.Tensor] = []
-        g_parts: List[torch.Tensor] = []
-        g_hat_parts: List[torch.Tensor] = []
+        n_pairs = vectors_sorted.shape[0]
+        energy_out = torch.zeros(n_local, dtype=dtype, device=device)
+        grad_out = torch.zeros((n_pairs if need_grad and not create_graph else 0, 3), dtype=dtype, device=device)
         max_functions = max(self.n_functions)
+        want_descriptors = want_descriptors or want_jacobian
+        n_rows = n_local if want_descriptors else 0
+        jac_out = torch.zeros((n_pairs if want_jacobian else 0, max_functions, 3), dtype=dtype, device=device)
+        g_out = torch.zeros((n_rows, max_functions), dtype=dtype, device=device)
+        g_hat_out = torch.zeros((n_rows, max_functions), dtype=dtype, device=device)
         for s, element in enumerate(self.elements):
             for c in range(chunk_range[s], chunk_range[s + 1]):
                 p0, p1 = pair_offsets[c], pair_offsets[c + 1]
-                size = min(chunk, species_first[s + 1] - chunk_first[c])
+                size = min(chunk_of_species[s], species_first[s + 1] - chunk_first[c])
+                r0, r1 = chunk_first[c], chunk_first[c] + size
                 v = vectors_sorted[p0:p1]
-                if need_grad:
+                autograd_path = need_grad and not self.analytic_forces
+                if autograd_path:
                     v = v.detach().requires_grad_(True)
                 m = chunk_max[c]
-                padded = torch.zeros((size, n_species, max(m), 3), dtype=dtype, device=device)
+                m_max = max(m)
+                slot_c, species_c, within_c = slot[p0:p1], species_sorted[p0:p1], within[p0:p1]
+                padded = torch.zeros((size, n_species, m_max, 3), dtype=dtype, device=device)
                 padded[:, :, :, 0] = self.padding_distance
-                padded = padded.index_put((slot[p0:p1], species_sorted[p0:p1], within[p0:p1]), v)
+                padded = padded.index_put((slot_c, species_c, within_c), v)
                 block_vectors = [padded[:, e, : m[e]] for e in range(n_species)]
                 block_distances = [torch.linalg.norm(b, dim=-1) for b in block_vectors]
-                g, g_hat, output = element(block_vectors, block_distances)
-                energies = output * self.energy_scale + self.atomic_energy_shift[s]
-                energy_parts.append(energies)
+                if want_jacobian:
+                    g, saved = element.descriptor.forward_saving(block_vectors, block_distances)
+                    g_hat = element.scaling(g)
+                    energies = torch.zeros(size, dtype=dtype, device=device)
+                    block_jac = element.descriptor.jacobian(saved, block_vectors, block_distances)
+                    padded_jac = torch.stack([torch.nn.functional.pad(
+                        b, [0, 0, 0, max_functions - b.shape[2], 0, m_max - b.shape[1]]) for b in block_jac], dim=1)
+                    jac_out[p0:p1] = padded_jac[slot_c, species_c, within_c]
+                elif need_grad and self.analytic_forces:
+                    energies, g, g_hat, block_grads = element.with_gradients(
+                        block_vectors, block_distances, self.energy_scale, self.atomic_energy_shift[s],
+                        create_graph)
+                    padded_grad = torch.stack(
+                        [torch.nn.functional.pad(b, [0, 0, 0, m_max - b.shape[1]]) for b in block_grads], dim=1)
+                    grad = padded_grad[slot_c, species_c, within_c]
+                    if create_graph:
+                        grad_parts.append(grad)
+                    else:
+                        grad_out[p0:p1] = grad
+                else:
+                    g, g_hat, output = element(block_vectors, block_distances)
+                    energies = output * self.energy_scale + self.atomic_energy_shift[s]
+                    if autograd_path:
+                        grads = torch.autograd.grad([energies.sum()], [v], create_graph=create_graph,
+                                                    allow_unused=True)
+                        grad = grads[0]
+                        if grad is None:
+                            grad = torch.zeros_like(v)
+                        if create_graph:
+                            grad_parts.append(grad)
+                        else:
+                            grad_out[p0:p1] = grad.detach()
+                if create_graph:
+                    energy_parts.append(energies)
+                else:
+                    energy_out[r0:r1] = energies.detach()
                 if want_descriptors:
-                    pad = max_functions - g.shape[1]
-                    g_parts.append(torch.nn.functional.pad(g.detach(), [0, pad]))
-                    g_hat_parts.append(torch.nn.functional.pad(g_hat.detach(), [0, pad]))
-                if need_grad:
-                    grads = torch.autograd.grad([energies.sum()], [v], create_graph=create_graph,
-                                                allow_unused=True)
-                    grad = grads[0]
-                    grad_parts.append(grad if grad is not None else torch.zeros_like(v))
+                    g_out[r0:r1, : g.shape[1]] = g.detach()
+                    g_hat_out[r0:r1, : g.shape[1]] = g_hat.detach()
         torch.set_grad_enabled(grad_was_enabled)
 
         result: Dict[str, torch.Tensor] = {}
-        if n_local > 0:
+        if create_graph and n_local > 0:
             atom_energies = torch.cat(energy_parts)[rank]
         else:
-            atom_energies = torch.zeros(0, dtype=dtype, device=device)
-        if not create_graph:
-            atom_energies = atom_energies.detach()
+            atom_energies = energy_out[rank]
         result[keys.ENERGIES] = atom_energies
         result[keys.ENERGY] = atom_energies.sum()
         if need_grad:
-            if len(grad_parts) > 0:
+            if create_graph and len(grad_parts) > 0:
                 d_vectors = torch.cat(grad_parts)  # (P, 3) dE/dr_ij, sorted
-            else:
+            elif create_graph:
                 d_vectors = torch.zeros((0, 3), dtype=dtype, device=device)
+            else:
+                d_vectors = grad_out
             if compute_forces:
                 centre_sorted = centre[perm]
                 neighbour_sorted = neighbour[perm]
@@ -359,8 +473,13 @@ class BPNNPotential(torch.nn.Module):
             if compute_virial:
                 result[keys.VIRIAL] = -(vectors_sorted.transpose(0, 1) @ d_vectors)
         if want_descriptors:
-            result[keys.DESCRIPTORS] = torch.cat(g_parts)[rank] if n_local > 0 else torch.zeros((0, max_functions), dtype=dtype, device=device)
-            result[keys.SCALED_DESCRIPTORS] = torch.cat(g_hat_parts)[rank] if n_local > 0 else torch.zeros((0, max_functions), dtype=dtype, device=device)
+            result[keys.DESCRIPTORS] = g_out[rank]
+            result[keys.SCALED_DESCRIPTORS] = g_hat_out[rank]
+        if want_jacobian:  # pairs in the jacobian's (sorted) order
+            result["descriptor_jacobian"] = jac_out
+            result["pair_centres"] = centre[perm]
+            result["pair_neighbours"] = neighbour[perm]
+            result["pair_vectors"] = vectors_sorted
         return result
 
 

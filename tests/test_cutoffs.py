@@ -45,3 +45,21 @@ def test_gradcheck_and_finite_gradients_everywhere(name):
 def test_unknown_type():
     with pytest.raises(ValueError, match="cutoff function type must be one of"):
         cutoff_type_id("gaussian")
+
+
+@pytest.mark.parametrize("name", sorted(CUTOFF_TYPES))
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_analytic_slope_matches_autograd(name, alpha):
+    from bpnn_ts.cutoffs import cutoff_function_and_slope
+    kind = cutoff_type_id(name)
+    r = torch.linspace(0.01, 6.0, 577, dtype=torch.float64, requires_grad=True).unsqueeze(-1)
+    r_c = torch.tensor([5.0, 4.0], dtype=torch.float64)
+    value, slope = cutoff_function_and_slope(r, r_c, kind, alpha)
+    expected = cutoff_function(r, r_c, kind, alpha)
+    if kind == 0:
+        assert torch.equal(value, expected) and float(slope.abs().max()) == 0.0
+        return
+    (autograd_slope,) = torch.autograd.grad(expected.sum(), r)
+    assert torch.equal(value, expected)
+    # per column: sum over K of slopes equals autograd of the sum
+    assert torch.allclose(slope.sum(-1, keepdim=True), autograd_slope, atol=1e-12, rtol=1e-12)

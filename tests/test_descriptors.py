@@ -1,5 +1,7 @@
 """Symmetry functions against a loop implementation of the formulas; parameter validation."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -43,18 +45,25 @@ def test_non_periodic_molecule_matches_reference():
         np.testing.assert_allclose(out[keys.DESCRIPTORS][i, : len(values)].numpy(), values, rtol=1e-11, atol=1e-13)
 
 
-def test_chunk_size_does_not_change_results():
-    model = mixed_model()
+@pytest.mark.parametrize("chunk, budget, uniform", [(3, 1 << 20, True), (32, 1, True), (32, 5000, False),
+                                                    (1, 1 << 20, False)])
+def test_chunking_does_not_change_results(chunk, budget, uniform):
+    model = copy.deepcopy(mixed_model())
     atoms = water_box(10, box=6.5, seed=1)
     args = (torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array), torch.tensor(atoms.pbc))
-    reference = model(*args)
-    model.set_chunk_size(3, 3)
-    try:
-        other = model(*args)
-    finally:
-        model.set_chunk_size(32, 2048)
-    assert torch.allclose(reference[keys.FORCES], other[keys.FORCES], atol=1e-13)
+    reference = model(*args, compute_virial=True)
+    model.set_chunk_size(chunk, chunk)
+    model.set_block_budget(budget, budget)
+    model.uniform_blocks = uniform
+    other = model(*args, compute_virial=True)
+    descriptors = model.compute_descriptors(*args)
+    for key in (keys.FORCES, keys.VIRIAL, keys.ENERGIES):
+        assert torch.allclose(reference[key], other[key], atol=1e-13, rtol=0), key
     assert abs(float(reference[keys.ENERGY] - other[keys.ENERGY])) < 1e-11
+    model.set_chunk_size(32, 2048)
+    model.set_block_budget(1 << 20, 1 << 20)
+    assert torch.allclose(descriptors[keys.DESCRIPTORS], model.compute_descriptors(*args)[keys.DESCRIPTORS],
+                          atol=1e-13, rtol=0)
 
 
 def test_parameter_validation_messages():

@@ -198,3 +198,36 @@ def test_bad_input_errors(model_variants, variant):
         model(pos, z, cell, torch.ones(3))
     with pytest.raises(error, match="`pairs` hold atom indices outside"):
         model(pos, z, cell, pbc, torch.tensor([[0], [len(atoms) + 3]]))
+
+
+@pytest.mark.parametrize("cutoff_type", range(9))
+def test_analytic_forces_equal_autograd_oracle(cutoff_type):
+    """Analytic descriptor derivatives (the default) against autograd through the
+    descriptor, for every cutoff type, with radial, wide and narrow functions."""
+    from conftest import mixed_model
+    model = mixed_model(cutoff_type, 0.3 if cutoff_type in (1, 4, 6, 8) else 0.0)
+    atoms = triclinic_water(cutoff_type)
+    analytic = evaluate(model, atoms, compute_virial=True)
+    model.analytic_forces = False
+    oracle = evaluate(model, atoms, compute_virial=True)
+    scale = float(oracle[keys.FORCES].abs().max())
+    assert scale > 0.1
+    assert abs(float(analytic[keys.ENERGY] - oracle[keys.ENERGY])) < TOL["exact"] * len(atoms)
+    assert torch.allclose(analytic[keys.FORCES], oracle[keys.FORCES], atol=1e-12 * scale, rtol=0)
+    assert torch.allclose(analytic[keys.VIRIAL], oracle[keys.VIRIAL], atol=1e-11 * scale, rtol=0)
+
+
+def test_analytic_force_loss_gradient_equals_autograd_oracle(water_model):
+    """Training differentiates forces w.r.t. the weights: both force paths give
+    the same parameter gradient of a force loss."""
+    import copy
+    atoms = triclinic_water(4)
+    gradients = []
+    for analytic in (True, False):
+        model = copy.deepcopy(water_model).train()
+        model.analytic_forces = analytic
+        out = evaluate(model, atoms)
+        loss = (out[keys.FORCES] ** 2).sum() + out[keys.ENERGY] ** 2
+        gradients.append(torch.autograd.grad(loss, list(model.parameters())))
+    for a, b in zip(*gradients):
+        assert torch.allclose(a, b, atol=1e-10, rtol=1e-9)
