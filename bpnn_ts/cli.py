@@ -12,6 +12,15 @@ from .config import ConfigError
 def _cmd_export(args) -> int:
     from .config import load_model_config
     from .export import export
+    from .training.checkpoint import is_checkpoint
+    if is_checkpoint(args.config):
+        from .training import model_from_checkpoint
+        model = model_from_checkpoint(args.config)
+        path = export(model, args.output, dtype=args.dtype, description="trained by bpnn-ts train",
+                      provenance={"source": str(Path(args.config).resolve())})
+        print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():g} Å; "
+              f"{args.dtype or model.dtype_name()}; trained, from {args.config})")
+        return 0
     config = load_model_config(args.config)
     model = config.build().eval()
     path = export(model, args.output, dtype=args.dtype, description=config.description,
@@ -60,16 +69,44 @@ def _cmd_export_n2p2(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from .training import Trainer, load_train_config
+    config = load_train_config(args.config)
+    try:
+        results = Trainer(config, resume=args.resume).run()
+    except KeyboardInterrupt:
+        return 130
+    print(f"finished; files in {config.output}")
+    for name in ("train", "validation", "test"):
+        if f"{name}_energy_rmse_mev_atom" in results:
+            print(f"{name:10s} energy RMSE {results[f'{name}_energy_rmse_mev_atom']:8.3f} meV/atom   "
+                  f"force RMSE {results.get(f'{name}_force_rmse', float('nan')):.4f} eV/Å")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .training.evaluate import evaluate_model_file
+    metrics = evaluate_model_file(args.model, args.data, args.format, args.length_unit, args.energy_unit)
+    if args.json:
+        print(json.dumps(metrics, indent=1))
+        return 0
+    print(f"{metrics['structures']} structures, {metrics['atoms']} atoms")
+    for key, value in metrics.items():
+        if key not in ("structures", "atoms"):
+            print(f"{key:28s} {value:.6g}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
-    return run_demo(Path(args.output), steps=args.steps)
+    return run_demo(Path(args.output), steps=args.steps, epochs=args.epochs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bpnn-ts", description="Behler-Parrinello potentials in one TorchScript file")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("export", help="build a seeded model from a YAML config and export it")
-    p.add_argument("config", help="model YAML (elements, cutoff, symmetry_functions, ...)")
+    p = sub.add_parser("export", help="export a training checkpoint, or a seeded model from a YAML config")
+    p.add_argument("config", help="checkpoint (.ckpt) or model YAML (elements, cutoff, symmetry_functions, ...)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None)
     p.set_defaults(run=_cmd_export)
@@ -90,9 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom")
     p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
     p.set_defaults(run=_cmd_export_n2p2)
-    p = sub.add_parser("demo", help="build, export and run MD with a Cu model (no downloads)")
+    p = sub.add_parser("train", help="fit a model to a data set (YAML training config)")
+    p.add_argument("config", help="training YAML (model, data, loss, training, output)")
+    p.add_argument("--resume", action="store_true", help="continue from output/checkpoint.ckpt")
+    p.set_defaults(run=_cmd_train)
+    p = sub.add_parser("eval", help="energy and force errors of a model file on a data set")
+    p.add_argument("model")
+    p.add_argument("data", nargs="+", help="data files (extxyz, ASE db/traj, n2p2 input.data)")
+    p.add_argument("--format", choices=["extxyz", "db", "traj", "n2p2"], default=None)
+    p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom")
+    p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_eval)
+    p = sub.add_parser("demo", help="EMT Cu data -> train -> export -> test and NVE MD (no downloads)")
     p.add_argument("-o", "--output", default="bpnn_ts_demo", help="folder for the demo's files")
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--steps", type=int, default=200, help="NVE MD steps")
+    p.add_argument("--epochs", type=int, default=0, help="training epochs (0: the demo's default)")
     p.set_defaults(run=_cmd_demo)
     return parser
 

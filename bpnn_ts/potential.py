@@ -487,3 +487,16 @@ def _elements_of(function: SymmetryFunction) -> List[int]:
     if hasattr(function, "neighbor"):
         return [function.center, function.neighbor]
     return [function.center, *function.neighbors]
+
+
+def potential_from_spec(spec) -> BPNNPotential:
+    """An (untrained, float64) model with the architecture of `spec_json` (a str or its dict);
+    load a state dict into it for the weights, scaling and reference energies."""
+    from .descriptors.params import function_from_dict
+    if isinstance(spec, str):
+        spec = json.loads(spec)
+    functions = [function_from_dict(f, 0.0) for f in spec["functions"]]
+    return BPNNPotential(
+        spec["atomic_numbers"], functions, spec["hidden_layers"], spec["activations"], spec["cutoff_type"],
+        spec["cutoff_alpha"], spec["scaling"], spec["scale_min"], spec["scale_max"], spec["energy_scale"],
+        {int(z): float(e) for z, e in spec["atomic_energy_shift"].items()}).double()

@@ -10,7 +10,6 @@ from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
 from bpnn_ts import BPNNCalculator, export, fit_scaling, parse_model_config
-from bpnn_ts.demo import emt_structures
 from conftest import TOL, evaluate
 
 
@@ -20,7 +19,13 @@ def copper_file(tmp_path_factory):
                                  "symmetry_functions": {"auto": {"n_radial": 5, "angular_eta": [0.02]}},
                                  "hidden_layers": [10, 10], "atomic_energies": {"Cu": -3.0}})
     model = config.build()
-    fit_scaling(model, emt_structures(3))
+    rng = np.random.default_rng(0)
+    structures = []
+    for k in range(3):  # rattled and strained 32-atom cells: the scaling's data range
+        atoms = bulk("Cu", "fcc", a=3.61 * (1 + rng.uniform(-0.03, 0.03)), cubic=True).repeat(2)
+        atoms.rattle(0.05 + 0.1 * k / 3, seed=int(rng.integers(1 << 30)))
+        structures.append(atoms)
+    fit_scaling(model, structures)
     return export(model.eval(), tmp_path_factory.mktemp("cu") / "cu.pt")
 
 

@@ -1,0 +1,40 @@
+"""Metrics of an exported model file on any data set (`bpnn-ts eval`)."""
+
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from ase import Atoms
+
+from .. import keys
+from ..export import load
+from ..io.datasets import check_structures, read_many
+from .batch import labelled_batch
+from .metrics import accumulate, summarize
+
+
+def evaluate_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> Dict[str, float]:
+    """Energy (meV/atom), force (eV/Å) and stress errors of `model` (a module or a loaded
+    model file) over labelled structures."""
+    elements = [int(z) for z in model.atomic_numbers()]
+    check_structures(structures, elements, need_forces=False)
+    dtype = torch.float64 if model.dtype_name() == "float64" else torch.float32
+    store: Dict[str, List[torch.Tensor]] = {}
+    for atoms in structures:
+        args = (torch.tensor(atoms.positions, dtype=dtype), torch.tensor(atoms.numbers),
+                torch.tensor(atoms.cell.array, dtype=dtype), torch.tensor(atoms.pbc))
+        out = model(*args, compute_virial=True)
+        batch = labelled_batch(atoms, dtype, torch.device("cpu"))
+        prediction = {keys.ENERGY: out[keys.ENERGY].reshape(1), keys.FORCES: out[keys.FORCES],
+                      keys.VIRIAL: out[keys.VIRIAL].reshape(1, 3, 3)}
+        accumulate(batch, prediction, store)
+    metrics = summarize(store, elements)
+    metrics["structures"] = len(structures)
+    metrics["atoms"] = sum(len(a) for a in structures)
+    return metrics
+
+
+def evaluate_model_file(path, data: Union[str, Sequence[str]], format: Optional[str] = None,
+                        length_unit: str = "angstrom", energy_unit: str = "eV") -> Dict[str, float]:
+    """`bpnn-ts eval`: load a model file and evaluate it on data files."""
+    model = load(path)
+    return evaluate_structures(model, read_many(data, format, length_unit, energy_unit))

@@ -1,0 +1,328 @@
+"""Fit a BPNN to labelled structures: data split, reference energies, scaling, the
+loss, the optimiser loop, metrics, checkpoints and resume.
+
+Loss (per batch of whole structures):
+    L = w_E mean_s ((E_s - E_s^ref) / n_s)^2            eV^2 per atom^2
+      + w_F mean over force components (F - F^ref)^2     (eV/Å)^2
+      + w_S mean over stress components (σ - σ^ref)^2    (eV/Å^3)^2, where labelled
+Reference energies per element come from a least-squares fit of E_s to the
+composition (unless the model config gives `atomic_energies`), so the nets fit
+what is left. Epoch e shuffles with a generator seeded by (seed, e): a resumed
+run sees exactly the batches an uninterrupted one would.
+"""
+
+import copy
+import csv
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from .. import keys
+from ..config import DTYPES
+from ..elements import symbol
+from ..export import export
+from ..io.datasets import check_structures, read_many
+from ..potential import BPNNPotential, potential_from_spec
+from ..scaling import fit_scaling
+from .batch import Batch, concatenate, make_batches, predict, stress_from_virial
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .metrics import accumulate, summarize
+
+METRIC_COLUMNS = ("energy_rmse_mev_atom", "energy_mae_mev_atom", "force_rmse", "force_mae")
+
+
+def split_structures(structures: Sequence[Atoms], validation: float, test: float,
+                     seed: int) -> Tuple[List[int], List[int], List[int]]:
+    """Seeded random split of indices into train / validation / test (at least one train)."""
+    order = np.random.default_rng(seed).permutation(len(structures)).tolist()
+    n_val = int(round(validation * len(order)))
+    n_test = int(round(test * len(order)))
+    if len(order) - n_val - n_test < 1:
+        raise ValueError(f"{len(order)} structures are too few for the split "
+                         f"(validation {validation}, test {test})")
+    return order[n_val + n_test:], order[:n_val], order[n_val:n_val + n_test]
+
+
+def fit_atomic_energies(structures: Sequence[Atoms], elements: Sequence[int]) -> Dict[int, float]:
+    """eV per atom of each element, least squares of E_s over compositions (minimum-norm
+    where compositions do not determine every element)."""
+    counts = np.array([[int((atoms.numbers == z).sum()) for z in elements] for atoms in structures], dtype=float)
+    energies = np.array([atoms.calc.results["energy"] for atoms in structures], dtype=float)
+    solution = np.linalg.lstsq(counts, energies, rcond=None)[0]
+    return {int(z): float(e) for z, e in zip(elements, solution)}
+
+
+class Trainer:
+    """Runs one training config; `run()` returns the test metrics (or validation
+    metrics where there is no test set). Files in `config.output`:
+    checkpoint.ckpt (latest), best.ckpt (best validation loss), metrics.csv,
+    model.pt (exported best model), parity and learning-curve PNGs."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False,
+                 on_epoch_end: Optional[Callable[[int, Dict[str, float]], None]] = None,
+                 log: Callable[[str], None] = print):
+        self.config = config
+        self.options = config.training
+        self.output = Path(config.output)
+        self.on_epoch_end = on_epoch_end
+        self.log = log
+        self.device = torch.device(self.options.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("`training.device` is cuda but CUDA is not available here")
+        self._load_data()
+        checkpoint = self._resume_state() if resume else None
+        self.model = self._build_model(checkpoint)
+        self._make_optimizer(checkpoint)
+        cached = self.options.cache_descriptors
+        started = time.perf_counter()
+        self.batches = {name: make_batches(self.model, data, cached) for name, data in self.splits.items()}
+        if cached:
+            self.log(f"cached descriptors of {sum(len(b) for b in self.batches.values())} structures "
+                     f"in {time.perf_counter() - started:.1f} s")
+
+    # ---- setup ----
+    def _load_data(self) -> None:
+        d, loss = self.config.data, self.config.loss
+        elements = self.config.model.elements
+        read = lambda files: read_many(files, d.format, d.length_unit, d.energy_unit) if files else []  # noqa: E731
+        train = read(d.train)
+        validation, test = read(d.validation), read(d.test)
+        if not validation and not test:
+            train_idx, val_idx, test_idx = split_structures(train, d.validation_fraction, d.test_fraction,
+                                                            self.options.seed)
+            train, validation, test = ([train[i] for i in idx] for idx in (train_idx, val_idx, test_idx))
+        elif not validation:
+            train_idx, val_idx, _ = split_structures(train, d.validation_fraction, 0.0, self.options.seed)
+            train, validation = [train[i] for i in train_idx], [train[i] for i in val_idx]
+        for name, data in (("training", train), ("validation", validation), ("test", test)):
+            check_structures(data, elements, need_forces=loss.forces > 0, source=f"{name} data")
+        present = {int(z) for atoms in train for z in atoms.numbers}
+        missing = [symbol(z) for z in elements if z not in present]
+        if missing:
+            raise ValueError(f"the training data has no atoms of {missing}: cannot fit their networks")
+        self.splits: Dict[str, List[Atoms]] = {"train": train, "validation": validation, "test": test}
+        self.log(f"data: {len(train)} training, {len(validation)} validation, {len(test)} test structures "
+                 f"({sum(len(a) for a in train)} training atoms)")
+
+    def _build_model(self, checkpoint: Optional[Dict[str, Any]]) -> BPNNPotential:
+        dtype = DTYPES[self.config.model.dtype]
+        if checkpoint is not None:
+            model = potential_from_spec(checkpoint["model_spec"]).to(dtype)
+            model.load_state_dict(checkpoint["model_state"])
+            return model.to(self.device).train()
+        model_config = self.config.model
+        raw_model = self.config.raw.get("model", {})
+        changes: Dict[str, Any] = {}
+        if "scaling" not in raw_model:  # training default: standardised inputs
+            changes.update(scaling="sigma", scale_min=0.0, scale_max=1.0)
+        if not model_config.atomic_energies:
+            changes["atomic_energies"] = fit_atomic_energies(self.splits["train"], model_config.elements)
+        model = dataclasses.replace(model_config, **changes).build()
+        torch.manual_seed(self.options.seed)
+        fit_scaling(model, self.splits["train"])
+        return model.to(self.device).train()
+
+    def _make_optimizer(self, checkpoint: Optional[Dict[str, Any]]) -> None:
+        o = self.options
+        cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = cls(self.model.parameters(), lr=o.learning_rate, weight_decay=o.weight_decay)
+        if o.schedule == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, factor=o.schedule_factor, patience=o.schedule_patience, min_lr=o.min_learning_rate)
+        elif o.schedule == "exponential":
+            self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=o.schedule_factor)
+        else:
+            self.scheduler = None
+        self.epoch = 0
+        self.best_loss = math.inf
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.stale_epochs = 0
+        self.history: List[Dict[str, float]] = []
+        if checkpoint is not None:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(checkpoint["scheduler"])
+            self.epoch = checkpoint["epoch"]
+            self.best_loss = checkpoint["best_loss"]
+            self.best_state = checkpoint["best_state"]
+            self.stale_epochs = checkpoint["stale_epochs"]
+            self.history = checkpoint["history"]
+
+    def _resume_state(self) -> Dict[str, Any]:
+        path = self.output / "checkpoint.ckpt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+        state = load_checkpoint(path)
+        self.log(f"resuming from {path} after epoch {state['epoch']}")
+        return state
+
+    # ---- one epoch ----
+    def loss(self, batch: Batch, prediction: Dict[str, torch.Tensor]) -> torch.Tensor:
+        w = self.config.loss
+        total = w.energy * (((prediction[keys.ENERGY] - batch.energy) / batch.n_atoms) ** 2).mean()
+        if w.forces > 0 and bool(batch.has_forces.any()):
+            total = total + w.forces * ((prediction[keys.FORCES] - batch.forces)[batch.has_forces] ** 2).mean()
+        if w.stress > 0 and bool(batch.has_stress.any()):
+            stress = stress_from_virial(prediction[keys.VIRIAL], batch.volume)
+            total = total + w.stress * ((stress - batch.stress)[batch.has_stress] ** 2).mean()
+        return total
+
+    def _train_epoch(self) -> float:
+        self.model.train()
+        data = self.batches["train"]
+        generator = torch.Generator().manual_seed(self.options.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(len(data), generator=generator).tolist()
+        size = self.options.batch_size
+        losses = []
+        for first in range(0, len(order), size):
+            batch = concatenate([data[i] for i in order[first:first + size]])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss(batch, predict(self.model, batch, create_graph=True))
+            loss.backward()
+            if self.options.clip_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.clip_grad_norm)
+            self.optimizer.step()
+            losses.append(loss.item())
+            if self.options.progress and sys.stderr.isatty():
+                done = min(first + size, len(order))
+                sys.stderr.write(f"\r  epoch {self.epoch + 1}: [{'#' * (20 * done // len(order)):20s}] "
+                                 f"{done}/{len(order)} loss {loss:.3e}")
+                sys.stderr.flush()
+        if self.options.progress and sys.stderr.isatty():
+            sys.stderr.write("\r" + " " * 70 + "\r")
+        return float(np.mean(losses))
+
+    def evaluate(self, name: str, model: Optional[torch.nn.Module] = None) -> Dict[str, float]:
+        """Loss and metrics of one split ('train', 'validation', 'test')."""
+        model = model or self.model
+        data = self.batches[name]
+        if not data:
+            return {}
+        store: Dict[str, List[torch.Tensor]] = {}
+        losses = []
+        model.eval()
+        for first in range(0, len(data), 16):
+            batch = concatenate(data[first:first + 16])
+            prediction = predict(model, batch, create_graph=False)
+            losses.append(self.loss(batch, prediction).item() * batch.n_structures)
+            accumulate(batch, prediction, store)
+        model.train()
+        metrics = summarize(store, self.config.model.elements)
+        metrics["loss"] = sum(losses) / len(data)
+        self._last_store = store
+        return metrics
+
+    # ---- the loop ----
+    def _state(self) -> Dict[str, Any]:
+        return {"epoch": self.epoch, "model_spec": self.model.spec_json,
+                "model_state": copy.deepcopy(self.model.state_dict()),
+                "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "best_loss": self.best_loss, "best_state": copy.deepcopy(self.best_state),
+                "stale_epochs": self.stale_epochs, "history": list(self.history),
+                "config": self.config.raw}
+
+    def run(self) -> Dict[str, float]:
+        o = self.options
+        self.output.mkdir(parents=True, exist_ok=True)
+        snapshot = self._state()
+        stopped_early = False
+        try:
+            while self.epoch < o.epochs:
+                started = time.perf_counter()
+                train_loss = self._train_epoch()
+                self.epoch += 1
+                has_validation = bool(self.batches["validation"])
+                val = self.evaluate("validation") if has_validation else self.evaluate("train")
+                monitored = val["loss"]
+                if self.scheduler is not None:
+                    if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                        self.scheduler.step(monitored)
+                    else:
+                        self.scheduler.step()
+                        for group in self.optimizer.param_groups:
+                            group["lr"] = max(group["lr"], o.min_learning_rate)
+                if monitored < self.best_loss:
+                    self.best_loss, self.stale_epochs = monitored, 0
+                    self.best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    self.stale_epochs += 1
+                row = {"epoch": self.epoch, "train_loss": train_loss,
+                       "learning_rate": self.optimizer.param_groups[0]["lr"],
+                       "seconds": time.perf_counter() - started}
+                row.update({f"val_{k}": v for k, v in val.items()})
+                self.history.append(row)
+                self._write_csv()
+                if self.epoch % max(1, o.epochs // 30) == 0 or self.epoch in (1, o.epochs):
+                    self.log(f"epoch {self.epoch:4d}  loss {train_loss:.3e}  val loss {monitored:.3e}  "
+                             f"E {val['energy_rmse_mev_atom']:.2f} meV/atom  "
+                             f"F {val.get('force_rmse', float('nan')):.4f} eV/Å  lr {row['learning_rate']:.1e}")
+                snapshot = self._state()
+                if self.epoch % o.checkpoint_every == 0 or self.epoch == o.epochs:
+                    save_checkpoint(snapshot, self.output / "checkpoint.ckpt")
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(self.epoch, row)
+                if o.early_stopping > 0 and self.stale_epochs >= o.early_stopping:
+                    self.log(f"early stopping: no validation improvement for {o.early_stopping} epochs")
+                    stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            path = save_checkpoint(snapshot, self.output / "checkpoint.ckpt")
+            self.log(f"interrupted: state after epoch {snapshot['epoch']} saved to {path}; "
+                     "continue with --resume")
+            raise
+        save_checkpoint(snapshot, self.output / "checkpoint.ckpt")
+        return self._finish(stopped_early)
+
+    def _finish(self, stopped_early: bool) -> Dict[str, float]:
+        self.model.load_state_dict(self.best_state)
+        save_checkpoint(dict(self._state(), finished=True), self.output / "best.ckpt")
+        model = copy.deepcopy(self.model).cpu().eval()
+        export(model, self.output / "model.pt", description="trained by bpnn-ts train",
+               provenance={"epochs": self.epoch, "best_validation_loss": self.best_loss,
+                           "training_structures": len(self.splits["train"])})
+        results: Dict[str, float] = {}
+        for name in ("train", "validation", "test"):
+            metrics = self.evaluate(name)
+            if metrics:
+                results.update({f"{name}_{k}": v for k, v in metrics.items()})
+                self._plot_parity(name)
+        self._plot_learning_curve()
+        return results
+
+    def _write_csv(self) -> None:
+        columns = list(self.history[0].keys())
+        for row in self.history:
+            columns += [k for k in row if k not in columns]
+        temporary = self.output / "metrics.csv.tmp"
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.history)
+        temporary.replace(self.output / "metrics.csv")
+
+    def _plot_parity(self, name: str) -> None:
+        from .plots import parity_plot
+        parity_plot(self._last_store, self.output / f"parity_{name}.png", name)
+
+    def _plot_learning_curve(self) -> None:
+        from .plots import learning_curve
+        learning_curve(self.history, self.output / "learning_curve.png")
+
+
+def model_from_checkpoint(path) -> BPNNPotential:
+    """The best model of a checkpoint (eval mode, float64 or the trained dtype)."""
+    state = load_checkpoint(path)
+    model = potential_from_spec(state["model_spec"])
+    weights = state.get("best_state") or state["model_state"]
+    model = model.to(weights["atomic_energy_shift"].dtype)
+    model.load_state_dict(weights)
+    return model.eval()
