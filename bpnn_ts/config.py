@@ -159,15 +159,20 @@ def _parse_functions(spec: Union[str, Dict, List], elements: List[int],
     return functions
 
 
-def load_model_config(path: Union[str, Path]) -> ModelConfig:
-    """Read and validate a YAML model config (a top-level `model:` section is accepted too)."""
+def read_yaml(path: Union[str, Path]) -> Any:
+    """The parsed contents of a YAML config file; ConfigError if missing or not YAML."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
+
+
+def load_model_config(path: Union[str, Path]) -> ModelConfig:
+    """Read and validate a YAML model config (a top-level `model:` section is accepted too)."""
+    data = read_yaml(path)
     if isinstance(data, dict) and "model" in data and isinstance(data["model"], dict):
         data = data["model"]
     try:

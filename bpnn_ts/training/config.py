@@ -34,9 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-import yaml
-
-from ..config import ConfigError, ModelConfig, parse_model_config
+from ..config import ConfigError, ModelConfig, parse_model_config, read_yaml
 from ..io.datasets import FORMATS
 from ..units import ENERGY_UNITS, LENGTH_UNITS
 
@@ -200,11 +198,4 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
 
 def load_train_config(path: Union[str, Path]) -> TrainConfig:
     """Read and validate a training YAML file; relative paths are relative to the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    return parse_train_config(data, path.parent)
+    return parse_train_config(read_yaml(path), Path(path).parent)
