@@ -1,0 +1,70 @@
+// bpnn::Model: loads a bpnn_ts model file (export/CONTRACT.md) with libtorch and
+// evaluates energies, forces and virial on CPU or CUDA. Units: eV, Å.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <torch/script.h>
+
+namespace bpnn {
+
+constexpr int64_t kFormatVersion = 1;  // the model-file contract this loader reads
+
+// Every error of this library; messages start with "bpnn: ".
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message) : std::runtime_error("bpnn: " + message) {}
+};
+
+struct Result {
+  double energy = 0.0;   // eV, local atoms only
+  torch::Tensor energies;  // (n_local,) eV, on the CPU, float64
+  torch::Tensor forces;    // (n_atoms, 3) eV/Å, ghosts included
+  torch::Tensor virial;    // (3, 3) eV, W = -sum r_ij (x) dE/dr_ij (undefined unless asked)
+};
+
+class Model {
+ public:
+  // Loads and checks the file (format version, units). `device`: "cpu", "cuda", "cuda:1".
+  // `threads`: intra-op threads (a process-wide libtorch setting; 1 is fastest on small machines).
+  explicit Model(const std::string& path, const std::string& device = "cpu", int threads = 1);
+
+  int64_t format_version() const { return format_version_; }
+  double cutoff() const { return cutoff_; }  // Å
+  const std::vector<int64_t>& atomic_numbers() const { return atomic_numbers_; }
+  const std::string& dtype() const { return dtype_; }  // "float64" or "float32"
+  const std::string& length_unit() const { return length_unit_; }
+  const std::string& energy_unit() const { return energy_unit_; }
+  const torch::Device& device() const { return device_; }
+
+  // Throws bpnn::Error naming the first atomic number the model lacks.
+  void check_elements(const std::vector<int64_t>& numbers) const;
+
+  // positions (N*3, Å, row-major), numbers (N), cell (9, rows = lattice vectors), pbc (3).
+  Result compute(const std::vector<double>& positions, const std::vector<int64_t>& numbers,
+                 const std::vector<double>& cell, const std::vector<bool>& pbc, bool want_virial = true);
+
+  // Engine neighbour list: pairs (i, j) for i < n_local, integer cell shifts s (r_ij =
+  // R_j - R_i + s . cell), atoms from n_local on are ghosts (no energy, forces returned).
+  Result compute_with_pairs(const std::vector<double>& positions, const std::vector<int64_t>& numbers,
+                            const std::vector<double>& cell, const std::vector<int64_t>& pairs_i,
+                            const std::vector<int64_t>& pairs_j, const std::vector<int64_t>& shifts,
+                            int64_t n_local, bool want_virial = true);
+
+ private:
+  Result run(std::vector<torch::IValue> inputs, bool want_virial);
+  torch::Tensor real_tensor(const std::vector<double>& values, std::vector<int64_t> shape) const;
+
+  torch::jit::Module module_;
+  torch::Device device_;
+  torch::Dtype real_ = torch::kFloat64;
+  int64_t format_version_ = 0;
+  double cutoff_ = 0.0;
+  std::vector<int64_t> atomic_numbers_;
+  std::string dtype_, length_unit_, energy_unit_;
+};
+
+}  // namespace bpnn

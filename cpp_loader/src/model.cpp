@@ -1,0 +1,147 @@
+#include "bpnn/model.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include "elements.hpp"
+
+namespace bpnn {
+namespace {
+
+// The last line of a TorchScript error, e.g. "builtins.ValueError: atoms 3 and 7 overlap".
+std::string last_line(const std::string& text) {
+  std::istringstream stream(text);
+  std::string line, last;
+  while (std::getline(stream, line)) {
+    if (line.find_first_not_of(" \t") != std::string::npos) last = line;
+  }
+  const std::string prefix = "builtins.ValueError: ";
+  if (last.rfind(prefix, 0) == 0) return last.substr(prefix.size());
+  return last;
+}
+
+std::string element_name(int64_t z) {
+  return (z >= 1 && z <= kMaxZ) ? std::string(kSymbols[z]) : "Z=" + std::to_string(z);
+}
+
+}  // namespace
+
+Model::Model(const std::string& path, const std::string& device, int threads)
+    : device_(torch::kCPU) {
+  try {
+    device_ = torch::Device(device);
+  } catch (const c10::Error&) {
+    throw Error("unknown device '" + device + "' (use cpu, cuda or cuda:N)");
+  }
+  if (device_.is_cuda() && !torch::cuda::is_available()) {
+    throw Error("device '" + device + "' asked for, but CUDA is not available here");
+  }
+  if (threads < 1) throw Error("threads must be >= 1, got " + std::to_string(threads));
+  at::set_num_threads(threads);
+  if (!std::ifstream(path).good()) throw Error("model file not found: " + path);
+  try {
+    module_ = torch::jit::load(path, device_);
+  } catch (const std::exception& error) {
+    throw Error("cannot load model file " + path + " (damaged or not a bpnn_ts model): " +
+                last_line(error.what()));
+  }
+  module_.eval();
+  try {
+    format_version_ = module_.run_method("format_version").toInt();
+  } catch (const std::exception&) {
+    throw Error(path + " is not a bpnn_ts model file (it has no format_version())");
+  }
+  if (format_version_ != kFormatVersion) {
+    throw Error(path + " has model-file format version " + std::to_string(format_version_) +
+                "; this loader reads version " + std::to_string(kFormatVersion));
+  }
+  cutoff_ = module_.run_method("cutoff").toDouble();
+  for (const auto& z : module_.run_method("atomic_numbers").toList()) {
+    atomic_numbers_.push_back(z.get().toInt());
+  }
+  dtype_ = module_.run_method("dtype_name").toStringRef();
+  length_unit_ = module_.run_method("length_unit").toStringRef();
+  energy_unit_ = module_.run_method("energy_unit").toStringRef();
+  if (length_unit_ != "angstrom" || energy_unit_ != "eV") {
+    throw Error(path + " works in " + length_unit_ + "/" + energy_unit_ + "; this loader expects angstrom/eV");
+  }
+  if (dtype_ != "float64" && dtype_ != "float32") throw Error(path + " has unknown dtype " + dtype_);
+  real_ = dtype_ == "float64" ? torch::kFloat64 : torch::kFloat32;
+}
+
+void Model::check_elements(const std::vector<int64_t>& numbers) const {
+  for (int64_t z : numbers) {
+    if (std::find(atomic_numbers_.begin(), atomic_numbers_.end(), z) == atomic_numbers_.end()) {
+      std::string supported;
+      for (int64_t known : atomic_numbers_) supported += (supported.empty() ? "" : ", ") + element_name(known);
+      throw Error("element " + element_name(z) + " (atomic number " + std::to_string(z) +
+                  ") is not in this model; supported elements: " + supported);
+    }
+  }
+}
+
+torch::Tensor Model::real_tensor(const std::vector<double>& values, std::vector<int64_t> shape) const {
+  auto cpu = torch::from_blob(const_cast<double*>(values.data()), shape, torch::kFloat64).clone();
+  return cpu.to(device_, real_);
+}
+
+Result Model::compute(const std::vector<double>& positions, const std::vector<int64_t>& numbers,
+                      const std::vector<double>& cell, const std::vector<bool>& pbc, bool want_virial) {
+  const auto n = static_cast<int64_t>(numbers.size());
+  if (positions.size() != static_cast<size_t>(3 * n)) {
+    throw Error("positions must hold 3 values per atom: " + std::to_string(positions.size()) + " for " +
+                std::to_string(n) + " atoms");
+  }
+  if (cell.size() != 9) throw Error("cell must hold 9 values, got " + std::to_string(cell.size()));
+  if (pbc.size() != 3) throw Error("pbc must hold 3 values, got " + std::to_string(pbc.size()));
+  check_elements(numbers);
+  auto z = torch::tensor(numbers, torch::kInt64).to(device_);
+  auto periodic = torch::tensor(std::vector<int64_t>{pbc[0], pbc[1], pbc[2]}).to(torch::kBool).to(device_);
+  std::vector<torch::IValue> inputs{real_tensor(positions, {n, 3}), z, real_tensor(cell, {3, 3}), periodic};
+  return run(inputs, want_virial);
+}
+
+Result Model::compute_with_pairs(const std::vector<double>& positions, const std::vector<int64_t>& numbers,
+                                 const std::vector<double>& cell, const std::vector<int64_t>& pairs_i,
+                                 const std::vector<int64_t>& pairs_j, const std::vector<int64_t>& shifts,
+                                 int64_t n_local, bool want_virial) {
+  const auto n = static_cast<int64_t>(numbers.size());
+  const auto p = static_cast<int64_t>(pairs_i.size());
+  if (positions.size() != static_cast<size_t>(3 * n)) throw Error("positions must hold 3 values per atom");
+  if (pairs_j.size() != pairs_i.size() || shifts.size() != static_cast<size_t>(3 * p)) {
+    throw Error("pairs_i, pairs_j and shifts (3 per pair) must describe the same number of pairs");
+  }
+  check_elements(numbers);
+  auto pairs = torch::stack({torch::tensor(pairs_i, torch::kInt64), torch::tensor(pairs_j, torch::kInt64)}).to(device_);
+  auto shift = torch::tensor(shifts, torch::kInt64).reshape({p, 3}).to(device_);
+  auto periodic = torch::ones({3}, torch::kBool).to(device_);
+  std::vector<torch::IValue> inputs{real_tensor(positions, {n, 3}), torch::tensor(numbers, torch::kInt64).to(device_),
+                                    real_tensor(cell, {3, 3}), periodic, pairs, shift, n_local};
+  return run(inputs, want_virial);
+}
+
+Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
+  while (inputs.size() < 7) inputs.emplace_back();  // pairs, shifts, n_local: None
+  inputs.emplace_back(true);         // compute_forces
+  inputs.emplace_back(want_virial);  // compute_virial
+  torch::IValue output;
+  try {
+    output = module_.forward(inputs);
+  } catch (const std::exception& error) {
+    throw Error(last_line(error.what()));
+  }
+  auto dict = output.toGenericDict();
+  Result result;
+  auto cpu = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat64); };
+  result.energy = cpu(dict.at("energy").toTensor()).item<double>();
+  result.energies = cpu(dict.at("energies").toTensor());
+  result.forces = cpu(dict.at("forces").toTensor());
+  if (want_virial) result.virial = cpu(dict.at("virial").toTensor());
+  return result;
+}
+
+}  // namespace bpnn

@@ -1,0 +1,105 @@
+"""The C++ loader (`bpnn_run`) against the Python side: same file, same numbers; clear errors.
+
+Needs the CMake build (build/cpp_loader/bpnn_run, or BPNN_BUILD_DIR); skips without it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+from ase import Atoms
+
+from bpnn_ts import BPNNCalculator, export
+from conftest import mixed_model
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
+BPNN_RUN = BUILD / "cpp_loader" / "bpnn_run"
+pytestmark = [pytest.mark.cpp, pytest.mark.skipif(
+    not BPNN_RUN.is_file(), reason=f"C++ loader not built ({BPNN_RUN} missing; see README, C++ build)")]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return export(mixed_model(), tmp_path_factory.mktemp("cpp") / "model.pt")
+
+
+def run(*args):
+    return subprocess.run([str(BPNN_RUN), *map(str, args)], capture_output=True, text=True)
+
+
+def triclinic_water():
+    rng = np.random.default_rng(3)
+    atoms = Atoms("OH2" * 6, positions=rng.uniform(0, 6, (18, 3)),
+                  cell=[[5.6, 0, 0], [1.2, 5.3, 0], [-0.7, 0.9, 5.1]], pbc=True)
+    atoms.positions += [2.0, -3.0, 7.5]  # some atoms outside the cell
+    return atoms
+
+
+@pytest.mark.parametrize("system", ["triclinic_water", "molecule"])
+def test_same_numbers_as_the_ase_calculator(model_file, tmp_path, system):
+    atoms = triclinic_water()
+    if system == "molecule":  # non-periodic water dimer
+        atoms = Atoms("OH2OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0],
+                                            [2.8, 0.1, 0.2], [3.3, 0.8, 0.5], [3.2, -0.7, 0.4]])
+    path = tmp_path / "structure.xyz"
+    ase.io.write(path, atoms, format="extxyz")
+    atoms = ase.io.read(path)  # the same rounded positions bpnn_run reads
+    result = run(model_file, path)
+    assert result.returncode == 0, result.stderr
+    cpp = json.loads(result.stdout)
+    atoms.calc = BPNNCalculator(model_file)
+    energy = atoms.get_potential_energy()
+    assert abs(cpp["energy"] - energy) <= 1e-10 * abs(energy)
+    forces = atoms.get_forces()
+    assert np.abs(np.array(cpp["forces"]) - forces).max() <= 1e-10 * np.abs(forces).max()
+    assert np.allclose(cpp["energies"], atoms.get_potential_energies(), rtol=1e-10, atol=0)
+    if atoms.pbc.all():
+        virial = -atoms.get_stress(voigt=False) * atoms.get_volume()
+        assert np.abs(np.array(cpp["virial"]) - virial).max() <= 1e-10 * np.abs(virial).max()
+
+
+def test_md_mode_conserves_energy(model_file, tmp_path):
+    path = tmp_path / "water.xyz"
+    ase.io.write(path, triclinic_water(), format="extxyz")
+    result = run(model_file, path, "--md", 40, "--dt", 0.25, "--every", 10)
+    assert result.returncode == 0, result.stderr
+    totals = [json.loads(line)["total"] for line in result.stdout.splitlines()]
+    assert len(totals) == 5
+    assert max(totals) - min(totals) < 1e-3 * len(triclinic_water())
+
+
+def test_model_file_of_another_format_version(tmp_path):
+    script = ("import bpnn_ts.keys as k; k.FORMAT_VERSION = 99\n"
+              "import sys; sys.path.insert(0, %r)\n"
+              "from conftest import mixed_model\n"
+              "from bpnn_ts import export\n"
+              "export(mixed_model(), %r)\n") % (str(Path(__file__).parent), str(tmp_path / "v99.pt"))
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    path = tmp_path / "water.xyz"
+    ase.io.write(path, triclinic_water(), format="extxyz")
+    result = run(tmp_path / "v99.pt", path)
+    assert result.returncode == 1
+    assert "bpnn: " in result.stderr and "format version 99" in result.stderr and "reads version 1" in result.stderr
+
+
+def test_clear_errors(model_file, tmp_path):
+    copper = tmp_path / "cu.xyz"
+    ase.io.write(copper, Atoms("Cu2O", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2, 0]]), format="extxyz")
+    result = run(model_file, copper)
+    assert result.returncode == 1
+    assert "bpnn: element Cu (atomic number 29) is not in this model; supported elements: H, O" in result.stderr
+    truncated = tmp_path / "short.xyz"
+    truncated.write_text("3\n\nO 0 0 0\nH 1 0 0\n")
+    result = run(model_file, truncated)
+    assert result.returncode == 1 and "short.xyz:5: file ends before atom 3 of 3" in result.stderr
+    result = run(tmp_path / "missing.pt", truncated)
+    assert result.returncode == 1 and "bpnn: model file not found" in result.stderr
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(model_file.read_bytes()[:2000])
+    result = run(damaged, copper)
+    assert result.returncode == 1 and "bpnn: cannot load model file" in result.stderr
