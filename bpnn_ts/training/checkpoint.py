@@ -15,8 +15,12 @@ def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    torch.save(dict(state, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION), temporary)
-    os.replace(temporary, path)
+    try:
+        torch.save(dict(state, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION), temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
     return path
 
 
