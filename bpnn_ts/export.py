@@ -9,8 +9,6 @@ import copy
 import datetime
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 import zipfile
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from typing import Any, Dict, Iterator, Optional, Union
 import torch
 
 from . import __version__, keys
+from .atomic import write_atomically
 from .config import DTYPES
 from .elements import symbol
 
@@ -71,20 +70,14 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
         state_hash.update(name.encode())
         state_hash.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     record["parameters_sha256"] = state_hash.hexdigest()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    extra_files = {keys.METADATA_FILE: json.dumps(metadata, indent=1),
+                   keys.PROVENANCE_FILE: json.dumps(record, indent=1)}
+
+    def save(temporary: str) -> None:
         with quiet_jit():
-            torch.jit.save(scripted, temporary, _extra_files={
-                keys.METADATA_FILE: json.dumps(metadata, indent=1),
-                keys.PROVENANCE_FILE: json.dumps(record, indent=1)})
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path
+            torch.jit.save(scripted, temporary, _extra_files=extra_files)
+
+    return write_atomically(path, save)
 
 
 def inspect(path: Union[str, Path]) -> Dict[str, Any]:

@@ -1,10 +1,11 @@
 """Training checkpoints: written atomically (temporary file, then rename), read with checks."""
 
-import os
 from pathlib import Path
 from typing import Any, Dict, Union
 
 import torch
+
+from ..atomic import write_atomically
 
 CHECKPOINT_FORMAT = "bpnn_ts-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -12,16 +13,8 @@ CHECKPOINT_VERSION = 1
 
 def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
     """Write `state` to `path` so that a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(dict(state, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION), temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
+    record = dict(state, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
+    return write_atomically(path, lambda temporary: torch.save(record, temporary))
 
 
 def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
