@@ -4,6 +4,7 @@ ENERGY = "energy"  # () total energy of the local atoms, eV
 ENERGIES = "energies"  # (n_local,) per-atom energies, eV
 FORCES = "forces"  # (n_atoms, 3) -dE/dR for every atom given (ghosts included), eV/Å
 VIRIAL = "virial"  # (3, 3) W = -sum_pairs r_ij (x) dE/dr_ij, eV (stress = -W / volume)
+ATOMIC_VIRIALS = "atomic_virials"  # (n_atoms, 3, 3) each pair's term split half to i, half to j; sums to VIRIAL
 DESCRIPTORS = "descriptors"  # (n_local, n_max_functions) raw symmetry functions, zero-padded
 SCALED_DESCRIPTORS = "scaled_descriptors"  # (n_local, n_max_functions) network inputs
 

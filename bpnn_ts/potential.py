@@ -472,6 +472,10 @@ class BPNNPotential(torch.nn.Module):
                 result[keys.FORCES] = forces
             if compute_virial:
                 result[keys.VIRIAL] = -(vectors_sorted.transpose(0, 1) @ d_vectors)
+                pair_virials = (-0.5 * vectors_sorted.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
+                atomic = torch.zeros((n_atoms, 9), dtype=dtype, device=device)
+                atomic = atomic.index_add(0, centre[perm], pair_virials).index_add(0, neighbour[perm], pair_virials)
+                result[keys.ATOMIC_VIRIALS] = atomic.reshape(n_atoms, 3, 3)
         if want_descriptors:
             result[keys.DESCRIPTORS] = g_out[rank]
             result[keys.SCALED_DESCRIPTORS] = g_hat_out[rank]

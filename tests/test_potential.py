@@ -155,6 +155,13 @@ def test_engine_neighbour_list_with_ghosts(model_variants, variant):
     assert torch.allclose(folded, reference[keys.FORCES], atol=1e-10)
     assert torch.allclose(out[keys.VIRIAL], reference[keys.VIRIAL], atol=1e-10)
     assert out[keys.ENERGIES].shape == (len(atoms),)
+    # Per-atom virials: ghost parts folded onto their owners equal the plain list's, and sum to W.
+    atomic = out[keys.ATOMIC_VIRIALS]
+    assert atomic.shape == (len(positions), 3, 3)
+    folded = atomic[: len(atoms)].clone()
+    folded.index_add_(0, torch.tensor(ghost_of, dtype=torch.long), atomic[len(atoms):])
+    assert torch.allclose(folded, reference[keys.ATOMIC_VIRIALS], atol=1e-10)
+    assert torch.allclose(reference[keys.ATOMIC_VIRIALS].sum(0), reference[keys.VIRIAL], atol=1e-10)
 
 
 def test_float32_model_is_close_to_float64(water_model):

@@ -136,11 +136,14 @@ Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
   }
   auto dict = output.toGenericDict();
   Result result;
-  auto cpu = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat64); };
+  auto cpu = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat64).contiguous(); };
   result.energy = cpu(dict.at("energy").toTensor()).item<double>();
   result.energies = cpu(dict.at("energies").toTensor());
   result.forces = cpu(dict.at("forces").toTensor());
-  if (want_virial) result.virial = cpu(dict.at("virial").toTensor());
+  if (want_virial) {
+    result.virial = cpu(dict.at("virial").toTensor());
+    result.atomic_virials = cpu(dict.at("atomic_virials").toTensor());
+  }
   return result;
 }
 

