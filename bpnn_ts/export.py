@@ -43,12 +43,20 @@ def _metadata(model) -> Dict[str, Any]:
             "atomic_numbers": [int(z) for z in model.atomic_numbers()],
             "elements": [symbol(int(z)) for z in model.atomic_numbers()],
             "dtype": str(model.dtype_name()), "length_unit": str(model.length_unit()),
-            "energy_unit": str(model.energy_unit())}
+            "energy_unit": str(model.energy_unit()),
+            "native_kernels": bool(model.uses_native_kernels()) if hasattr(model, "uses_native_kernels") else False}
 
 
 def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] = None,
-           description: str = "", provenance: Optional[Dict[str, Any]] = None) -> Path:
-    """Script `model` (in eval mode) and write it to `path` atomically; returns the path."""
+           description: str = "", provenance: Optional[Dict[str, Any]] = None,
+           native_kernels: Optional[bool] = None) -> Path:
+    """Script `model` (in eval mode) and write it to `path` atomically; returns the path.
+
+    `native_kernels`: True/False switches the fused C++ descriptor kernels (torch.ops.bpnn,
+    CPU; several times faster) on or off in the file; None (default) switches them on where
+    they can be built here. Files with them need the ops wherever they are loaded:
+    `bpnn_ts.load` builds them, the C++ loader and the LAMMPS plugin contain them.
+    """
     if model.training:
         raise ValueError("export refuses a model in training mode; call model.eval() first")
     if dtype is not None and dtype not in DTYPES:
@@ -56,6 +64,11 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
     frozen = copy.deepcopy(model)
     if dtype is not None:
         frozen = frozen.to(DTYPES[dtype])
+    if hasattr(frozen, "use_native_kernels"):
+        wanted = True if native_kernels is None else bool(native_kernels)
+        if frozen.use_native_kernels(wanted) != wanted and native_kernels:
+            from .native import load_error
+            raise ModelFileError(f"native_kernels=True, but the C++ kernels cannot be built here: {load_error()}")
     for parameter in frozen.parameters():
         parameter.requires_grad_(False)
     with quiet_jit():
@@ -107,6 +120,12 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> to
     if version != keys.FORMAT_VERSION:
         raise ModelFileError(f"{path} has model-file format version {version}; this bpnn_ts "
                              f"({__version__}) reads version {keys.FORMAT_VERSION}")
+    if info["metadata"].get("native_kernels"):
+        from .native import load_error, load_ops
+        if not load_ops():
+            raise ModelFileError(f"{path} uses bpnn_ts's fused C++ kernels, which cannot be built here "
+                                 f"({load_error()}); re-export it with native_kernels=False, or point "
+                                 "BPNN_OPS_LIBRARY at a built libbpnn.so")
     try:
         with quiet_jit():
             model = torch.jit.load(str(path), map_location=device)

@@ -23,17 +23,22 @@ from .descriptors.acsf import ElementDescriptor, Scaling
 from .descriptors.params import SymmetryFunction, function_to_dict
 from .elements import MAX_Z, species_table, symbol
 from .neighbors import neighbor_list
+from .native.kernel import DescriptorKernel, NativeKernel, NoKernel
 from .nn import ElementMLP
 
 
 class ElementModel(torch.nn.Module):
-    """Descriptor, input scaling and network of one centre element."""
+    """Descriptor, input scaling and network of one centre element; `kernel` is the
+    fused C++ descriptor (NativeKernel) or a placeholder (NoKernel)."""
+
+    kernel: DescriptorKernel
 
     def __init__(self, descriptor: ElementDescriptor, scaling: Scaling, net: ElementMLP):
         super().__init__()
         self.descriptor = descriptor
         self.scaling = scaling
         self.net = net
+        self.kernel = NoKernel()
 
     def forward(self, vectors: List[torch.Tensor], distances: List[torch.Tensor]
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -119,6 +124,9 @@ class BPNNPotential(torch.nn.Module):
         self.block_budget_cpu = 1 << 20  # elements of the largest triplet block per chunk
         self.block_budget_cuda = 1 << 26
         self.analytic_forces = True  # False: autograd through the descriptor (the test oracle)
+        self.native_kernels = False  # True: fused C++ descriptor kernels on the CPU (use_native_kernels)
+        self.cutoff_type = int(cutoff_type)
+        self.cutoff_alpha = float(cutoff_alpha)
         self.spec_json: str = json.dumps({
             "atomic_numbers": numbers, "functions": [function_to_dict(f) for f in functions],
             "hidden_layers": [int(h) for h in hidden_layers], "activations": list(activations),
@@ -126,6 +134,27 @@ class BPNNPotential(torch.nn.Module):
             "scaling": scaling, "scale_min": float(scale_min), "scale_max": float(scale_max),
             "energy_scale": float(energy_scale),
             "atomic_energy_shift": {str(z): float(shifts.get(z, 0.0)) for z in numbers}})
+
+    @torch.jit.ignore
+    def use_native_kernels(self, enable: bool = True) -> bool:
+        """Compute descriptors and their force contraction with the fused C++ kernels on the
+        CPU (torch.ops.bpnn; built on first use, see bpnn_ts.native). Returns whether they are
+        on: False, with nothing changed, where the kernels cannot be built. Training
+        (create_graph), descriptor Jacobians and CUDA inputs keep the pure-torch path."""
+        from .native import load_ops
+        if enable and not load_ops():
+            return False
+        numbers = self.atomic_numbers_list
+        for z, element in zip(numbers, self.elements):
+            own = [f for f in self.functions if f.center == z]
+            kernel = NativeKernel(own, numbers, self.cutoff_type, self.cutoff_alpha) if enable else NoKernel()
+            element.kernel = kernel.to(self.atomic_energy_shift.device)
+        self.native_kernels = enable
+        return enable
+
+    @torch.jit.export
+    def uses_native_kernels(self) -> bool:
+        return self.native_kernels
 
     # ---- metadata getters (part of the model-file contract) ----
     @torch.jit.export
@@ -334,6 +363,11 @@ class BPNNPotential(torch.nn.Module):
         pair_end = torch.cumsum(counts.sum(dim=1), 0)
         centre_rank = torch.div(key_sorted, n_species, rounding_mode="floor")
         species_sorted = key_sorted % n_species
+        if (self.native_kernels and device.type == "cpu" and not self.training and not want_jacobian
+                and self.analytic_forces):
+            return self._evaluate_native(vectors_sorted, species_sorted, pair_end, rank, centre[perm],
+                                         neighbour[perm], local_species, n_atoms, n_local, compute_forces,
+                                         compute_virial, want_descriptors)
 
         # Chunks: centres of one element, at most `chunk` of them and about
         # `block_budget` elements in the largest triplet block.
@@ -484,6 +518,68 @@ class BPNNPotential(torch.nn.Module):
             result["pair_centres"] = centre[perm]
             result["pair_neighbours"] = neighbour[perm]
             result["pair_vectors"] = vectors_sorted
+        return result
+
+
+    def _evaluate_native(self, vectors: torch.Tensor, neighbour_species: torch.Tensor,
+                         pair_end: torch.Tensor, rank: torch.Tensor, centres: torch.Tensor,
+                         neighbours: torch.Tensor, local_species: torch.Tensor, n_atoms: int, n_local: int,
+                         compute_forces: bool, compute_virial: bool,
+                         want_descriptors: bool) -> Dict[str, torch.Tensor]:
+        """`_evaluate` with the fused kernels: one call per centre element over all its centres
+        (pairs sorted by centre rank; no padding, no chunks)."""
+        dtype = vectors.dtype
+        device = vectors.device
+        need_grad = compute_forces or compute_virial
+        energy_out = torch.zeros(n_local, dtype=dtype, device=device)
+        d_vectors = torch.zeros((vectors.shape[0] if need_grad else 0, 3), dtype=dtype, device=device)
+        max_functions = max(self.n_functions)
+        n_rows = n_local if want_descriptors else 0
+        g_out = torch.zeros((n_rows, max_functions), dtype=dtype, device=device)
+        g_hat_out = torch.zeros((n_rows, max_functions), dtype=dtype, device=device)
+        zero = torch.zeros(1, dtype=torch.long, device=device)
+        species_count: List[int] = torch.bincount(local_species, minlength=len(self.elements)).tolist()
+        species_first = [0]
+        for count in species_count:
+            species_first.append(species_first[-1] + count)
+        for s, element in enumerate(self.elements):
+            r0, r1 = species_first[s], species_first[s + 1]
+            if r1 > r0:  # (TorchScript unrolls this loop: no `continue`)
+                ends = pair_end[r0:r1]
+                p0 = int(pair_end[r0 - 1]) if r0 > 0 else 0
+                p1 = int(ends[-1])
+                offsets = torch.cat([zero, ends - p0])
+                v = vectors[p0:p1]
+                sp = neighbour_species[p0:p1]
+                g = element.kernel(v, offsets, sp, None)
+                if need_grad:
+                    grad_was_enabled = torch.is_grad_enabled()
+                    torch.set_grad_enabled(True)
+                    energies, g_hat, d_g = element.energies_and_slopes(g, self.energy_scale, self.atomic_energy_shift[s],
+                                                                       False)
+                    torch.set_grad_enabled(grad_was_enabled)
+                    d_vectors[p0:p1] = element.kernel(v, offsets, sp, d_g.detach())
+                else:
+                    g_hat = element.scaling(g)
+                    energies = element.net(g_hat) * self.energy_scale + self.atomic_energy_shift[s]
+                energy_out[r0:r1] = energies.detach()
+                if want_descriptors:
+                    g_out[r0:r1, : g.shape[1]] = g
+                    g_hat_out[r0:r1, : g.shape[1]] = g_hat.detach()
+        atom_energies = energy_out[rank]
+        result: Dict[str, torch.Tensor] = {keys.ENERGIES: atom_energies, keys.ENERGY: atom_energies.sum()}
+        if compute_forces:
+            forces = torch.zeros((n_atoms, 3), dtype=dtype, device=device)
+            result[keys.FORCES] = forces.index_add(0, centres, d_vectors).index_add(0, neighbours, -d_vectors)
+        if compute_virial:
+            result[keys.VIRIAL] = -(vectors.transpose(0, 1) @ d_vectors)
+            pair_virials = (-0.5 * vectors.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
+            atomic = torch.zeros((n_atoms, 9), dtype=dtype, device=device)
+            atomic = atomic.index_add(0, centres, pair_virials).index_add(0, neighbours, pair_virials)
+            result[keys.ATOMIC_VIRIALS] = atomic.reshape(n_atoms, 3, 3)
+        if want_descriptors:
+            result[keys.DESCRIPTORS] = g_out[rank]
+            result[keys.SCALED_DESCRIPTORS] = g_hat_out[rank]
         return result
 
 

@@ -73,6 +73,7 @@ def test_box_energy_atoms_and_forces(water_potential, box, route, tmp_path):
                          "--length-unit", "bohr", "--energy-unit", "hartree"]) == 0
             model = load(tmp_path / "w.pt")
             assert inspect(tmp_path / "w.pt")["metadata"]["elements"] == ["H", "O"]
+            assert model.uses_native_kernels()  # the fused C++ kernels against n2p2 itself
         out = evaluate(model, box)
         energy, energies, forces = (float(out[keys.ENERGY]), out[keys.ENERGIES].numpy(), out[keys.FORCES].numpy())
     assert abs(energy / HARTREE_IN_EV - e_ref) <= TOL["reference_rel"] * abs(e_ref)

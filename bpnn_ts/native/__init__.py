@@ -1,0 +1,55 @@
+"""The fused C++ symmetry-function kernels (`torch.ops.bpnn.acsf`, `acsf_backward`).
+
+`load_ops()` makes them available in this process: from the library named by
+the environment variable BPNN_OPS_LIBRARY if set (e.g. the CMake build's
+libbpnn.so), else by compiling `acsf_kernel.cpp` once with
+torch.utils.cpp_extension (needs a C++ compiler; cached under
+~/.cache/torch_extensions). Model files that use the kernels need them
+registered before loading; `bpnn_ts.load` and the calculator call this first.
+"""
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("acsf_kernel.cpp")
+_lock = threading.Lock()
+_error: str = ""
+
+
+def ops_available() -> bool:
+    """True if torch.ops.bpnn.acsf is registered in this process."""
+    try:
+        torch.ops.bpnn.acsf
+        return True
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def load_ops() -> bool:
+    """Register the kernels (build them on first use); False, with `load_error()` saying why, if impossible."""
+    global _error
+    with _lock:
+        if ops_available():
+            return True
+        if _error:
+            return False
+        try:
+            library = os.environ.get("BPNN_OPS_LIBRARY")
+            if library:
+                torch.ops.load_library(library)
+            else:
+                from torch.utils.cpp_extension import load
+                load(name="bpnn_acsf_ops", sources=[str(SOURCE)], extra_cflags=["-O3"] + os.environ.get("BPNN_OPS_CFLAGS", "").split(),
+                     is_python_module=False, verbose=False)
+        except Exception as error:  # no compiler, no ninja, a broken library: fall back to pure torch
+            _error = f"{type(error).__name__}: {error}"
+            return False
+        return ops_available()
+
+
+def load_error() -> str:
+    """Why `load_ops()` failed ("" if it did not)."""
+    return _error

@@ -1,0 +1,86 @@
+"""The fused C++ descriptor kernels (torch.ops.bpnn.acsf / acsf_backward) against the
+pure-torch path, which is itself tested against finite differences, autograd and n2p2."""
+
+import numpy as np
+import pytest
+import torch
+
+from bpnn_ts import export, inspect, keys, load
+from bpnn_ts.native import load_error, load_ops
+from conftest import evaluate, mixed_model, water_box
+
+pytestmark = pytest.mark.skipif(not load_ops(), reason=f"C++ kernels cannot be built here: {load_error()}")
+
+OUTPUTS = [keys.ENERGY, keys.ENERGIES, keys.FORCES, keys.VIRIAL, keys.ATOMIC_VIRIALS]
+
+
+def triclinic(seed: int = 4):
+    return water_box(8, cell=[[5.6, 0, 0], [1.2, 5.3, 0], [-0.7, 0.9, 5.1]], seed=seed)
+
+
+def assert_same(native: dict, reference: dict, rtol: float = 1e-12) -> None:
+    for key in OUTPUTS:
+        scale = float(reference[key].abs().max())
+        assert float((native[key] - reference[key]).abs().max()) <= rtol * scale, key
+
+
+@pytest.mark.parametrize("cutoff_type,alpha", [(0, 0.0), (1, 0.0), (1, 0.3), (2, 0.0), (3, 0.0), (4, 0.2),
+                                               (5, 0.0), (6, 0.1), (7, 0.0), (8, 0.4)])
+def test_native_equals_torch_for_every_cutoff_type(cutoff_type, alpha):
+    model = mixed_model(cutoff_type, alpha)
+    atoms = triclinic()
+    reference = evaluate(model, atoms, compute_virial=True)
+    assert model.use_native_kernels(True)
+    assert_same(evaluate(model, atoms, compute_virial=True), reference)
+    model.use_native_kernels(False)
+    assert_same(evaluate(model, atoms, compute_virial=True), reference, rtol=0.0)
+
+
+def test_native_descriptors_molecule_and_single_atom():
+    model = mixed_model()
+    atoms = water_box(4, seed=1)
+    atoms.pbc = False
+    reference = model.compute_descriptors(torch.tensor(atoms.positions), torch.tensor(atoms.numbers))
+    model.use_native_kernels(True)
+    native = model.compute_descriptors(torch.tensor(atoms.positions), torch.tensor(atoms.numbers))
+    for key in (keys.DESCRIPTORS, keys.SCALED_DESCRIPTORS):
+        assert torch.allclose(native[key], reference[key], rtol=1e-12, atol=1e-14)
+    single = model(torch.zeros((1, 3), dtype=torch.float64), torch.tensor([8]))
+    assert single[keys.FORCES].abs().max() == 0 and torch.isfinite(single[keys.ENERGY])
+
+
+def test_exported_file_uses_the_kernels_and_matches(tmp_path):
+    model = mixed_model()
+    atoms = triclinic(seed=7)
+    reference = evaluate(model, atoms, compute_virial=True)
+    native = export(model, tmp_path / "native.pt")
+    plain = export(model, tmp_path / "plain.pt", native_kernels=False)
+    assert inspect(native)["metadata"]["native_kernels"] is True
+    assert inspect(plain)["metadata"]["native_kernels"] is False
+    assert load(native).uses_native_kernels() and not load(plain).uses_native_kernels()
+    assert_same(evaluate(load(native), atoms, compute_virial=True), reference)
+    assert_same(evaluate(load(plain), atoms, compute_virial=True), reference)
+
+
+def test_float32_kernels_close_to_float64(tmp_path):
+    model = mixed_model()
+    atoms = triclinic()
+    reference = evaluate(model, atoms)
+    single = load(export(model, tmp_path / "f32.pt", dtype="float32"))
+    out = single(torch.tensor(atoms.positions, dtype=torch.float32), torch.tensor(atoms.numbers),
+                 torch.tensor(atoms.cell.array, dtype=torch.float32), torch.tensor(atoms.pbc))
+    assert out[keys.FORCES].dtype == torch.float32
+    assert np.allclose(out[keys.FORCES].double().numpy(), reference[keys.FORCES].numpy(), atol=1e-4)
+    assert abs(float(out[keys.ENERGY]) - float(reference[keys.ENERGY])) < 1e-4 * abs(float(reference[keys.ENERGY]))
+
+
+def test_training_mode_keeps_the_torch_path():
+    """Force-loss gradients need create_graph: the kernels are inference-only."""
+    model = mixed_model()
+    model.use_native_kernels(True)
+    model.train()
+    atoms = triclinic()
+    out = evaluate(model, atoms)
+    loss = (out[keys.FORCES] ** 2).sum()
+    loss.backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())
