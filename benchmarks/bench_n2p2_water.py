@@ -2,7 +2,10 @@
 energy + forces per call, on the 1080-atom box and a 24,000-atom supercell of the
 192-atom training structure (n2p2's own figure: ~270 µs/atom/step, 1 thread).
 
-    python benchmarks/bench_n2p2_water.py [--threads 1] [--dtype float64]
+    python benchmarks/bench_n2p2_water.py [--threads 1] [--dtype float64] [--kernels native torch]
+
+`native`: the fused C++ descriptor kernels (what exported files use by default);
+`torch`: the pure-TorchScript path (dense per-centre blocks, analytic forces).
 """
 
 import argparse
@@ -25,28 +28,38 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--kernels", nargs="+", default=["native", "torch"], choices=["native", "torch"])
+    parser.add_argument("--sizes", nargs="+", default=["1080", "24000"], choices=["1080", "24000"])
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"needs the n2p2 reference data at {SHARED}")
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    model = load_n2p2(SHARED / "H2O_RPBE-D3", "bohr", "hartree").to(dtype)
-    with quiet_jit():
-        model = torch.jit.script(model)
+    models = {}
+    for kernels in args.kernels:
+        model = load_n2p2(SHARED / "H2O_RPBE-D3", "bohr", "hartree").to(dtype)
+        if kernels == "native" and not model.use_native_kernels(True):
+            raise SystemExit("the C++ kernels cannot be built here")
+        with quiet_jit():
+            models[kernels] = torch.jit.script(model)
     box = read_input_data(SHARED / "H2O_RPBE-D3" / "input.data", "bohr", "hartree")[0]
     cell192 = read_input_data(SHARED / "H2O_RPBE-D3-train" / "input.data", "bohr", "hartree")[0]
-    print(f"{'system':22s} {'atoms':>7s} {'dtype':8s} {'threads':>7s} {'µs/atom':>9s} {'peak GB':>8s}")
-    for name, atoms in (("1080-atom box", box), ("192-atom cell x 5^3", cell192.repeat(5))):
-        inputs = (torch.tensor(atoms.positions, dtype=dtype), torch.tensor(atoms.numbers),
-                  torch.tensor(atoms.cell.array, dtype=dtype), torch.tensor(atoms.pbc))
-        times = []
-        for _ in range(args.repeats + 1):
-            start = time.perf_counter()
-            model(*inputs)
-            times.append(time.perf_counter() - start)
-        us = 1e6 * statistics.median(times[1:]) / len(atoms)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-        print(f"{name:22s} {len(atoms):7d} {args.dtype:8s} {args.threads:7d} {us:9.0f} {peak:8.2f}", flush=True)
+    print(f"{'system':22s} {'atoms':>7s} {'kernels':8s} {'dtype':8s} {'threads':>7s} {'µs/atom':>9s} {'peak GB':>8s}")
+    systems = {"1080": ("1080-atom box", box), "24000": ("192-atom cell x 5^3", cell192.repeat(5))}
+    for size in args.sizes:
+        name, atoms = systems[size]
+        for kernels, model in models.items():
+            inputs = (torch.tensor(atoms.positions, dtype=dtype), torch.tensor(atoms.numbers),
+                      torch.tensor(atoms.cell.array, dtype=dtype), torch.tensor(atoms.pbc))
+            times = []
+            for _ in range(args.repeats + 2):  # two warm-up calls: TorchScript's profiling executor
+                start = time.perf_counter()
+                model(*inputs)
+                times.append(time.perf_counter() - start)
+            us = 1e6 * statistics.median(times[2:]) / len(atoms)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+            print(f"{name:22s} {len(atoms):7d} {kernels:8s} {args.dtype:8s} {args.threads:7d} {us:9.0f} {peak:8.2f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -196,3 +196,22 @@ def neighbor_list(
         return empty, torch.zeros((0, 3), dtype=torch.long, device=device)
     pairs = torch.stack([torch.cat(pair_i), torch.cat(pair_j)])
     return pairs, torch.cat(pair_shift)
+
+
+def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                         cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`neighbor_list` with the pair search in C++ (torch.ops.bpnn.cell_list; CPU); the same
+    pairs and shifts, grouped by centre. Only scripted where the C++ ops are registered."""
+    if cutoff <= 0.0:
+        raise ValueError("`cutoff` must be positive, got " + str(cutoff))
+    n_atoms = positions.shape[0]
+    pbc_list: List[bool] = pbc.tolist()
+    if n_atoms == 0:
+        return (torch.zeros((2, 0), dtype=torch.long, device=positions.device),
+                torch.zeros((0, 3), dtype=torch.long, device=positions.device))
+    check_cell(cell, pbc_list)
+    points, point_atom, point_shift, wrap = _periodic_images(positions, cell, pbc_list, cutoff)
+    found = torch.ops.bpnn.cell_list(points, n_atoms, cutoff)
+    i, j_point = found[0], found[1]
+    j = point_atom[j_point]
+    return torch.stack([i, j]), point_shift[j_point] - wrap[j] + wrap[i]

@@ -23,7 +23,8 @@ from .descriptors.acsf import ElementDescriptor, Scaling
 from .descriptors.params import SymmetryFunction, function_to_dict
 from .elements import MAX_Z, species_table, symbol
 from .neighbors import neighbor_list
-from .native.kernel import DescriptorKernel, NativeKernel, NoKernel
+from .native.kernel import (DescriptorKernel, NativeKernel, NativePairSearch, NoKernel, PairSearch,
+                            TorchPairSearch)
 from .nn import ElementMLP
 
 
@@ -81,6 +82,8 @@ class BPNNPotential(torch.nn.Module):
     plus a mean energy per atom where energies are normalised).
     """
 
+    pair_search: PairSearch
+
     def __init__(self, atomic_numbers: Sequence[int], functions: Sequence[SymmetryFunction],
                  hidden_layers: Sequence[int], activations: Sequence[str],
                  cutoff_type: int = 1, cutoff_alpha: float = 0.0, scaling: str = "none",
@@ -125,6 +128,7 @@ class BPNNPotential(torch.nn.Module):
         self.block_budget_cuda = 1 << 26
         self.analytic_forces = True  # False: autograd through the descriptor (the test oracle)
         self.native_kernels = False  # True: fused C++ descriptor kernels on the CPU (use_native_kernels)
+        self.pair_search = TorchPairSearch()
         self.cutoff_type = int(cutoff_type)
         self.cutoff_alpha = float(cutoff_alpha)
         self.spec_json: str = json.dumps({
@@ -149,6 +153,7 @@ class BPNNPotential(torch.nn.Module):
             own = [f for f in self.functions if f.center == z]
             kernel = NativeKernel(own, numbers, self.cutoff_type, self.cutoff_alpha) if enable else NoKernel()
             element.kernel = kernel.to(self.atomic_energy_shift.device)
+        self.pair_search = NativePairSearch() if enable else TorchPairSearch()
         self.native_kernels = enable
         return enable
 
@@ -268,7 +273,7 @@ class BPNNPotential(torch.nn.Module):
         positions = positions.to(dtype).detach()
         cell = cell.to(dtype=dtype, device=device).detach()
         if pairs is None:
-            pairs, shifts = neighbor_list(positions, cell, pbc.to(device), self.cutoff_radius)
+            pairs, shifts = self.pair_search(positions, cell, pbc.to(device), self.cutoff_radius)
             n_local = n_atoms
         else:
             pairs, shifts, n_local = self._check_engine_list(pairs, shifts, n_local, n_atoms)

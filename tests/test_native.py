@@ -84,3 +84,28 @@ def test_training_mode_keeps_the_torch_path():
     loss = (out[keys.FORCES] ** 2).sum()
     loss.backward()
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())
+
+
+def _pair_set(pairs, shifts):
+    return sorted(zip(pairs[0].tolist(), pairs[1].tolist(), map(tuple, shifts.tolist())))
+
+
+@pytest.mark.parametrize("case", ["triclinic_small", "slab", "wire", "molecule", "far_apart", "empty_neighbours"])
+def test_native_cell_list_equals_torch_cell_list(case):
+    from bpnn_ts.neighbors import native_neighbor_list, neighbor_list
+    rng = np.random.default_rng(5)
+    cell = torch.tensor([[3.1, 0, 0], [0.9, 2.8, 0], [-0.6, 0.7, 3.3]], dtype=torch.float64)
+    positions = torch.tensor(rng.uniform(0, 3, (7, 3)))
+    pbc = {"triclinic_small": [True, True, True], "slab": [True, True, False], "wire": [False, False, True],
+           "molecule": [False, False, False], "far_apart": [False, False, False],
+           "empty_neighbours": [False, False, False]}[case]
+    cutoff = 4.5
+    if case == "far_apart":
+        positions = positions * 100.0
+    if case == "empty_neighbours":
+        positions = torch.tensor([[0.0, 0, 0], [10.0, 0, 0]], dtype=torch.float64)
+    pbc_t = torch.tensor(pbc)
+    expected = _pair_set(*neighbor_list(positions, cell, pbc_t, cutoff))
+    assert _pair_set(*native_neighbor_list(positions, cell, pbc_t, cutoff)) == expected
+    if case == "triclinic_small":
+        assert len(expected) > 7 * 20  # many periodic images: cutoff larger than the cell

@@ -5,11 +5,12 @@ model scripts whether or not the C++ ops exist: only `NativeKernel` refers to
 `torch.ops.bpnn.*`, and only models that were switched to it need the ops at load time.
 """
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
 from ..descriptors.params import RadialSF, SymmetryFunction
+from ..neighbors import native_neighbor_list, neighbor_list
 
 
 @torch.jit.interface
@@ -59,3 +60,29 @@ class NativeKernel(torch.nn.Module):
         return torch.ops.bpnn.acsf_backward(vectors, offsets, species, self.radial, self.angular,
                                             self.n_functions, self.n_species, self.cutoff_type,
                                             self.cutoff_alpha, d_g)
+
+
+@torch.jit.interface
+class PairSearch(torch.nn.Module):
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        """pairs (2, P) and integer shifts (P, 3) of every pair closer than `cutoff` (Å)."""
+        pass
+
+
+class TorchPairSearch(torch.nn.Module):
+    """The pure-torch cell list (bpnn_ts.neighbors.neighbor_list)."""
+
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        return neighbor_list(positions, cell, pbc, cutoff)
+
+
+class NativePairSearch(torch.nn.Module):
+    """Periodic images in torch, the pair search in C++ (torch.ops.bpnn.cell_list); CPU only."""
+
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        if positions.device.type != "cpu":
+            return neighbor_list(positions, cell, pbc, cutoff)
+        return native_neighbor_list(positions, cell, pbc, cutoff)
