@@ -11,6 +11,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
+import torch
 from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, export
@@ -104,3 +105,16 @@ def test_clear_errors(model_file, tmp_path):
     damaged.write_bytes(model_file.read_bytes()[:2000])
     result = run(damaged, copper)
     assert result.returncode == 1 and "bpnn: cannot load model file" in result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_device_gives_the_cpu_numbers(model_file, tmp_path):
+    path = tmp_path / "water.xyz"
+    ase.io.write(path, triclinic_water(), format="extxyz")
+    cpu = run(model_file, path)
+    cuda = run(model_file, path, "--device", "cuda")
+    assert cpu.returncode == 0 and cuda.returncode == 0, cuda.stderr
+    a, b = json.loads(cpu.stdout), json.loads(cuda.stdout)
+    assert abs(a["energy"] - b["energy"]) <= 1e-10 * abs(a["energy"])
+    assert np.allclose(a["forces"], b["forces"], rtol=0, atol=1e-10 * np.abs(a["forces"]).max())

@@ -199,3 +199,18 @@ def test_model_file_of_another_format_version(tmp_path):
     assert result.returncode != 0
     text = lammps_error(result, tmp_path)
     assert "bpnn: " in text and "format version 99" in text and "reads version 1" in text
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_device_gives_the_cpu_numbers(model_file, tmp_path):
+    atoms = triclinic_water()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cuda").mkdir()
+    cpu = single_point(tmp_path / "cpu", model_file, atoms)
+    write_data(tmp_path / "cuda" / "data.lmp", atoms)
+    result = run_lammps(tmp_path / "cuda", header(model_file, True, pair_style_extra="device cuda") + "run 0\n"
+                        + 'print "RESULT $(pe:%.17g)"\n')
+    assert result.returncode == 0, lammps_error(result, tmp_path / "cuda")
+    line = next(l for l in (tmp_path / "cuda" / "log.lammps").read_text().splitlines() if l.startswith("RESULT "))
+    assert relative(float(line.split()[1]), cpu["energy"]) <= 1e-10
