@@ -104,3 +104,18 @@ def evaluate(model, atoms: Atoms, **kwargs):
     """Run a model (eager or scripted) on ase.Atoms in float64."""
     return model(torch.tensor(atoms.positions), torch.tensor(atoms.numbers),
                  torch.tensor(np.asarray(atoms.cell.array)), torch.tensor(atoms.pbc), **kwargs)
+
+
+def export_with_format_version(path, version: int):
+    """Export `mixed_model()` claiming another model-file format version (in a subprocess,
+    since TorchScript keeps the first compiled `format_version`)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = ("import bpnn_ts.keys as k; k.FORMAT_VERSION = %d\n"
+              "import sys; sys.path.insert(0, %r)\n"
+              "from conftest import mixed_model\n"
+              "from bpnn_ts import export\n"
+              "export(mixed_model(), %r)\n") % (version, str(Path(__file__).parent), str(path))
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    return path

@@ -5,7 +5,6 @@ Needs the CMake build (build/cpp_loader/bpnn_run, or BPNN_BUILD_DIR); skips with
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import ase.io
@@ -15,7 +14,7 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, export
-from conftest import mixed_model
+from conftest import export_with_format_version, mixed_model
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
@@ -76,12 +75,7 @@ def test_md_mode_conserves_energy(model_file, tmp_path):
 
 
 def test_model_file_of_another_format_version(tmp_path):
-    script = ("import bpnn_ts.keys as k; k.FORMAT_VERSION = 99\n"
-              "import sys; sys.path.insert(0, %r)\n"
-              "from conftest import mixed_model\n"
-              "from bpnn_ts import export\n"
-              "export(mixed_model(), %r)\n") % (str(Path(__file__).parent), str(tmp_path / "v99.pt"))
-    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    export_with_format_version(tmp_path / "v99.pt", 99)
     path = tmp_path / "water.xyz"
     ase.io.write(path, triclinic_water(), format="extxyz")
     result = run(tmp_path / "v99.pt", path)

