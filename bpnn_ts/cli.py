@@ -17,14 +17,14 @@ def _cmd_export(args) -> int:
         from .training import model_from_checkpoint
         model = model_from_checkpoint(args.config)
         path = export(model, args.output, dtype=args.dtype, description="trained by bpnn-ts train",
-                      provenance={"source": str(Path(args.config).resolve())}, native_kernels=args.kernels)
+                      provenance={"source": str(Path(args.config).resolve())}, native_kernels=KERNELS[args.kernels])
         print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():g} Å; "
               f"{args.dtype or model.dtype_name()}; trained, from {args.config})")
         return 0
     config = load_model_config(args.config)
     model = config.build().eval()
     path = export(model, args.output, dtype=args.dtype, description=config.description,
-                  provenance={"source": str(args.config), "seed": config.seed}, native_kernels=args.kernels)
+                  provenance={"source": str(args.config), "seed": config.seed}, native_kernels=KERNELS[args.kernels])
     print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():g} Å; "
           f"{args.dtype or config.dtype}; untrained, seed {config.seed})")
     return 0
@@ -56,7 +56,7 @@ def _cmd_import_n2p2(args) -> int:
     model = load_n2p2(args.directory, args.length_unit, args.energy_unit)
     path = export(model, args.output, dtype=args.dtype, description=f"imported from n2p2 {args.directory}",
                   provenance={"source": str(Path(args.directory).resolve()),
-                              "n2p2_units": [args.length_unit, args.energy_unit]}, native_kernels=args.kernels)
+                              "n2p2_units": [args.length_unit, args.energy_unit]}, native_kernels=KERNELS[args.kernels])
     print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():.6g} Å; eV and Å)")
     return 0
 
@@ -102,16 +102,23 @@ def _cmd_demo(args) -> int:
     return run_demo(Path(args.output), steps=args.steps, epochs=args.epochs)
 
 
+KERNELS = {"auto": None, "native": True, "torch": False}  # --kernels -> export(native_kernels=...)
+
+
+def _add_model_file_options(p: argparse.ArgumentParser) -> None:
+    """Options of every command that writes a model file."""
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    p.add_argument("--kernels", choices=sorted(KERNELS), default="auto",
+                   help="fused C++ descriptor kernels in the file (auto: where they build here; torch: portable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bpnn-ts", description="Behler-Parrinello potentials in one TorchScript file")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("export", help="export a training checkpoint, or a seeded model from a YAML config")
     p.add_argument("config", help="checkpoint (.ckpt) or model YAML (elements, cutoff, symmetry_functions, ...)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default=None)
-    p.add_argument("--kernels", type=lambda v: {"auto": None, "native": True, "torch": False}[v], default=None,
-                   metavar="{auto,native,torch}",
-                   help="fused C++ descriptor kernels in the file (auto: where they build here; torch: portable)")
+    _add_model_file_options(p)
     p.set_defaults(run=_cmd_export)
     p = sub.add_parser("inspect", help="print a model file's metadata without running it")
     p.add_argument("model")
@@ -122,10 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom")
     p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
-    p.add_argument("--dtype", choices=["float32", "float64"], default=None)
-    p.add_argument("--kernels", type=lambda v: {"auto": None, "native": True, "torch": False}[v], default=None,
-                   metavar="{auto,native,torch}",
-                   help="fused C++ descriptor kernels in the file (auto: where they build here; torch: portable)")
+    _add_model_file_options(p)
     p.set_defaults(run=_cmd_import_n2p2)
     p = sub.add_parser("export-n2p2", help="write a model file as n2p2 potential files (for pair_style hdnnp)")
     p.add_argument("model")

@@ -22,7 +22,6 @@ from . import keys
 from .descriptors.acsf import ElementDescriptor, Scaling
 from .descriptors.params import SymmetryFunction, function_to_dict
 from .elements import MAX_Z, species_table, symbol
-from .neighbors import neighbor_list
 from .native.kernel import (DescriptorKernel, NativeKernel, NativePairSearch, NoKernel, PairSearch,
                             TorchPairSearch)
 from .nn import ElementMLP
@@ -503,18 +502,8 @@ class BPNNPotential(torch.nn.Module):
                 d_vectors = torch.zeros((0, 3), dtype=dtype, device=device)
             else:
                 d_vectors = grad_out
-            if compute_forces:
-                centre_sorted = centre[perm]
-                neighbour_sorted = neighbour[perm]
-                forces = torch.zeros((n_atoms, 3), dtype=dtype, device=device)
-                forces = forces.index_add(0, centre_sorted, d_vectors).index_add(0, neighbour_sorted, -d_vectors)
-                result[keys.FORCES] = forces
-            if compute_virial:
-                result[keys.VIRIAL] = -(vectors_sorted.transpose(0, 1) @ d_vectors)
-                pair_virials = (-0.5 * vectors_sorted.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
-                atomic = torch.zeros((n_atoms, 9), dtype=dtype, device=device)
-                atomic = atomic.index_add(0, centre[perm], pair_virials).index_add(0, neighbour[perm], pair_virials)
-                result[keys.ATOMIC_VIRIALS] = atomic.reshape(n_atoms, 3, 3)
+            self._add_forces_and_virials(result, vectors_sorted, d_vectors, centre[perm], neighbour[perm], n_atoms,
+                                         compute_forces, compute_virial)
         if want_descriptors:
             result[keys.DESCRIPTORS] = g_out[rank]
             result[keys.SCALED_DESCRIPTORS] = g_hat_out[rank]
@@ -525,6 +514,20 @@ class BPNNPotential(torch.nn.Module):
             result["pair_vectors"] = vectors_sorted
         return result
 
+    def _add_forces_and_virials(self, result: Dict[str, torch.Tensor], vectors: torch.Tensor,
+                                d_vectors: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor,
+                                n_atoms: int, compute_forces: bool, compute_virial: bool) -> None:
+        """From dE/dr_ij (P, 3) of pairs (centres, neighbours) with vectors r_ij (P, 3):
+        F_i += dE/dr_ij, F_j -= dE/dr_ij; W = -sum r_ij (x) dE/dr_ij, split half and half per atom."""
+        if compute_forces:
+            forces = torch.zeros((n_atoms, 3), dtype=vectors.dtype, device=vectors.device)
+            result[keys.FORCES] = forces.index_add(0, centres, d_vectors).index_add(0, neighbours, -d_vectors)
+        if compute_virial:
+            result[keys.VIRIAL] = -(vectors.transpose(0, 1) @ d_vectors)
+            pair_virials = (-0.5 * vectors.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
+            atomic = torch.zeros((n_atoms, 9), dtype=vectors.dtype, device=vectors.device)
+            atomic = atomic.index_add(0, centres, pair_virials).index_add(0, neighbours, pair_virials)
+            result[keys.ATOMIC_VIRIALS] = atomic.reshape(n_atoms, 3, 3)
 
     def _evaluate_native(self, vectors: torch.Tensor, neighbour_species: torch.Tensor,
                          pair_end: torch.Tensor, rank: torch.Tensor, centres: torch.Tensor,
@@ -573,15 +576,9 @@ class BPNNPotential(torch.nn.Module):
                     g_hat_out[r0:r1, : g.shape[1]] = g_hat.detach()
         atom_energies = energy_out[rank]
         result: Dict[str, torch.Tensor] = {keys.ENERGIES: atom_energies, keys.ENERGY: atom_energies.sum()}
-        if compute_forces:
-            forces = torch.zeros((n_atoms, 3), dtype=dtype, device=device)
-            result[keys.FORCES] = forces.index_add(0, centres, d_vectors).index_add(0, neighbours, -d_vectors)
-        if compute_virial:
-            result[keys.VIRIAL] = -(vectors.transpose(0, 1) @ d_vectors)
-            pair_virials = (-0.5 * vectors.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
-            atomic = torch.zeros((n_atoms, 9), dtype=dtype, device=device)
-            atomic = atomic.index_add(0, centres, pair_virials).index_add(0, neighbours, pair_virials)
-            result[keys.ATOMIC_VIRIALS] = atomic.reshape(n_atoms, 3, 3)
+        if need_grad:
+            self._add_forces_and_virials(result, vectors, d_vectors, centres, neighbours, n_atoms, compute_forces,
+                                         compute_virial)
         if want_descriptors:
             result[keys.DESCRIPTORS] = g_out[rank]
             result[keys.SCALED_DESCRIPTORS] = g_hat_out[rank]

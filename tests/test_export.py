@@ -83,6 +83,9 @@ def test_cli_export_and_inspect(tmp_path, capsys):
     again = tmp_path / "cu2.pt"
     assert main(["export", str(config), "-o", str(again), "--dtype", "float32"]) == 0
     assert inspect(out)["provenance"]["parameters_sha256"] == inspect(again)["provenance"]["parameters_sha256"]
+    portable = tmp_path / "portable.pt"
+    assert main(["export", str(config), "-o", str(portable), "--kernels", "torch"]) == 0
+    assert inspect(portable)["metadata"]["native_kernels"] is False and not load(portable).uses_native_kernels()
 
 
 def test_cli_reports_config_errors(tmp_path, capsys):
