@@ -219,7 +219,7 @@ void check_inputs(const torch::Tensor& vectors, const torch::Tensor& offsets, co
 // Per-centre scratch: pair distances, unit-free vectors, cutoff and group factors.
 struct Scratch {
   std::vector<double> x, r, fc, dfc, gr, dgr, gjk, dgjk;
-  std::vector<int64_t> s, order, block;  // order: pair (within centre) of each sorted slot; block: first slot per species
+  std::vector<int64_t> s, order, block, next;  // order: pair (within centre) of each sorted slot; block: first slot per species
   void resize(int64_t m, size_t n_cut, size_t n_groups) {
     x.resize(3 * m);
     r.resize(m);
@@ -248,8 +248,8 @@ void load_centre(const Plan& plan, const scalar_t* vectors, const int64_t* speci
     ++w.block[sp + 1];
   }
   for (int64_t e = 0; e < plan.n_species; ++e) w.block[e + 1] += w.block[e];
-  std::vector<int64_t> next(w.block.begin(), w.block.end() - 1);
-  for (int64_t a = 0; a < m; ++a) w.order[next[species[p0 + a]]++] = a;
+  w.next.assign(w.block.begin(), w.block.end() - 1);  // reused scratch: no allocation per centre
+  for (int64_t a = 0; a < m; ++a) w.order[w.next[species[p0 + a]]++] = a;
   for (int64_t slot = 0; slot < m; ++slot) {
     const int64_t a = w.order[slot];
     double r2 = 0.0;
