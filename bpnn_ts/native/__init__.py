@@ -8,6 +8,7 @@ torch.utils.cpp_extension (needs a C++ compiler; cached under
 registered before loading; `bpnn_ts.load` and the calculator call this first.
 """
 
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -15,6 +16,10 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("acsf_kernel.cpp")
+# Needed for the kernels' loops to vectorize; they change no result (cpp_loader/CMakeLists.txt
+# compiles the same file with the same flags).
+COMPILE_FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
+
 _lock = threading.Lock()
 _error: str = ""
 
@@ -26,6 +31,15 @@ def ops_available() -> bool:
         return True
     except (AttributeError, RuntimeError):
         return False
+
+
+def source_hash() -> str:
+    """Hash of the kernel sources, headers included (the build cache tracks only the .cpp)."""
+    digest = hashlib.sha256()
+    for path in sorted(SOURCE.parent.glob("*.[ch]*")):
+        if path.suffix in (".cpp", ".h"):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def load_ops() -> bool:
@@ -42,8 +56,8 @@ def load_ops() -> bool:
                 torch.ops.load_library(library)
             else:
                 from torch.utils.cpp_extension import load
-                load(name="bpnn_acsf_ops", sources=[str(SOURCE)], extra_cflags=["-O3"] + os.environ.get("BPNN_OPS_CFLAGS", "").split(),
-                     is_python_module=False, verbose=False)
+                flags = COMPILE_FLAGS + [f"-DBPNN_SOURCE_HASH={source_hash()}"] + os.environ.get("BPNN_OPS_CFLAGS", "").split()
+                load(name="bpnn_acsf_ops", sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False, verbose=False)
         except Exception as error:  # no compiler, no ninja, a broken library: fall back to pure torch
             _error = f"{type(error).__name__}: {error}"
             return False
