@@ -1,8 +1,10 @@
 """The imported n2p2 water potential (../shared/reference/n2p2/H2O_RPBE-D3), float64,
-energy + forces per call, on the 1080-atom box and a 24,000-atom supercell of the
-192-atom training structure (n2p2's own figure: ~270 µs/atom/step, 1 thread).
+energy + forces per call, on a 96-atom training cell, the 1080-atom box and 24,000- and
+98,304-atom supercells of the 192-atom training structure (n2p2's own figure: ~270
+µs/atom/step, 1 thread). Peak memory is the process's (ru_maxrss): run sizes in increasing order.
 
     python benchmarks/bench_n2p2_water.py [--threads 1] [--dtype float64] [--kernels native torch]
+                                          [--sizes 96 1080 24000 98304]
 
 `native`: the fused C++ descriptor kernels (what exported files use by default);
 `torch`: the pure-TorchScript path (dense per-centre blocks, analytic forces).
@@ -29,7 +31,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--kernels", nargs="+", default=["native", "torch"], choices=["native", "torch"])
-    parser.add_argument("--sizes", nargs="+", default=["1080", "24000"], choices=["1080", "24000"])
+    parser.add_argument("--sizes", nargs="+", default=["1080", "24000"], choices=["96", "1080", "24000", "98304"])
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"needs the n2p2 reference data at {SHARED}")
@@ -43,16 +45,19 @@ def main() -> None:
         with quiet_jit():
             models[kernels] = torch.jit.script(model)
     box = read_input_data(SHARED / "H2O_RPBE-D3" / "input.data", "bohr", "hartree")[0]
-    cell192 = read_input_data(SHARED / "H2O_RPBE-D3-train" / "input.data", "bohr", "hartree")[0]
+    train = read_input_data(SHARED / "H2O_RPBE-D3-train" / "input.data", "bohr", "hartree")
+    cell192 = next(atoms for atoms in train if len(atoms) == 192)
+    cell96 = next(atoms for atoms in train if len(atoms) == 96)
     print(f"{'system':22s} {'atoms':>7s} {'kernels':8s} {'dtype':8s} {'threads':>7s} {'µs/atom':>9s} {'peak GB':>8s}")
-    systems = {"1080": ("1080-atom box", box), "24000": ("192-atom cell x 5^3", cell192.repeat(5))}
+    systems = {"96": ("96-atom cell", cell96), "1080": ("1080-atom box", box),
+               "24000": ("192-atom cell x 5^3", cell192.repeat(5)), "98304": ("192-atom cell x 8^3", cell192.repeat(8))}
     for size in args.sizes:
         name, atoms = systems[size]
         for kernels, model in models.items():
             inputs = (torch.tensor(atoms.positions, dtype=dtype), torch.tensor(atoms.numbers),
                       torch.tensor(atoms.cell.array, dtype=dtype), torch.tensor(atoms.pbc))
             times = []
-            for _ in range(args.repeats + 2):  # two warm-up calls: TorchScript's profiling executor
+            for _ in range(max(args.repeats, 20000 // len(atoms)) + 2):  # two warm-up calls: TorchScript's profiling executor
                 start = time.perf_counter()
                 model(*inputs)
                 times.append(time.perf_counter() - start)

@@ -358,6 +358,13 @@ class BPNNPotential(torch.nn.Module):
         rank[order] = torch.arange(n_local, device=device)
         sorted_species = local_species[order]
         neighbour_species = species[neighbour]
+        if (self.native_kernels and device.type == "cpu" and not self.training and not want_jacobian
+                and self.analytic_forces):  # the kernels need pairs grouped by centre rank only
+            centre_rank, perm = torch.sort(rank[centre], stable=True)
+            pair_end = torch.cumsum(torch.bincount(centre_rank, minlength=n_local), 0)
+            return self._evaluate_native(vectors[perm], neighbour_species[perm], pair_end, rank, centre[perm],
+                                         neighbour[perm], local_species, n_atoms, n_local, compute_forces,
+                                         compute_virial, want_descriptors)
         key = rank[centre] * n_species + neighbour_species
         key_sorted, perm = torch.sort(key)
         vectors_sorted = vectors[perm]
@@ -367,11 +374,6 @@ class BPNNPotential(torch.nn.Module):
         pair_end = torch.cumsum(counts.sum(dim=1), 0)
         centre_rank = torch.div(key_sorted, n_species, rounding_mode="floor")
         species_sorted = key_sorted % n_species
-        if (self.native_kernels and device.type == "cpu" and not self.training and not want_jacobian
-                and self.analytic_forces):
-            return self._evaluate_native(vectors_sorted, species_sorted, pair_end, rank, centre[perm],
-                                         neighbour[perm], local_species, n_atoms, n_local, compute_forces,
-                                         compute_virial, want_descriptors)
 
         # Chunks: centres of one element, at most `chunk` of them and about
         # `block_budget` elements in the largest triplet block.

@@ -74,6 +74,57 @@ def test_float32_kernels_close_to_float64(tmp_path):
     assert abs(float(out[keys.ENERGY]) - float(reference[keys.ENERGY])) < 1e-4 * abs(float(reference[keys.ENERGY]))
 
 
+def _kernel_call(model, atoms):
+    """Inputs of the O centres' kernel for `atoms`, and the kernel (the captured call)."""
+    from bpnn_ts.native.kernel import NativeKernel
+    captured = {}
+    original = NativeKernel.forward
+
+    def capture(self, vectors, offsets, species, d_g):
+        if d_g is not None and self.n_species == 2 and "d_g" not in captured:
+            captured.update(kernel=self, vectors=vectors, offsets=offsets, species=species, d_g=d_g)
+        return original(self, vectors, offsets, species, d_g)
+
+    NativeKernel.forward = capture
+    try:
+        evaluate(model, atoms)
+    finally:
+        NativeKernel.forward = original
+    return captured
+
+
+def test_kernel_results_do_not_depend_on_the_thread_count():
+    model = mixed_model()
+    model.use_native_kernels(True)
+    call = _kernel_call(model, water_box(40, box=9.0, seed=3))
+    kernel, args = call["kernel"], (call["vectors"], call["offsets"], call["species"])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kernel(*args, None), kernel(*args, call["d_g"])
+        torch.set_num_threads(3)
+        three = kernel(*args, None), kernel(*args, call["d_g"])
+    finally:
+        torch.set_num_threads(threads)
+    assert call["offsets"].shape[0] - 1 >= 40  # several chunks of 16 centres
+    assert torch.equal(one[0], three[0]) and torch.equal(one[1], three[1])
+
+
+def test_kernel_errors_from_worker_threads_reach_the_caller():
+    model = mixed_model()
+    model.use_native_kernels(True)
+    call = _kernel_call(model, water_box(40, box=9.0, seed=3))
+    species = call["species"].clone()
+    species[-1] = 7  # a neighbour species the model does not have, in the last chunk
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        with pytest.raises(RuntimeError, match="neighbour species out of range"):
+            call["kernel"](call["vectors"], call["offsets"], species, None)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_training_mode_keeps_the_torch_path():
     """Force-loss gradients need create_graph: the kernels are inference-only."""
     model = mixed_model()

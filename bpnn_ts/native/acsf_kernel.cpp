@@ -9,9 +9,9 @@
 // k of one element are done together in branch-free loops that the compiler vectorizes
 // (acsf_math.h has a vectorizable exp, cos and the cutoffs). The hot functions are compiled for
 // AVX2 + FMA and for plain x86-64 and picked at run time (target_clones). Centres are split over
-// torch's intra-op threads. The same file is compiled into the C++ loader library (bpnn_run and
-// the LAMMPS plugin) and, for Python, by torch.utils.cpp_extension (bpnn_ts/native/__init__.py).
-// Definitions: bpnn_ts/descriptors/params.py.
+// torch's intra-op thread count (run_in_chunks). The same file is compiled into the C++ loader
+// library (bpnn_run and the LAMMPS plugin) and, for Python, by torch.utils.cpp_extension
+// (bpnn_ts/native/__init__.py). Definitions: bpnn_ts/descriptors/params.py.
 //
 // Inputs (shared by both ACSF ops):
 //   vectors (P, 3)  pair vectors r_ij = R_j - R_i, Å, grouped by centre
@@ -23,7 +23,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "acsf_math.h"
@@ -75,8 +79,10 @@ struct Scratch {
   std::vector<double> g;                              // [functions] G of the centre (forward)
   std::vector<RowRange> rows;
 
+  int64_t capacity = 0;  // slots the arrays hold
+
   void resize(int64_t slots, const Plan& plan, size_t n_shapes) {
-    m = slots;
+    m = capacity = slots;
     const size_t n_cut = plan.cutoffs.size(), n_groups = plan.groups.size();
     for (auto* v : {&x, &y, &z, &r, &inv_r, &r2, &kx, &ky, &kz, &k_inv_r, &cgx, &cgy, &cgz, &dx, &dy, &dz, &rjk, &inv_rjk, &cos, &s_cos, &s_j, &s_k, &s_jk, &gx,
                     &gy, &gz}) {
@@ -452,6 +458,40 @@ BPNN_CLONES void backward_centre(const Plan& plan, const double* weight, Scratch
   }
 }
 
+// Calls work(begin, end, scratch) over chunks of [0, n) on torch's intra-op thread count
+// (at::get_num_threads()), one scratch per thread; rethrows the first error. Own threads, not
+// at::parallel_for: that needs this file built with the OpenMP runtime torch was built with.
+template <typename Work>
+void run_in_chunks(int64_t n, Work&& work) {
+  constexpr int64_t kChunk = 16;
+  const int64_t n_threads = std::min<int64_t>(at::get_num_threads(), (n + kChunk - 1) / kChunk);
+  if (n_threads <= 1) {
+    Scratch w;
+    work(0, n, w);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_lock;
+  auto worker = [&] {
+    Scratch w;
+    try {
+      for (int64_t begin = next.fetch_add(kChunk); begin < n; begin = next.fetch_add(kChunk)) {
+        work(begin, std::min(n, begin + kChunk), w);
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> guard(error_lock);
+      if (!error) error = std::current_exception();
+      next.store(n);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int64_t t = 1; t < n_threads; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& thread : threads) thread.join();
+  if (error) std::rethrow_exception(error);
+}
+
 // The inputs both ACSF ops share, checked and made contiguous.
 struct KernelInputs {
   torch::Tensor vectors, offsets, species;
@@ -478,12 +518,11 @@ struct KernelInputs {
     const int64_t* off = offsets.data_ptr<int64_t>();
     const int64_t* sp = species.data_ptr<int64_t>();
     const size_t n_shapes = max_shapes(plan);
-    at::parallel_for(0, n_centres, 16, [&](int64_t begin, int64_t end) {
-      Scratch w;
-      w.g.resize(n_functions);
+    run_in_chunks(n_centres, [&](int64_t begin, int64_t end, Scratch& w) {
+      if (static_cast<int64_t>(w.g.size()) != n_functions) w.g.resize(n_functions);
       for (int64_t b = begin; b < end; ++b) {
         const int64_t p0 = off[b], m = off[b + 1] - p0;
-        if (m > w.m || b == begin) w.resize(std::max(m, w.m), plan, n_shapes);
+        if (m > w.capacity) w.resize(m, plan, n_shapes);
         w.m = m;
         for (int64_t i = 0; i < 3 * m; ++i) w.in[i] = static_cast<double>(v[3 * p0 + i]);
         load_centre(plan, sp + p0, w);
