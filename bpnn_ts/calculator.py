@@ -8,7 +8,8 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from . import keys
-from .export import DTYPES, load
+from .export import load
+from .precision import INPUT_DTYPES, PRECISIONS, set_precision
 
 
 def unwrap_script_error(error: Exception) -> ValueError:
@@ -24,7 +25,8 @@ class BPNNCalculator(Calculator):
     """energy, free_energy (= energy), energies, forces (eV/Å), stress (eV/Å^3, ASE Voigt order).
 
     model: path of an exported model file, or a model (scripted or eager).
-    device: "cpu", "cuda", ...; dtype: "float32"/"float64" to cast the model, else its own.
+    device: "cpu", "cuda", ...; dtype: "float64", "float32" or "mixed" (bpnn_ts/precision.py)
+    to convert the model to, else its own.
     """
 
     implemented_properties: List[str] = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -32,8 +34,8 @@ class BPNNCalculator(Calculator):
     def __init__(self, model: Union[str, Path, torch.nn.Module], device: Union[str, torch.device] = "cpu",
                  dtype: Optional[str] = None, **kwargs):
         super().__init__(**kwargs)
-        if dtype is not None and dtype not in DTYPES:
-            raise ValueError(f"`dtype` must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if dtype is not None and dtype not in PRECISIONS:
+            raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
         self.device = torch.device(device)
         if isinstance(model, (str, Path)):
             model = load(model, self.device)
@@ -41,9 +43,9 @@ class BPNNCalculator(Calculator):
             raise TypeError(f"`model` must be a model file path or a torch module, got {type(model).__name__}")
         model = model.to(self.device)
         if dtype is not None:
-            model = model.to(DTYPES[dtype])
+            model = set_precision(model, dtype)
         self.model = model.eval()
-        self.dtype = DTYPES[str(self.model.dtype_name())]
+        self.dtype = INPUT_DTYPES[str(self.model.dtype_name())]
         self.supported = [int(z) for z in self.model.atomic_numbers()]
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .config import ConfigError
+from .precision import PRECISIONS
 
 
 def _cmd_export(args) -> int:
@@ -107,7 +108,8 @@ KERNELS = {"auto": None, "native": True, "torch": False}  # --kernels -> export(
 
 def _add_model_file_options(p: argparse.ArgumentParser) -> None:
     """Options of every command that writes a model file."""
-    p.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    p.add_argument("--dtype", choices=list(PRECISIONS), default=None,
+                   help="float64, float32, or mixed (float32 descriptors and nets, float64 sums)")
     p.add_argument("--kernels", choices=sorted(KERNELS), default="auto",
                    help="fused C++ descriptor kernels in the file (auto: where they build here; torch: portable)")
 

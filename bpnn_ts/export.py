@@ -19,7 +19,7 @@ import torch
 
 from . import __version__, keys
 from .atomic import write_atomically
-from .config import DTYPES
+from .precision import PRECISIONS, set_precision
 from .elements import symbol
 
 
@@ -52,6 +52,9 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
            native_kernels: Optional[bool] = None) -> Path:
     """Script `model` (in eval mode) and write it to `path` atomically; returns the path.
 
+    `dtype`: "float64", "float32" or "mixed" (float32 descriptors and nets, float64 inputs,
+    outputs and sums; bpnn_ts/precision.py); None keeps the model's.
+
     `native_kernels`: True/False switches the fused C++ descriptor kernels (torch.ops.bpnn,
     CPU; several times faster) on or off in the file; None (default) switches them on where
     they can be built here. Files with them need the ops wherever they are loaded:
@@ -59,11 +62,11 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
     """
     if model.training:
         raise ValueError("export refuses a model in training mode; call model.eval() first")
-    if dtype is not None and dtype not in DTYPES:
-        raise ValueError(f"`dtype` must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if dtype is not None and dtype not in PRECISIONS:
+        raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
     frozen = copy.deepcopy(model)
     if dtype is not None:
-        frozen = frozen.to(DTYPES[dtype])
+        frozen = set_precision(frozen, dtype)
     if hasattr(frozen, "use_native_kernels"):
         wanted = True if native_kernels is None else bool(native_kernels)
         if frozen.use_native_kernels(wanted) != wanted and native_kernels:

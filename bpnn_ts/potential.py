@@ -127,6 +127,7 @@ class BPNNPotential(torch.nn.Module):
         self.block_budget_cuda = 1 << 26
         self.analytic_forces = True  # False: autograd through the descriptor (the test oracle)
         self.native_kernels = False  # True: fused C++ descriptor kernels on the CPU (use_native_kernels)
+        self.mixed_precision = False  # True: float32 descriptors and nets, float64 geometry and sums (precision.py)
         self.pair_search = TorchPairSearch()
         self.cutoff_type = int(cutoff_type)
         self.cutoff_alpha = float(cutoff_alpha)
@@ -176,6 +177,9 @@ class BPNNPotential(torch.nn.Module):
 
     @torch.jit.export
     def dtype_name(self) -> str:
+        """"float64", "float32" or "mixed" (bpnn_ts/precision.py)."""
+        if self.mixed_precision:
+            return "mixed"
         return "float64" if self.atomic_energy_shift.dtype == torch.float64 else "float32"
 
     @torch.jit.export
@@ -260,7 +264,7 @@ class BPNNPotential(torch.nn.Module):
                  pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
                  n_local: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
         """Check inputs; return pair vectors (P, 3), pairs (2, P), species (N,), N, n_local."""
-        dtype = self.atomic_energy_shift.dtype
+        dtype = torch.float64 if self.mixed_precision else self.atomic_energy_shift.dtype
         device = positions.device
         if cell is None:
             cell = torch.zeros((3, 3), dtype=dtype, device=device)
@@ -350,6 +354,9 @@ class BPNNPotential(torch.nn.Module):
             pairs = pairs[:, keep]
             vectors = vectors[keep]
         centre, neighbour = pairs[0], pairs[1]
+        geometry = vectors  # float64 in mixed precision: forces and virials are summed in it
+        vectors = vectors.to(self.atomic_energy_shift.dtype)
+        dtype = vectors.dtype
 
         # Centres sorted by element (rank order); pairs sorted by (centre rank, neighbour species).
         local_species = species[:n_local]
@@ -362,9 +369,9 @@ class BPNNPotential(torch.nn.Module):
                 and self.analytic_forces):  # the kernels need pairs grouped by centre rank only
             centre_rank, perm = torch.sort(rank[centre], stable=True)
             pair_end = torch.cumsum(torch.bincount(centre_rank, minlength=n_local), 0)
-            return self._evaluate_native(vectors[perm], neighbour_species[perm], pair_end, rank, centre[perm],
-                                         neighbour[perm], local_species, n_atoms, n_local, compute_forces,
-                                         compute_virial, want_descriptors)
+            return self._evaluate_native(vectors[perm], geometry[perm], neighbour_species[perm], pair_end, rank,
+                                         centre[perm], neighbour[perm], local_species, n_atoms, n_local,
+                                         compute_forces, compute_virial, want_descriptors)
         key = rank[centre] * n_species + neighbour_species
         key_sorted, perm = torch.sort(key)
         vectors_sorted = vectors[perm]
@@ -495,6 +502,7 @@ class BPNNPotential(torch.nn.Module):
             atom_energies = torch.cat(energy_parts)[rank]
         else:
             atom_energies = energy_out[rank]
+        atom_energies = atom_energies.to(geometry.dtype)
         result[keys.ENERGIES] = atom_energies
         result[keys.ENERGY] = atom_energies.sum()
         if need_grad:
@@ -504,7 +512,8 @@ class BPNNPotential(torch.nn.Module):
                 d_vectors = torch.zeros((0, 3), dtype=dtype, device=device)
             else:
                 d_vectors = grad_out
-            self._add_forces_and_virials(result, vectors_sorted, d_vectors, centre[perm], neighbour[perm], n_atoms,
+            geometry_sorted = geometry[perm] if self.mixed_precision else vectors_sorted
+            self._add_forces_and_virials(result, geometry_sorted, d_vectors, centre[perm], neighbour[perm], n_atoms,
                                          compute_forces, compute_virial)
         if want_descriptors:
             result[keys.DESCRIPTORS] = g_out[rank]
@@ -520,7 +529,9 @@ class BPNNPotential(torch.nn.Module):
                                 d_vectors: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor,
                                 n_atoms: int, compute_forces: bool, compute_virial: bool) -> None:
         """From dE/dr_ij (P, 3) of pairs (centres, neighbours) with vectors r_ij (P, 3):
-        F_i += dE/dr_ij, F_j -= dE/dr_ij; W = -sum r_ij (x) dE/dr_ij, split half and half per atom."""
+        F_i += dE/dr_ij, F_j -= dE/dr_ij; W = -sum r_ij (x) dE/dr_ij, split half and half per atom.
+        Sums in the dtype of `vectors` (float64 in mixed precision)."""
+        d_vectors = d_vectors.to(vectors.dtype)
         if compute_forces:
             forces = torch.zeros((n_atoms, 3), dtype=vectors.dtype, device=vectors.device)
             result[keys.FORCES] = forces.index_add(0, centres, d_vectors).index_add(0, neighbours, -d_vectors)
@@ -531,17 +542,18 @@ class BPNNPotential(torch.nn.Module):
             atomic = atomic.index_add(0, centres, pair_virials).index_add(0, neighbours, pair_virials)
             result[keys.ATOMIC_VIRIALS] = atomic.reshape(n_atoms, 3, 3)
 
-    def _evaluate_native(self, vectors: torch.Tensor, neighbour_species: torch.Tensor,
+    def _evaluate_native(self, vectors: torch.Tensor, geometry: torch.Tensor, neighbour_species: torch.Tensor,
                          pair_end: torch.Tensor, rank: torch.Tensor, centres: torch.Tensor,
                          neighbours: torch.Tensor, local_species: torch.Tensor, n_atoms: int, n_local: int,
                          compute_forces: bool, compute_virial: bool,
                          want_descriptors: bool) -> Dict[str, torch.Tensor]:
         """`_evaluate` with the fused kernels: one call per centre element over all its centres
-        (pairs sorted by centre rank; no padding, no chunks)."""
+        (pairs sorted by centre rank; no padding, no chunks). `geometry`: the same vectors
+        in the dtype forces and virials are summed in."""
         dtype = vectors.dtype
         device = vectors.device
         need_grad = compute_forces or compute_virial
-        energy_out = torch.zeros(n_local, dtype=dtype, device=device)
+        energy_out = torch.zeros(n_local, dtype=geometry.dtype, device=device)
         d_vectors = torch.zeros((vectors.shape[0] if need_grad else 0, 3), dtype=dtype, device=device)
         max_functions = max(self.n_functions)
         n_rows = n_local if want_descriptors else 0
@@ -579,7 +591,7 @@ class BPNNPotential(torch.nn.Module):
         atom_energies = energy_out[rank]
         result: Dict[str, torch.Tensor] = {keys.ENERGIES: atom_energies, keys.ENERGY: atom_energies.sum()}
         if need_grad:
-            self._add_forces_and_virials(result, vectors, d_vectors, centres, neighbours, n_atoms, compute_forces,
+            self._add_forces_and_virials(result, geometry, d_vectors, centres, neighbours, n_atoms, compute_forces,
                                          compute_virial)
         if want_descriptors:
             result[keys.DESCRIPTORS] = g_out[rank]

@@ -64,6 +64,25 @@ def test_same_numbers_as_the_ase_calculator(model_file, tmp_path, system):
         assert np.abs(np.array(cpp["virial"]) - virial).max() <= 1e-10 * np.abs(virial).max()
 
 
+def test_mixed_precision_file_same_numbers_as_python(tmp_path):
+    """A mixed-precision file takes and gives float64 in C++ as in Python."""
+    path = export(mixed_model(), tmp_path / "mixed.pt", dtype="mixed")
+    structure = tmp_path / "structure.xyz"
+    ase.io.write(structure, triclinic_water(), format="extxyz")
+    atoms = ase.io.read(structure)
+    result = run(path, structure)
+    assert result.returncode == 0, result.stderr
+    cpp = json.loads(result.stdout)
+    atoms.calc = BPNNCalculator(path)
+    energy = atoms.get_potential_energy()
+    assert abs(cpp["energy"] - energy) <= 1e-6 * abs(energy)
+    forces = atoms.get_forces()
+    # float32 descriptor sums in another pair order (bpnn_run's own list): float32-level agreement
+    assert np.abs(np.array(cpp["forces"]) - forces).max() <= 1e-6 * np.abs(forces).max()
+    atoms.calc = BPNNCalculator(path, dtype="float64")
+    assert np.abs(np.array(cpp["forces"]) - atoms.get_forces()).max() <= 2e-5 * np.abs(forces).max()
+
+
 def test_md_mode_conserves_energy(model_file, tmp_path):
     path = tmp_path / "water.xyz"
     ase.io.write(path, triclinic_water(), format="extxyz")

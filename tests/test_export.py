@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from bpnn_ts import export, inspect, keys, load
+from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.cli import main
 from bpnn_ts.export import ModelFileError
 from conftest import evaluate, two_element_config, water_box
@@ -35,6 +36,30 @@ def test_export_float32(water_model, tmp_path):
     assert out[keys.FORCES].dtype == torch.float32
     reference = evaluate(water_model, atoms)
     assert torch.allclose(out[keys.FORCES].double(), reference[keys.FORCES], atol=1e-4)
+
+
+@pytest.mark.parametrize("native_kernels", [False, True])
+def test_export_mixed_precision(water_model, tmp_path, native_kernels):
+    """float32 descriptors and nets, float64 in, out and sums: float32-level errors, float64 outputs."""
+    from bpnn_ts.native import load_ops
+    if native_kernels and not load_ops():
+        pytest.skip("C++ kernels cannot be built here")
+    path = export(water_model, tmp_path / "mixed.pt", dtype="mixed", native_kernels=native_kernels)
+    model = load(path)
+    assert inspect(path)["metadata"]["dtype"] == "mixed" and model.dtype_name() == "mixed"
+    assert model.uses_native_kernels() == native_kernels
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    atoms = water_box(8, cell=[[5.6, 0, 0], [1.2, 5.3, 0], [-0.7, 0.9, 5.1]], seed=4)
+    out = model(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
+                torch.tensor(atoms.pbc), compute_virial=True)
+    reference = evaluate(water_model, atoms, compute_virial=True)
+    for key in (keys.ENERGY, keys.ENERGIES, keys.FORCES, keys.VIRIAL, keys.ATOMIC_VIRIALS):
+        assert out[key].dtype == torch.float64, key
+        error = float((out[key] - reference[key]).abs().max() / reference[key].abs().max())
+        assert 0 < error < 2e-5, (key, error)  # float32 rounding, nothing more (and not float64 by mistake)
+    calc_atoms = atoms.copy()
+    calc_atoms.calc = BPNNCalculator(path)
+    assert abs(calc_atoms.get_potential_energy() - float(reference[keys.ENERGY])) < 1e-5 * abs(float(reference[keys.ENERGY]))
 
 
 def test_export_refuses_training_mode(tmp_path):

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -57,25 +58,26 @@ struct RowRange {
 
 // Per-centre scratch. Slots are the centre's pairs sorted by neighbour element
 // (block[s] .. block[s + 1] - 1 hold element s); "[n][m]" arrays are n rows of m slots.
+template <typename real>
 struct Scratch {
   int64_t m = 0;
-  std::vector<double> in;                  // [m][3] the centre's pair vectors, unsorted
-  std::vector<double> x, y, z, r, inv_r;   // [m]
-  std::vector<double> fc, dfc;             // [cutoffs][m]  f_c(r), df_c/dr
-  std::vector<double> gr, dgr;             // [groups][m]   exp(-eta (r - r_s)^2) f_c(r) and d/dr
+  std::vector<real> in;                  // [m][3] the centre's pair vectors, unsorted
+  std::vector<real> x, y, z, r, inv_r;   // [m]
+  std::vector<real> fc, dfc;             // [cutoffs][m]  f_c(r), df_c/dr
+  std::vector<real> gr, dgr;             // [groups][m]   exp(-eta (r - r_s)^2) f_c(r) and d/dr
   std::vector<int64_t> order, block, next; // order[slot]: pair (within the centre) in that slot
   // One row of neighbour pairs (j, k0 .. k0 + L - 1):
-  std::vector<double> r2;                             // [m] |r_jk|^2 of the whole row
-  std::vector<int64_t> slot;                          // [m] slot of each kept k
-  std::vector<double> kx, ky, kz, k_inv_r;            // [m] of the kept k
-  std::vector<double> dx, dy, dz, rjk, inv_rjk, cos;  // [m] r_k - r_j, |r_jk|, 1/|r_jk|, cos
-  std::vector<double> gk, dgk;                        // [groups][m] group factors of the kept k
-  std::vector<double> fcjk, dfcjk;                    // [cutoffs][m]
-  std::vector<double> gjk, dgjk;                      // [groups][m]  narrow factors of r_jk
-  std::vector<double> value, slope;                   // [shapes][m]  (1 + lambda cos)^zeta, d/dcos
-  std::vector<double> s_cos, s_j, s_k, s_jk;          // [m] sums over functions (backward)
-  std::vector<double> cgx, cgy, cgz;                  // [m] dE/dr_ik of the row (backward)
-  std::vector<double> gx, gy, gz;                     // [m] dE/dr_ij (backward)
+  std::vector<real> r2;                             // [m] |r_jk|^2 of the whole row
+  std::vector<int32_t> slot;                          // [m] slot of each kept k
+  std::vector<real> kx, ky, kz, k_inv_r;            // [m] of the kept k
+  std::vector<real> dx, dy, dz, rjk, inv_rjk, cos;  // [m] r_k - r_j, |r_jk|, 1/|r_jk|, cos
+  std::vector<real> gk, dgk;                        // [groups][m] group factors of the kept k
+  std::vector<real> fcjk, dfcjk;                    // [cutoffs][m]
+  std::vector<real> gjk, dgjk;                      // [groups][m]  narrow factors of r_jk
+  std::vector<real> value, slope;                   // [shapes][m]  (1 + lambda cos)^zeta, d/dcos
+  std::vector<real> s_cos, s_j, s_k, s_jk;          // [m] sums over functions (backward)
+  std::vector<real> cgx, cgy, cgz;                  // [m] dE/dr_ik of the row (backward)
+  std::vector<real> gx, gy, gz;                     // [m] dE/dr_ij (backward)
   std::vector<double> g;                              // [functions] G of the centre (forward)
   std::vector<RowRange> rows;
 
@@ -105,7 +107,8 @@ size_t max_shapes(const Plan& plan) {
 }
 
 // Sorts the centre's pairs (w.in, species) into slots; distances, cutoffs and group factors.
-BPNN_CLONES void load_centre(const Plan& plan, const int64_t* species, Scratch& w) {
+template <typename real>
+BPNN_INLINE void load_centre(const Plan& plan, const int64_t* species, Scratch<real>& w) {
   const int64_t m = w.m;
   w.block.assign(plan.n_species + 1, 0);
   for (int64_t a = 0; a < m; ++a) {
@@ -115,13 +118,13 @@ BPNN_CLONES void load_centre(const Plan& plan, const int64_t* species, Scratch& 
   for (int64_t e = 0; e < plan.n_species; ++e) w.block[e + 1] += w.block[e];
   w.next.assign(w.block.begin(), w.block.end() - 1);
   for (int64_t a = 0; a < m; ++a) w.order[w.next[species[a]]++] = a;
-  double* __restrict x = w.x.data();
-  double* __restrict y = w.y.data();
-  double* __restrict z = w.z.data();
-  double* __restrict r = w.r.data();
-  double* __restrict inv_r = w.inv_r.data();
+  real* __restrict x = w.x.data();
+  real* __restrict y = w.y.data();
+  real* __restrict z = w.z.data();
+  real* __restrict r = w.r.data();
+  real* __restrict inv_r = w.inv_r.data();
   for (int64_t slot = 0; slot < m; ++slot) {
-    const double* v = &w.in[3 * w.order[slot]];
+    const real* v = &w.in[3 * w.order[slot]];
     x[slot] = v[0];
     y[slot] = v[1];
     z[slot] = v[2];
@@ -129,23 +132,24 @@ BPNN_CLONES void load_centre(const Plan& plan, const int64_t* species, Scratch& 
 #pragma omp simd
   for (int64_t a = 0; a < m; ++a) {
     r[a] = std::sqrt(x[a] * x[a] + y[a] * y[a] + z[a] * z[a]);
-    inv_r[a] = 1.0 / r[a];
+    inv_r[a] = real(1.0) / r[a];
   }
   for (size_t c = 0; c < plan.cutoffs.size(); ++c) {
-    bpnn_math::cutoff_array(plan.kind, r, m, plan.cutoffs[c], plan.alpha, &w.fc[c * m], &w.dfc[c * m]);
+    bpnn_math::cutoff_array(plan.kind, r, m, real(plan.cutoffs[c]), real(plan.alpha), &w.fc[c * m], &w.dfc[c * m]);
   }
   for (size_t gi = 0; gi < plan.groups.size(); ++gi) {
     const Group& group = plan.groups[gi];
-    const double* __restrict f = &w.fc[group.cut * m];
-    const double* __restrict df = &w.dfc[group.cut * m];
-    double* __restrict gr = &w.gr[gi * m];
-    double* __restrict dgr = &w.dgr[gi * m];
+    const real eta = real(group.eta), r_s = real(group.r_s);
+    const real* __restrict f = &w.fc[group.cut * m];
+    const real* __restrict df = &w.dfc[group.cut * m];
+    real* __restrict gr = &w.gr[gi * m];
+    real* __restrict dgr = &w.dgr[gi * m];
 #pragma omp simd
     for (int64_t a = 0; a < m; ++a) {
-      const double shifted = r[a] - group.r_s;
-      const double gauss = bpnn_math::exp(-group.eta * shifted * shifted);
+      const real shifted = r[a] - r_s;
+      const real gauss = bpnn_math::exp(-eta * shifted * shifted);
       gr[a] = gauss * f[a];
-      dgr[a] = gauss * (df[a] - 2.0 * group.eta * shifted * f[a]);
+      dgr[a] = gauss * (df[a] - real(2.0) * eta * shifted * f[a]);
     }
   }
 }
@@ -153,40 +157,42 @@ BPNN_CLONES void load_centre(const Plan& plan, const int64_t* species, Scratch& 
 // value[t] = (1 + lambda cos[t])^zeta and slope[t] = d value / d(1 + lambda cos) (0 where the
 // base is not positive) for integer zeta; `zeta` > 0 is a compile-time zeta (unrolled), 0 a
 // runtime one (repeated multiplication, one vectorized pass per factor).
-template <int zeta>
-BPNN_INLINE void shape_powers(const Shape& shape, const double* __restrict cos, int64_t n, double* __restrict value,
-                              double* __restrict slope) {
+template <int zeta, typename real>
+BPNN_INLINE void shape_powers(const Shape& shape, const real* __restrict cos, int64_t n, real* __restrict value,
+                              real* __restrict slope) {
+  const real lambda = real(shape.lambda), zeta_value = real(shape.zeta);
   if (zeta > 0) {
 #pragma omp simd
     for (int64_t t = 0; t < n; ++t) {
-      const double raw = 1.0 + shape.lambda * cos[t];
-      const double base = raw > 0.0 ? raw : 0.0;
-      double below = 1.0;  // base^(zeta - 1)
+      const real raw = real(1.0) + lambda * cos[t];
+      const real base = raw > real(0.0) ? raw : real(0.0);
+      real below = real(1.0);  // base^(zeta - 1)
       for (int e = 1; e < zeta; ++e) below *= base;
       value[t] = below * base;
-      slope[t] = raw > 0.0 ? zeta * below : 0.0;
+      slope[t] = raw > real(0.0) ? real(zeta) * below : real(0.0);
     }
     return;
   }
 #pragma omp simd
-  for (int64_t t = 0; t < n; ++t) slope[t] = 1.0;
+  for (int64_t t = 0; t < n; ++t) slope[t] = real(1.0);
   for (int e = 1; e < shape.integer_zeta; ++e) {
 #pragma omp simd
     for (int64_t t = 0; t < n; ++t) {
-      const double raw = 1.0 + shape.lambda * cos[t];
-      slope[t] *= raw > 0.0 ? raw : 0.0;
+      const real raw = real(1.0) + lambda * cos[t];
+      slope[t] *= raw > real(0.0) ? raw : real(0.0);
     }
   }
 #pragma omp simd
   for (int64_t t = 0; t < n; ++t) {
-    const double raw = 1.0 + shape.lambda * cos[t];
-    value[t] = raw > 0.0 ? slope[t] * raw : 0.0;
-    slope[t] = raw > 0.0 ? shape.zeta * slope[t] : 0.0;
+    const real raw = real(1.0) + lambda * cos[t];
+    value[t] = raw > real(0.0) ? slope[t] * raw : real(0.0);
+    slope[t] = raw > real(0.0) ? zeta_value * slope[t] : real(0.0);
   }
 }
 
 // Fills `rows` for the loaded centre.
-void collect_rows(const Plan& plan, const Scratch& w, std::vector<RowRange>& rows) {
+template <typename real>
+void collect_rows(const Plan& plan, const Scratch<real>& w, std::vector<RowRange>& rows) {
   rows.clear();
   const int64_t n_species = plan.n_species;
   for (int64_t sa = 0; sa < n_species; ++sa) {
@@ -207,40 +213,40 @@ void collect_rows(const Plan& plan, const Scratch& w, std::vector<RowRange>& row
 // narrow r_c; about half of them for the n2p2 water potential): their slots, r_jk vectors,
 // |r_jk| (0 where j and k coincide), cos, the group factors of k gathered, the narrow factors
 // exp(-eta (r_jk - r_s)^2) f_c(r_jk) and the shapes (1 + lambda cos)^zeta. Returns their count.
-template <bool derivatives>
-BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch& w, int64_t j, int64_t k0, int64_t n) {
+template <typename real, bool derivatives>
+BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<real>& w, int64_t j, int64_t k0, int64_t n) {
   const int64_t m = w.m;
-  const double xj = w.x[j], yj = w.y[j], zj = w.z[j], inv_rj = w.inv_r[j];
-  const double* __restrict x = w.x.data();
-  const double* __restrict y = w.y.data();
-  const double* __restrict z = w.z.data();
-  const double* __restrict inv_r = w.inv_r.data();
-  double* __restrict r2 = w.r2.data();
-  const double limit2 = pair.has_wide ? HUGE_VAL : pair.narrow_cutoff2;
+  const real xj = w.x[j], yj = w.y[j], zj = w.z[j], inv_rj = w.inv_r[j];
+  const real* __restrict x = w.x.data();
+  const real* __restrict y = w.y.data();
+  const real* __restrict z = w.z.data();
+  const real* __restrict inv_r = w.inv_r.data();
+  real* __restrict r2 = w.r2.data();
+  const real limit2 = pair.has_wide ? std::numeric_limits<real>::infinity() : real(pair.narrow_cutoff2);
 #pragma omp simd
   for (int64_t t = 0; t < n; ++t) {
-    const double dx = x[k0 + t] - xj, dy = y[k0 + t] - yj, dz = z[k0 + t] - zj;
+    const real dx = x[k0 + t] - xj, dy = y[k0 + t] - yj, dz = z[k0 + t] - zj;
     r2[t] = dx * dx + dy * dy + dz * dz;
   }
-  int64_t* __restrict slot = w.slot.data();
+  int32_t* __restrict slot = w.slot.data();
   int64_t nc = 0;
   for (int64_t t = 0; t < n; ++t) {
-    slot[nc] = k0 + t;
+    slot[nc] = static_cast<int32_t>(k0 + t);
     nc += r2[t] < limit2 ? 1 : 0;
   }
-  double* __restrict kx = w.kx.data();
-  double* __restrict ky = w.ky.data();
-  double* __restrict kz = w.kz.data();
-  double* __restrict k_inv_r = w.k_inv_r.data();
-  double* __restrict dx = w.dx.data();
-  double* __restrict dy = w.dy.data();
-  double* __restrict dz = w.dz.data();
-  double* __restrict rjk = w.rjk.data();
-  double* __restrict inv_rjk = w.inv_rjk.data();
-  double* __restrict cos = w.cos.data();
+  real* __restrict kx = w.kx.data();
+  real* __restrict ky = w.ky.data();
+  real* __restrict kz = w.kz.data();
+  real* __restrict k_inv_r = w.k_inv_r.data();
+  real* __restrict dx = w.dx.data();
+  real* __restrict dy = w.dy.data();
+  real* __restrict dz = w.dz.data();
+  real* __restrict rjk = w.rjk.data();
+  real* __restrict inv_rjk = w.inv_rjk.data();
+  real* __restrict cos = w.cos.data();
 #pragma omp simd
   for (int64_t u = 0; u < nc; ++u) {
-    const int64_t k = slot[u];
+    const int32_t k = slot[u];
     kx[u] = x[k];
     ky[u] = y[k];
     kz[u] = z[k];
@@ -248,18 +254,18 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch&
     dx[u] = kx[u] - xj;
     dy[u] = ky[u] - yj;
     dz[u] = kz[u] - zj;
-    const double d2 = dx[u] * dx[u] + dy[u] * dy[u] + dz[u] * dz[u];
-    const bool apart = d2 > 1e-20;
-    const double r_jk = std::sqrt(apart ? d2 : 1.0);
-    rjk[u] = apart ? r_jk : 0.0;
-    inv_rjk[u] = apart ? 1.0 / r_jk : 0.0;
+    const real d2 = dx[u] * dx[u] + dy[u] * dy[u] + dz[u] * dz[u];
+    const bool apart = d2 > real(1e-20);
+    const real r_jk = std::sqrt(apart ? d2 : real(1.0));
+    rjk[u] = apart ? r_jk : real(0.0);
+    inv_rjk[u] = apart ? real(1.0) / r_jk : real(0.0);
     cos[u] = (xj * kx[u] + yj * ky[u] + zj * kz[u]) * inv_rj * k_inv_r[u];
   }
   for (int gi : pair.groups) {
-    const double* __restrict gr = &w.gr[gi * m];
-    const double* __restrict dgr = &w.dgr[gi * m];
-    double* __restrict gk = &w.gk[gi * m];
-    double* __restrict dgk = &w.dgk[gi * m];
+    const real* __restrict gr = &w.gr[gi * m];
+    const real* __restrict dgr = &w.dgr[gi * m];
+    real* __restrict gk = &w.gk[gi * m];
+    real* __restrict dgk = &w.dgk[gi * m];
 #pragma omp simd
     for (int64_t u = 0; u < nc; ++u) gk[u] = gr[slot[u]];
     if (derivatives) {
@@ -268,39 +274,40 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch&
     }
   }
   for (int c : pair.narrow_cuts) {
-    bpnn_math::cutoff_array(plan.kind, rjk, nc, plan.cutoffs[c], plan.alpha, &w.fcjk[c * m], &w.dfcjk[c * m]);
+    bpnn_math::cutoff_array(plan.kind, rjk, nc, real(plan.cutoffs[c]), real(plan.alpha), &w.fcjk[c * m], &w.dfcjk[c * m]);
   }
   for (int gi : pair.narrow_groups) {
     const Group& group = plan.groups[gi];
-    const double* __restrict f = &w.fcjk[group.cut * m];
-    const double* __restrict df = &w.dfcjk[group.cut * m];
-    double* __restrict gjk = &w.gjk[gi * m];
-    double* __restrict dgjk = &w.dgjk[gi * m];
+    const real eta = real(group.eta), r_s = real(group.r_s);
+    const real* __restrict f = &w.fcjk[group.cut * m];
+    const real* __restrict df = &w.dfcjk[group.cut * m];
+    real* __restrict gjk = &w.gjk[gi * m];
+    real* __restrict dgjk = &w.dgjk[gi * m];
 #pragma omp simd
     for (int64_t u = 0; u < nc; ++u) {
-      const double shifted = rjk[u] - group.r_s;
-      const double gauss = inv_rjk[u] != 0.0 ? bpnn_math::exp(-group.eta * shifted * shifted) : 0.0;
+      const real shifted = rjk[u] - r_s;
+      const real gauss = inv_rjk[u] != real(0.0) ? bpnn_math::exp(-eta * shifted * shifted) : real(0.0);
       gjk[u] = gauss * f[u];
-      if (derivatives) dgjk[u] = gauss * (df[u] - 2.0 * group.eta * shifted * f[u]);
+      if (derivatives) dgjk[u] = gauss * (df[u] - real(2.0) * eta * shifted * f[u]);
     }
   }
   for (size_t si = 0; si < pair.shapes.size(); ++si) {
     const Shape& shape = pair.shapes[si];
-    double* __restrict value = &w.value[si * m];
-    double* __restrict slope = &w.slope[si * m];
+    real* __restrict value = &w.value[si * m];
+    real* __restrict slope = &w.slope[si * m];
     if (shape.integer_zeta == 1) {
-      shape_powers<1>(shape, cos, nc, value, slope);
+      shape_powers<1, real>(shape, cos, nc, value, slope);
     } else if (shape.integer_zeta == 2) {
-      shape_powers<2>(shape, cos, nc, value, slope);
+      shape_powers<2, real>(shape, cos, nc, value, slope);
     } else if (shape.integer_zeta == 4) {
-      shape_powers<4>(shape, cos, nc, value, slope);
+      shape_powers<4, real>(shape, cos, nc, value, slope);
     } else if (shape.integer_zeta > 0) {
-      shape_powers<0>(shape, cos, nc, value, slope);
+      shape_powers<0, real>(shape, cos, nc, value, slope);
     } else {
       for (int64_t u = 0; u < nc; ++u) {
-        const double base = 1.0 + shape.lambda * cos[u];
-        value[u] = base > 0.0 ? std::pow(base, shape.zeta) : 0.0;
-        slope[u] = base > 0.0 ? shape.zeta * value[u] / base : 0.0;
+        const real base = real(1.0) + real(shape.lambda) * cos[u];
+        value[u] = base > real(0.0) ? std::pow(base, real(shape.zeta)) : real(0.0);
+        slope[u] = base > real(0.0) ? real(shape.zeta) * value[u] / base : real(0.0);
       }
     }
   }
@@ -308,30 +315,32 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch&
 }
 
 // G of one centre (the scratch is loaded) into w.g.
-BPNN_CLONES void forward_centre(const Plan& plan, Scratch& w) {
+template <typename real>
+BPNN_INLINE void forward_centre(const Plan& plan, Scratch<real>& w) {
   const int64_t m = w.m;
-  std::fill(w.g.begin(), w.g.end(), 0.0);
+  std::fill(w.g.begin(), w.g.end(), real(0.0));
   for (const Radial& fn : plan.radial) {
-    const double* __restrict r = w.r.data();
-    const double* __restrict f = &w.fc[fn.cut * m];
-    double sum = 0.0;
+    const real eta = real(fn.eta), r_s = real(fn.r_s);
+    const real* __restrict r = w.r.data();
+    const real* __restrict f = &w.fc[fn.cut * m];
+    real sum = real(0.0);
 #pragma omp simd reduction(+ : sum)
     for (int64_t a = w.block[fn.species]; a < w.block[fn.species + 1]; ++a) {
-      const double shifted = r[a] - fn.r_s;
-      sum += bpnn_math::exp(-fn.eta * shifted * shifted) * f[a];
+      const real shifted = r[a] - r_s;
+      sum += bpnn_math::exp(-eta * shifted * shifted) * f[a];
     }
     w.g[fn.column] += sum;
   }
   collect_rows(plan, w, w.rows);
   for (const RowRange& row : w.rows) {
     const ElementPair& pair = plan.pairs[row.key];
-    const int64_t n = load_row<false>(plan, pair, w, row.j, row.k0, row.n);
+    const int64_t n = load_row<real, false>(plan, pair, w, row.j, row.k0, row.n);
     for (const Angular& fn : pair.functions) {
-      const double* __restrict value = &w.value[fn.shape * m];
-      const double* __restrict gk = &w.gk[fn.group * m];
-      double sum = 0.0;
+      const real* __restrict value = &w.value[fn.shape * m];
+      const real* __restrict gk = &w.gk[fn.group * m];
+      real sum = real(0.0);
       if (fn.narrow) {
-        const double* __restrict jk = &w.gjk[fn.group * m];
+        const real* __restrict jk = &w.gjk[fn.group * m];
 #pragma omp simd reduction(+ : sum)
         for (int64_t u = 0; u < n; ++u) sum += value[u] * gk[u] * jk[u];
       } else {
@@ -344,30 +353,32 @@ BPNN_CLONES void forward_centre(const Plan& plan, Scratch& w) {
 }
 
 // dE/dr_ij of one centre (the scratch is loaded) into w.gx, w.gy, w.gz from dE/dG = weight.
-BPNN_CLONES void backward_centre(const Plan& plan, const double* weight, Scratch& w) {
+template <typename real>
+BPNN_INLINE void backward_centre(const Plan& plan, const double* weight, Scratch<real>& w) {
   const int64_t m = w.m;
-  double* __restrict gx = w.gx.data();
-  double* __restrict gy = w.gy.data();
-  double* __restrict gz = w.gz.data();
-  const double* __restrict x = w.x.data();
-  const double* __restrict y = w.y.data();
-  const double* __restrict z = w.z.data();
-  const double* __restrict inv_r = w.inv_r.data();
-  std::fill(gx, gx + m, 0.0);
-  std::fill(gy, gy + m, 0.0);
-  std::fill(gz, gz + m, 0.0);
+  real* __restrict gx = w.gx.data();
+  real* __restrict gy = w.gy.data();
+  real* __restrict gz = w.gz.data();
+  const real* __restrict x = w.x.data();
+  const real* __restrict y = w.y.data();
+  const real* __restrict z = w.z.data();
+  const real* __restrict inv_r = w.inv_r.data();
+  std::fill(gx, gx + m, real(0.0));
+  std::fill(gy, gy + m, real(0.0));
+  std::fill(gz, gz + m, real(0.0));
   // Radial: dE/dr_j = sum_f w_f dG_f/d|r_j| r_j / |r_j|.
   for (const Radial& fn : plan.radial) {
-    const double wf = weight[fn.column];
-    if (wf == 0.0) continue;
-    const double* __restrict r = w.r.data();
-    const double* __restrict f = &w.fc[fn.cut * m];
-    const double* __restrict df = &w.dfc[fn.cut * m];
+    const real eta = real(fn.eta), r_s = real(fn.r_s);
+    const real wf = weight[fn.column];
+    if (wf == real(0.0)) continue;
+    const real* __restrict r = w.r.data();
+    const real* __restrict f = &w.fc[fn.cut * m];
+    const real* __restrict df = &w.dfc[fn.cut * m];
 #pragma omp simd
     for (int64_t a = w.block[fn.species]; a < w.block[fn.species + 1]; ++a) {
-      const double shifted = r[a] - fn.r_s;
-      const double gauss = bpnn_math::exp(-fn.eta * shifted * shifted);
-      const double d_r = wf * gauss * (df[a] - 2.0 * fn.eta * shifted * f[a]) * inv_r[a];
+      const real shifted = r[a] - r_s;
+      const real gauss = bpnn_math::exp(-eta * shifted * shifted);
+      const real d_r = wf * gauss * (df[a] - real(2.0) * eta * shifted * f[a]) * inv_r[a];
       gx[a] += d_r * x[a];
       gy[a] += d_r * y[a];
       gz[a] += d_r * z[a];
@@ -380,30 +391,30 @@ BPNN_CLONES void backward_centre(const Plan& plan, const double* weight, Scratch
   for (const RowRange& row : w.rows) {
     const int64_t j = row.j;
     const ElementPair& pair = plan.pairs[row.key];
-    const int64_t n = load_row<true>(plan, pair, w, j, row.k0, row.n);
-    double* __restrict s_cos = w.s_cos.data();
-    double* __restrict s_j = w.s_j.data();
-    double* __restrict s_k = w.s_k.data();
-    double* __restrict s_jk = w.s_jk.data();
-    std::fill(s_cos, s_cos + n, 0.0);
-    std::fill(s_j, s_j + n, 0.0);
-    std::fill(s_k, s_k + n, 0.0);
-    std::fill(s_jk, s_jk + n, 0.0);
+    const int64_t n = load_row<real, true>(plan, pair, w, j, row.k0, row.n);
+    real* __restrict s_cos = w.s_cos.data();
+    real* __restrict s_j = w.s_j.data();
+    real* __restrict s_k = w.s_k.data();
+    real* __restrict s_jk = w.s_jk.data();
+    std::fill(s_cos, s_cos + n, real(0.0));
+    std::fill(s_j, s_j + n, real(0.0));
+    std::fill(s_k, s_k + n, real(0.0));
+    std::fill(s_jk, s_jk + n, real(0.0));
     for (const Angular& fn : pair.functions) {
-      const double c = weight[fn.column] * fn.prefactor;
-      if (c == 0.0) continue;
-      const double lambda = pair.shapes[fn.shape].lambda;
-      const double gj = w.gr[fn.group * m + j], dgj = w.dgr[fn.group * m + j];
-      const double* __restrict value = &w.value[fn.shape * m];
-      const double* __restrict slope = &w.slope[fn.shape * m];
-      const double* __restrict gk = &w.gk[fn.group * m];
-      const double* __restrict dgk = &w.dgk[fn.group * m];
+      const real c = weight[fn.column] * fn.prefactor;
+      if (c == real(0.0)) continue;
+      const real lambda = pair.shapes[fn.shape].lambda;
+      const real gj = w.gr[fn.group * m + j], dgj = w.dgr[fn.group * m + j];
+      const real* __restrict value = &w.value[fn.shape * m];
+      const real* __restrict slope = &w.slope[fn.shape * m];
+      const real* __restrict gk = &w.gk[fn.group * m];
+      const real* __restrict dgk = &w.dgk[fn.group * m];
       if (fn.narrow) {
-        const double* __restrict jk = &w.gjk[fn.group * m];
-        const double* __restrict djk = &w.dgjk[fn.group * m];
+        const real* __restrict jk = &w.gjk[fn.group * m];
+        const real* __restrict djk = &w.dgjk[fn.group * m];
 #pragma omp simd
         for (int64_t u = 0; u < n; ++u) {
-          const double cv = c * value[u];
+          const real cv = c * value[u];
           s_jk[u] += cv * gj * gk[u] * djk[u];
           s_cos[u] += c * jk[u] * slope[u] * lambda * gj * gk[u];
           s_j[u] += cv * jk[u] * dgj * gk[u];
@@ -412,33 +423,33 @@ BPNN_CLONES void backward_centre(const Plan& plan, const double* weight, Scratch
       } else {
 #pragma omp simd
         for (int64_t u = 0; u < n; ++u) {
-          const double cv = c * value[u];
+          const real cv = c * value[u];
           s_cos[u] += c * slope[u] * lambda * gj * gk[u];
           s_j[u] += cv * dgj * gk[u];
           s_k[u] += cv * gj * dgk[u];
         }
       }
     }
-    const double xj = x[j], yj = y[j], zj = z[j], inv_rj = inv_r[j];
-    const double* __restrict cos = w.cos.data();
-    const double* __restrict dx = w.dx.data();
-    const double* __restrict dy = w.dy.data();
-    const double* __restrict dz = w.dz.data();
-    const double* __restrict kx = w.kx.data();
-    const double* __restrict ky = w.ky.data();
-    const double* __restrict kz = w.kz.data();
-    const double* __restrict k_inv_r = w.k_inv_r.data();
-    const double* __restrict inv_rjk = w.inv_rjk.data();
-    double* __restrict cgx = w.cgx.data();
-    double* __restrict cgy = w.cgy.data();
-    double* __restrict cgz = w.cgz.data();
-    double gxj = 0.0, gyj = 0.0, gzj = 0.0;
+    const real xj = x[j], yj = y[j], zj = z[j], inv_rj = inv_r[j];
+    const real* __restrict cos = w.cos.data();
+    const real* __restrict dx = w.dx.data();
+    const real* __restrict dy = w.dy.data();
+    const real* __restrict dz = w.dz.data();
+    const real* __restrict kx = w.kx.data();
+    const real* __restrict ky = w.ky.data();
+    const real* __restrict kz = w.kz.data();
+    const real* __restrict k_inv_r = w.k_inv_r.data();
+    const real* __restrict inv_rjk = w.inv_rjk.data();
+    real* __restrict cgx = w.cgx.data();
+    real* __restrict cgy = w.cgy.data();
+    real* __restrict cgz = w.cgz.data();
+    real gxj = real(0.0), gyj = real(0.0), gzj = real(0.0);
 #pragma omp simd reduction(+ : gxj, gyj, gzj)
     for (int64_t u = 0; u < n; ++u) {
-      const double both = s_cos[u] * inv_rj * k_inv_r[u];
-      const double a_j = (s_j[u] - s_cos[u] * cos[u] * inv_rj) * inv_rj;
-      const double a_k = (s_k[u] - s_cos[u] * cos[u] * k_inv_r[u]) * k_inv_r[u];
-      const double c_jk = s_jk[u] * inv_rjk[u];
+      const real both = s_cos[u] * inv_rj * k_inv_r[u];
+      const real a_j = (s_j[u] - s_cos[u] * cos[u] * inv_rj) * inv_rj;
+      const real a_k = (s_k[u] - s_cos[u] * cos[u] * k_inv_r[u]) * k_inv_r[u];
+      const real c_jk = s_jk[u] * inv_rjk[u];
       gxj += a_j * xj + both * kx[u] - c_jk * dx[u];
       gyj += a_j * yj + both * ky[u] - c_jk * dy[u];
       gzj += a_j * zj + both * kz[u] - c_jk * dz[u];
@@ -446,7 +457,7 @@ BPNN_CLONES void backward_centre(const Plan& plan, const double* weight, Scratch
       cgy[u] = a_k * ky[u] + both * yj + c_jk * dy[u];
       cgz[u] = a_k * kz[u] + both * zj + c_jk * dz[u];
     }
-    const int64_t* __restrict slot = w.slot.data();
+    const int32_t* __restrict slot = w.slot.data();
     for (int64_t u = 0; u < n; ++u) {
       gx[slot[u]] += cgx[u];
       gy[slot[u]] += cgy[u];
@@ -458,15 +469,31 @@ BPNN_CLONES void backward_centre(const Plan& plan, const double* weight, Scratch
   }
 }
 
+// The per-centre steps, compiled for each instruction set (target_clones) and precision.
+BPNN_CLONES void load_centre_any(const Plan& plan, const int64_t* species, Scratch<double>& w) {
+  load_centre(plan, species, w);
+}
+BPNN_CLONES void load_centre_any(const Plan& plan, const int64_t* species, Scratch<float>& w) {
+  load_centre(plan, species, w);
+}
+BPNN_CLONES void forward_centre_any(const Plan& plan, Scratch<double>& w) { forward_centre(plan, w); }
+BPNN_CLONES void forward_centre_any(const Plan& plan, Scratch<float>& w) { forward_centre(plan, w); }
+BPNN_CLONES void backward_centre_any(const Plan& plan, const double* weight, Scratch<double>& w) {
+  backward_centre(plan, weight, w);
+}
+BPNN_CLONES void backward_centre_any(const Plan& plan, const double* weight, Scratch<float>& w) {
+  backward_centre(plan, weight, w);
+}
+
 // Calls work(begin, end, scratch) over chunks of [0, n) on torch's intra-op thread count
 // (at::get_num_threads()), one scratch per thread; rethrows the first error. Own threads, not
 // at::parallel_for: that needs this file built with the OpenMP runtime torch was built with.
-template <typename Work>
+template <typename real, typename Work>
 void run_in_chunks(int64_t n, Work&& work) {
   constexpr int64_t kChunk = 16;
   const int64_t n_threads = std::min<int64_t>(at::get_num_threads(), (n + kChunk - 1) / kChunk);
   if (n_threads <= 1) {
-    Scratch w;
+    Scratch<real> w;
     work(0, n, w);
     return;
   }
@@ -474,7 +501,7 @@ void run_in_chunks(int64_t n, Work&& work) {
   std::exception_ptr error;
   std::mutex error_lock;
   auto worker = [&] {
-    Scratch w;
+    Scratch<real> w;
     try {
       for (int64_t begin = next.fetch_add(kChunk); begin < n; begin = next.fetch_add(kChunk)) {
         work(begin, std::min(n, begin + kChunk), w);
@@ -518,14 +545,14 @@ struct KernelInputs {
     const int64_t* off = offsets.data_ptr<int64_t>();
     const int64_t* sp = species.data_ptr<int64_t>();
     const size_t n_shapes = max_shapes(plan);
-    run_in_chunks(n_centres, [&](int64_t begin, int64_t end, Scratch& w) {
+    run_in_chunks<scalar_t>(n_centres, [&](int64_t begin, int64_t end, Scratch<scalar_t>& w) {
       if (static_cast<int64_t>(w.g.size()) != n_functions) w.g.resize(n_functions);
       for (int64_t b = begin; b < end; ++b) {
         const int64_t p0 = off[b], m = off[b + 1] - p0;
         if (m > w.capacity) w.resize(m, plan, n_shapes);
         w.m = m;
         for (int64_t i = 0; i < 3 * m; ++i) w.in[i] = static_cast<double>(v[3 * p0 + i]);
-        load_centre(plan, sp + p0, w);
+        load_centre_any(plan, sp + p0, w);
         centre(b, p0, w);
       }
     });
@@ -539,8 +566,8 @@ torch::Tensor acsf(const torch::Tensor& vectors, const torch::Tensor& offsets, c
   auto out = torch::zeros({in.n_centres, n_functions}, vectors.options());
   AT_DISPATCH_FLOATING_TYPES(in.vectors.scalar_type(), "bpnn_acsf", [&] {
     scalar_t* g = out.data_ptr<scalar_t>();
-    in.for_each_centre<scalar_t>(n_functions, [&](int64_t b, int64_t, Scratch& w) {
-      forward_centre(in.plan, w);
+    in.for_each_centre<scalar_t>(n_functions, [&](int64_t b, int64_t, Scratch<scalar_t>& w) {
+      forward_centre_any(in.plan, w);
       for (int64_t f = 0; f < n_functions; ++f) g[b * n_functions + f] = static_cast<scalar_t>(w.g[f]);
     });
   });
@@ -558,8 +585,8 @@ torch::Tensor acsf_backward(const torch::Tensor& vectors, const torch::Tensor& o
   auto out = torch::zeros({in.vectors.size(0), 3}, vectors.options());
   AT_DISPATCH_FLOATING_TYPES(in.vectors.scalar_type(), "bpnn_acsf_backward", [&] {
     scalar_t* grad = out.data_ptr<scalar_t>();
-    in.for_each_centre<scalar_t>(n_functions, [&](int64_t b, int64_t p0, Scratch& w) {
-      backward_centre(in.plan, weight + b * n_functions, w);
+    in.for_each_centre<scalar_t>(n_functions, [&](int64_t b, int64_t p0, Scratch<scalar_t>& w) {
+      backward_centre_any(in.plan, weight + b * n_functions, w);
       for (int64_t slot = 0; slot < w.m; ++slot) {
         scalar_t* row = grad + 3 * (p0 + w.order[slot]);
         row[0] = static_cast<scalar_t>(w.gx[slot]);

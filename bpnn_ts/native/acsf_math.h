@@ -63,111 +63,139 @@ BPNN_INLINE double exp(double x) {
   return x < -708.0 ? 0.0 : p * scale;
 }
 
+// exp(x) in single precision: the same reduction, degree-7 polynomial; 0 below -87.
+BPNN_INLINE float exp(float x) {
+  constexpr float kShifter = 12582912.0f;  // 1.5 * 2^23
+  constexpr float kLog2e = 1.44269504f;
+  constexpr float kLn2Hi = 0.693145751953125f;
+  constexpr float kLn2Lo = 1.428606765330187e-06f;
+  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float t = xc * kLog2e + kShifter;
+  const float n = t - kShifter;
+  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  uint32_t bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  bits = (bits + 127u) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return x < -87.0f ? 0.0f : p * scale;
+}
+
 // cos(pi x) and sin(pi x) for x in [0, 1] (clamped): with v = pi (x - 1/2) in [-pi/2, pi/2],
 // cos(pi x) = -sin(v) and sin(pi x) = cos(v), both by Taylor series to v^21 / v^22.
-BPNN_INLINE void cos_sin_pi(double x, double& c, double& s) {
-  const double xc = x < 0.0 ? 0.0 : (x > 1.0 ? 1.0 : x);
-  const double v = kPi * (xc - 0.5);
-  const double v2 = v * v;
-  double sv = 1.0 / 51090942171709440000.0;  // sin(v) / v = sum_n (-1)^n v^2n / (2n + 1)!
-  sv = sv * v2 - 1.0 / 121645100408832000.0;
-  sv = sv * v2 + 1.0 / 355687428096000.0;
-  sv = sv * v2 - 1.0 / 1307674368000.0;
-  sv = sv * v2 + 1.0 / 6227020800.0;
-  sv = sv * v2 - 1.0 / 39916800.0;
-  sv = sv * v2 + 1.0 / 362880.0;
-  sv = sv * v2 - 1.0 / 5040.0;
-  sv = sv * v2 + 1.0 / 120.0;
-  sv = sv * v2 - 1.0 / 6.0;
-  sv = sv * v2 + 1.0;
-  double cv = -1.0 / 1124000727777607680000.0;  // cos(v) = sum_n (-1)^n v^2n / (2n)!
-  cv = cv * v2 + 1.0 / 2432902008176640000.0;
-  cv = cv * v2 - 1.0 / 6402373705728000.0;
-  cv = cv * v2 + 1.0 / 20922789888000.0;
-  cv = cv * v2 - 1.0 / 87178291200.0;
-  cv = cv * v2 + 1.0 / 479001600.0;
-  cv = cv * v2 - 1.0 / 3628800.0;
-  cv = cv * v2 + 1.0 / 40320.0;
-  cv = cv * v2 - 1.0 / 720.0;
-  cv = cv * v2 + 1.0 / 24.0;
-  cv = cv * v2 - 0.5;
-  cv = cv * v2 + 1.0;
+template <typename real>
+BPNN_INLINE void cos_sin_pi(real x, real& c, real& s) {
+  const real xc = x < real(0) ? real(0) : (x > real(1) ? real(1) : x);
+  const real v = real(kPi) * (xc - real(0.5));
+  const real v2 = v * v;
+  real sv = real(1.0 / 51090942171709440000.0);  // sin(v) / v = sum_n (-1)^n v^2n / (2n + 1)!
+  sv = sv * v2 - real(1.0 / 121645100408832000.0);
+  sv = sv * v2 + real(1.0 / 355687428096000.0);
+  sv = sv * v2 - real(1.0 / 1307674368000.0);
+  sv = sv * v2 + real(1.0 / 6227020800.0);
+  sv = sv * v2 - real(1.0 / 39916800.0);
+  sv = sv * v2 + real(1.0 / 362880.0);
+  sv = sv * v2 - real(1.0 / 5040.0);
+  sv = sv * v2 + real(1.0 / 120.0);
+  sv = sv * v2 - real(1.0 / 6.0);
+  sv = sv * v2 + real(1.0);
+  real cv = real(-1.0 / 1124000727777607680000.0);  // cos(v) = sum_n (-1)^n v^2n / (2n)!
+  cv = cv * v2 + real(1.0 / 2432902008176640000.0);
+  cv = cv * v2 - real(1.0 / 6402373705728000.0);
+  cv = cv * v2 + real(1.0 / 20922789888000.0);
+  cv = cv * v2 - real(1.0 / 87178291200.0);
+  cv = cv * v2 + real(1.0 / 479001600.0);
+  cv = cv * v2 - real(1.0 / 3628800.0);
+  cv = cv * v2 + real(1.0 / 40320.0);
+  cv = cv * v2 - real(1.0 / 720.0);
+  cv = cv * v2 + real(1.0 / 24.0);
+  cv = cv * v2 - real(0.5);
+  cv = cv * v2 + real(1.0);
   c = -sv * v;
   s = cv;
 }
 
 // f_c(r) and df_c/dr for n2p2 cutoff types 0..8 (bpnn_ts/cutoffs.py has the formulas); 0 for
 // r >= rc. `kind` is a template argument so that callers loop over r with no branch inside.
-template <int kind>
-BPNN_INLINE void cutoff(double r, double rc, double inv_rc, double alpha, double& f, double& slope) {
+template <int kind, typename real>
+BPNN_INLINE void cutoff(real r, real rc, real inv_rc, real alpha, real& f, real& slope) {
   const bool inside = r < rc;
-  double value = 1.0, d = 0.0;
+  real value = real(1.0), d = real(0.0);
   if (kind == 2 || kind == 3) {
-    const double e = bpnn_math::exp(-2.0 * (1.0 - r * inv_rc));  // tanh(u) = (1 - e^-2u) / (1 + e^-2u)
-    const double t = (1.0 - e) / (1.0 + e);
-    const double scale = kind == 3 ? kTanhScale : 1.0;
+    const real e = bpnn_math::exp(-real(2.0) * (real(1.0) - r * inv_rc));  // tanh(u) = (1 - e^-2u) / (1 + e^-2u)
+    const real t = (real(1.0) - e) / (real(1.0) + e);
+    const real scale = kind == 3 ? real(kTanhScale) : real(1.0);
     value = scale * t * t * t;
-    d = -3.0 * scale * t * t * (1.0 - t * t) * inv_rc;
+    d = -real(3.0) * scale * t * t * (real(1.0) - t * t) * inv_rc;
   } else if (kind != 0) {
-    const double rci = alpha * rc;
-    const double width = rc - rci;
-    const double x_raw = (r - rci) / width;
-    const bool flat = x_raw <= 0.0;
-    const double x = flat ? 0.0 : (x_raw > 1.0 ? 1.0 : x_raw);
-    double dfdx = 0.0;
+    const real rci = alpha * rc;
+    const real width = rc - rci;
+    const real x_raw = (r - rci) / width;
+    const bool flat = x_raw <= real(0.0);
+    const real x = flat ? real(0.0) : (x_raw > real(1.0) ? real(1.0) : x_raw);
+    real dfdx = real(0.0);
     if (kind == 1) {
-      double c, s;
+      real c, s;
       cos_sin_pi(x, c, s);
-      value = 0.5 * (c + 1.0);
-      dfdx = -0.5 * kPi * s;
+      value = real(0.5) * (c + real(1.0));
+      dfdx = -real(0.5) * real(kPi) * s;
     } else if (kind == 4) {
-      const double one_minus = x < 1.0 ? 1.0 - x * x : 1.0;
-      value = x < 1.0 ? bpnn_math::exp(1.0 - 1.0 / one_minus) : 0.0;
-      dfdx = -2.0 * x * value / (one_minus * one_minus);
+      const real one_minus = x < real(1.0) ? real(1.0) - x * x : real(1.0);
+      value = x < real(1.0) ? bpnn_math::exp(real(1.0) - real(1.0) / one_minus) : real(0.0);
+      dfdx = -real(2.0) * x * value / (one_minus * one_minus);
     } else if (kind == 5) {
-      value = (2.0 * x - 3.0) * x * x + 1.0;
-      dfdx = 6.0 * x * (x - 1.0);
+      value = (real(2.0) * x - real(3.0)) * x * x + real(1.0);
+      dfdx = real(6.0) * x * (x - real(1.0));
     } else if (kind == 6) {
-      value = ((15.0 - 6.0 * x) * x - 10.0) * x * x * x + 1.0;
-      const double xm = x * (x - 1.0);
-      dfdx = -30.0 * xm * xm;
+      value = ((real(15.0) - real(6.0) * x) * x - real(10.0)) * x * x * x + real(1.0);
+      const real xm = x * (x - real(1.0));
+      dfdx = -real(30.0) * xm * xm;
     } else if (kind == 7) {
-      const double x2 = x * x;
-      value = (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x2 * x2 + 1.0;
-      const double xm = x * (x - 1.0);
-      dfdx = 140.0 * xm * xm * xm;
+      const real x2 = x * x;
+      value = (x * (x * (real(20.0) * x - real(70.0)) + real(84.0)) - real(35.0)) * x2 * x2 + real(1.0);
+      const real xm = x * (x - real(1.0));
+      dfdx = real(140.0) * xm * xm * xm;
     } else if (kind == 8) {
-      const double x2 = x * x;
-      value = (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x2 * x2 * x + 1.0;
-      const double xm = x * (x - 1.0);
-      dfdx = -630.0 * xm * xm * xm * xm;
+      const real x2 = x * x;
+      value = (x * (x * ((real(315.0) - real(70.0) * x) * x - real(540.0)) + real(420.0)) - real(126.0)) * x2 * x2 * x + real(1.0);
+      const real xm = x * (x - real(1.0));
+      dfdx = -real(630.0) * xm * xm * xm * xm;
     }
-    value = flat ? 1.0 : value;
-    d = flat ? 0.0 : dfdx / width;
+    value = flat ? real(1.0) : value;
+    d = flat ? real(0.0) : dfdx / width;
   }
-  f = inside ? value : 0.0;
-  slope = inside ? d : 0.0;
+  f = inside ? value : real(0.0);
+  slope = inside ? d : real(0.0);
 }
 
-template <int kind>
-BPNN_INLINE void cutoff_loop(const double* r, int64_t n, double rc, double alpha, double* f, double* slope) {
-  const double inv_rc = 1.0 / rc;
+template <int kind, typename real>
+BPNN_INLINE void cutoff_loop(const real* r, int64_t n, real rc, real alpha, real* f, real* slope) {
+  const real inv_rc = real(1) / rc;
 #pragma omp simd
-  for (int64_t t = 0; t < n; ++t) cutoff<kind>(r[t], rc, inv_rc, alpha, f[t], slope[t]);
+  for (int64_t t = 0; t < n; ++t) cutoff<kind, real>(r[t], rc, inv_rc, alpha, f[t], slope[t]);
 }
 
 // f[t], slope[t] = f_c(r[t]), df_c/dr(r[t]) for t < n, cutoff type `kind` (0..8).
-BPNN_INLINE void cutoff_array(int kind, const double* r, int64_t n, double rc, double alpha, double* f, double* slope) {
+template <typename real>
+BPNN_INLINE void cutoff_array(int kind, const real* r, int64_t n, real rc, real alpha, real* f, real* slope) {
   switch (kind) {
-    case 0: cutoff_loop<0>(r, n, rc, alpha, f, slope); break;
-    case 1: cutoff_loop<1>(r, n, rc, alpha, f, slope); break;
-    case 2: cutoff_loop<2>(r, n, rc, alpha, f, slope); break;
-    case 3: cutoff_loop<3>(r, n, rc, alpha, f, slope); break;
-    case 4: cutoff_loop<4>(r, n, rc, alpha, f, slope); break;
-    case 5: cutoff_loop<5>(r, n, rc, alpha, f, slope); break;
-    case 6: cutoff_loop<6>(r, n, rc, alpha, f, slope); break;
-    case 7: cutoff_loop<7>(r, n, rc, alpha, f, slope); break;
-    case 8: cutoff_loop<8>(r, n, rc, alpha, f, slope); break;
+    case 0: cutoff_loop<0, real>(r, n, rc, alpha, f, slope); break;
+    case 1: cutoff_loop<1, real>(r, n, rc, alpha, f, slope); break;
+    case 2: cutoff_loop<2, real>(r, n, rc, alpha, f, slope); break;
+    case 3: cutoff_loop<3, real>(r, n, rc, alpha, f, slope); break;
+    case 4: cutoff_loop<4, real>(r, n, rc, alpha, f, slope); break;
+    case 5: cutoff_loop<5, real>(r, n, rc, alpha, f, slope); break;
+    case 6: cutoff_loop<6, real>(r, n, rc, alpha, f, slope); break;
+    case 7: cutoff_loop<7, real>(r, n, rc, alpha, f, slope); break;
+    case 8: cutoff_loop<8, real>(r, n, rc, alpha, f, slope); break;
     default: throw std::invalid_argument("bpnn: unknown cutoff type " + std::to_string(kind));
   }
 }

@@ -69,8 +69,10 @@ Model::Model(const std::string& path, const std::string& device, int threads)
   if (length_unit_ != "angstrom" || energy_unit_ != "eV") {
     throw Error(path + " works in " + length_unit_ + "/" + energy_unit_ + "; this loader expects angstrom/eV");
   }
-  if (dtype_ != "float64" && dtype_ != "float32") throw Error(path + " has unknown dtype " + dtype_);
-  real_ = dtype_ == "float64" ? torch::kFloat64 : torch::kFloat32;
+  if (dtype_ != "float64" && dtype_ != "float32" && dtype_ != "mixed") {
+    throw Error(path + " has unknown dtype " + dtype_);
+  }
+  real_ = dtype_ == "float32" ? torch::kFloat32 : torch::kFloat64;  // mixed: float64 in and out
 }
 
 void Model::check_elements(const std::vector<int64_t>& numbers) const {

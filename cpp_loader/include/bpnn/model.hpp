@@ -36,7 +36,7 @@ class Model {
   int64_t format_version() const { return format_version_; }
   double cutoff() const { return cutoff_; }  // Å
   const std::vector<int64_t>& atomic_numbers() const { return atomic_numbers_; }
-  const std::string& dtype() const { return dtype_; }  // "float64" or "float32"
+  const std::string& dtype() const { return dtype_; }  // "float64", "float32" or "mixed" (float64 in and out)
   const std::string& length_unit() const { return length_unit_; }
   const std::string& energy_unit() const { return energy_unit_; }
   const torch::Device& device() const { return device_; }
