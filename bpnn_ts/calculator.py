@@ -9,6 +9,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 
 from . import keys
 from .export import load
+from .extrapolation import ExtrapolationPolicy
 from .precision import INPUT_DTYPES, PRECISIONS, set_precision
 
 
@@ -22,9 +23,13 @@ def unwrap_script_error(error: Exception) -> ValueError:
 
 
 class BPNNCalculator(Calculator):
-    """energy, free_energy (= energy), energies, forces (eV/Å), stress (eV/Å^3, ASE Voigt order).
+    """energy, free_energy (= energy), energies, forces (eV/Å), stress (eV/Å^3, ASE Voigt order);
+    results["extrapolation"]: per atom, how many symmetry functions are outside the training range.
 
     model: path of an exported model file, or a model (scripted or eager).
+    extrapolation: "warn" (an ExtrapolationWarning naming the atoms, at most once every
+    `extrapolation_every` extrapolating calls), "stop" (raise ExtrapolationError) or "ignore"
+    (no counting, no cost). None: "warn" if the model knows its training range, else "ignore".
     device: "cpu", "cuda", ...; dtype: "float64", "float32" or "mixed" (bpnn_ts/precision.py)
     to convert the model to, else its own.
     """
@@ -32,7 +37,8 @@ class BPNNCalculator(Calculator):
     implemented_properties: List[str] = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model: Union[str, Path, torch.nn.Module], device: Union[str, torch.device] = "cpu",
-                 dtype: Optional[str] = None, **kwargs):
+                 dtype: Optional[str] = None, extrapolation: Optional[str] = None,
+                 extrapolation_every: int = 100, **kwargs):
         super().__init__(**kwargs)
         if dtype is not None and dtype not in PRECISIONS:
             raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
@@ -47,6 +53,13 @@ class BPNNCalculator(Calculator):
         self.model = model.eval()
         self.dtype = INPUT_DTYPES[str(self.model.dtype_name())]
         self.supported = [int(z) for z in self.model.atomic_numbers()]
+        range_known = bool(self.model.training_range_known()) if hasattr(self.model, "training_range_known") else False
+        if extrapolation is None:
+            extrapolation = "warn" if range_known else "ignore"
+        self.extrapolation = ExtrapolationPolicy(extrapolation, extrapolation_every)
+        if self.extrapolation.active and not range_known:
+            raise ValueError(f"extrapolation={extrapolation!r} needs a model that knows its training range "
+                             "[Gmin, Gmax] (scaling statistics); this one does not: use extrapolation='ignore'")
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -63,9 +76,13 @@ class BPNNCalculator(Calculator):
         try:
             out = self.model(as_tensor(positions, self.dtype), as_tensor(atoms.numbers, torch.long),
                              as_tensor(atoms.cell.array, self.dtype), as_tensor(atoms.pbc, torch.bool),
-                             compute_forces=True, compute_virial=want_stress)
+                             compute_forces=True, compute_virial=want_stress,
+                             count_extrapolation=self.extrapolation.active)
         except torch.jit.Error as error:
             raise unwrap_script_error(error) from None
+        counts = out[keys.EXTRAPOLATION].cpu().numpy() if self.extrapolation.active else None
+        self.results["extrapolation"] = counts if counts is not None else np.zeros(len(atoms), dtype=np.int64)
+        self.extrapolation.apply(counts, atoms.numbers)
         energy = float(out[keys.ENERGY].detach().cpu())
         self.results["energy"] = energy
         self.results["free_energy"] = energy

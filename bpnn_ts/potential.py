@@ -22,6 +22,7 @@ from . import keys
 from .descriptors.acsf import ElementDescriptor, Scaling
 from .descriptors.params import SymmetryFunction, function_to_dict
 from .elements import MAX_Z, species_table, symbol
+from .extrapolation import count_outside
 from .native.kernel import (DescriptorKernel, NativeKernel, NativePairSearch, NoKernel, PairSearch,
                             TorchPairSearch)
 from .nn import ElementMLP
@@ -246,7 +247,7 @@ class BPNNPotential(torch.nn.Module):
                 cell: Optional[torch.Tensor] = None, pbc: Optional[torch.Tensor] = None,
                 pairs: Optional[torch.Tensor] = None, shifts: Optional[torch.Tensor] = None,
                 n_local: Optional[int] = None, compute_forces: bool = True,
-                compute_virial: bool = False) -> Dict[str, torch.Tensor]:
+                compute_virial: bool = False, count_extrapolation: bool = False) -> Dict[str, torch.Tensor]:
         """Energy (eV), per-atom energies, forces (eV/Å) and virial (eV); see export/CONTRACT.md.
 
         positions (N, 3) Å; atomic_numbers (N,); cell (3, 3) rows = lattice vectors;
@@ -256,8 +257,32 @@ class BPNNPotential(torch.nn.Module):
         """
         vectors, pairs, species, n_atoms, n_local = self._prepare(
             positions, atomic_numbers, cell, pbc, pairs, shifts, n_local)
-        return self._evaluate(vectors, pairs, species, n_atoms, n_local,
-                              compute_forces, compute_virial, False)
+        result = self._evaluate(vectors, pairs, species, n_atoms, n_local,
+                                compute_forces, compute_virial, count_extrapolation)
+        if count_extrapolation:
+            result[keys.EXTRAPOLATION] = self._extrapolation_counts(result.pop(keys.DESCRIPTORS), species[:n_local])
+            result.pop(keys.SCALED_DESCRIPTORS)
+        return result
+
+    @torch.jit.export
+    def training_range_known(self) -> bool:
+        """True if every element has its training range [Gmin, Gmax] (scaling statistics)."""
+        known = True
+        for element in self.elements:
+            known = known and element.scaling.has_statistics
+        return known
+
+    def _extrapolation_counts(self, g: torch.Tensor, local_species: torch.Tensor) -> torch.Tensor:
+        """(n_local,) functions outside [Gmin, Gmax] per atom, from G (n_local, max F)."""
+        if not self.training_range_known():
+            raise ValueError("this model has no training range [Gmin, Gmax] of its symmetry functions "
+                             "(no scaling statistics): it cannot count extrapolation")
+        counts = torch.zeros(local_species.shape[0], dtype=torch.long, device=g.device)
+        for s, element in enumerate(self.elements):
+            rows = local_species == s
+            bounds_min, bounds_max = element.scaling.g_min, element.scaling.g_max
+            counts[rows] = count_outside(g[rows, : bounds_min.shape[0]], bounds_min, bounds_max)
+        return counts
 
     def _prepare(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
                  cell: Optional[torch.Tensor], pbc: Optional[torch.Tensor],

@@ -63,6 +63,26 @@ def mixed_model(cutoff_type: int = 1, cutoff_alpha: float = 0.0, seed: int = 0) 
     return randomized(model.double(), seed)
 
 
+def ranged_model(seed: int = 0) -> BPNNPotential:
+    """`mixed_model` that knows its training range: scaling statistics from three water boxes
+    (`training_boxes`); `squeezed_box` is outside that range, the training boxes are not."""
+    from bpnn_ts.scaling import fit_scaling
+    model = mixed_model(seed=seed)
+    fit_scaling(model, training_boxes())
+    return model
+
+
+def training_boxes():
+    return [water_box(8, cell=[[5.6, 0, 0], [1.2, 5.3, 0], [-0.7, 0.9, 5.1]], seed=s) for s in (4, 5, 6)]
+
+
+def squeezed_box() -> Atoms:
+    """A training box compressed to 80%: denser than anything seen in training."""
+    atoms = training_boxes()[0]
+    atoms.set_cell(atoms.cell * 0.8, scale_atoms=True)
+    return atoms
+
+
 @pytest.fixture(scope="session")
 def water_model():
     return mixed_model()

@@ -13,8 +13,8 @@ import pytest
 import torch
 from ase import Atoms
 
-from bpnn_ts import BPNNCalculator, export
-from conftest import export_with_format_version, mixed_model
+from bpnn_ts import BPNNCalculator, export, keys, load
+from conftest import export_with_format_version, mixed_model, ranged_model, squeezed_box
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
@@ -81,6 +81,28 @@ def test_mixed_precision_file_same_numbers_as_python(tmp_path):
     assert np.abs(np.array(cpp["forces"]) - forces).max() <= 1e-6 * np.abs(forces).max()
     atoms.calc = BPNNCalculator(path, dtype="float64")
     assert np.abs(np.array(cpp["forces"]) - atoms.get_forces()).max() <= 2e-5 * np.abs(forces).max()
+
+
+def test_extrapolation_policies(tmp_path):
+    """Counts equal Python's; warn goes to stderr, stop exits with status 3 naming atoms."""
+    path = export(ranged_model(), tmp_path / "ranged.pt")
+    structure = tmp_path / "squeezed.xyz"
+    ase.io.write(structure, squeezed_box(), format="extxyz")
+    atoms = ase.io.read(structure)
+    atoms.calc = BPNNCalculator(path, extrapolation="ignore")
+    model = load(path)
+    python = model(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
+                   torch.tensor(atoms.pbc), count_extrapolation=True)[keys.EXTRAPOLATION].numpy()
+    assert python.sum() > 0
+    warned = run(path, structure)  # default for a model with a range: warn
+    assert warned.returncode == 0 and "bpnn: warning: " in warned.stderr and "outside the training range" in warned.stderr
+    assert json.loads(warned.stdout)["extrapolation"] == python.tolist()
+    stopped = run(path, structure, "--extrapolation", "stop")
+    assert stopped.returncode == 3 and "outside the training range: atom index (element, functions)" in stopped.stderr
+    quiet = run(path, structure, "--extrapolation", "ignore")
+    assert quiet.returncode == 0 and quiet.stderr == "" and "extrapolation" not in json.loads(quiet.stdout)
+    unranged = run(export(mixed_model(), tmp_path / "bare.pt"), structure, "--extrapolation", "warn")
+    assert unranged.returncode == 1 and "no training range" in unranged.stderr
 
 
 def test_md_mode_conserves_energy(model_file, tmp_path):

@@ -14,7 +14,7 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, export, load
-from conftest import export_with_format_version, mixed_model, water_box
+from conftest import export_with_format_version, mixed_model, ranged_model, squeezed_box, training_boxes, water_box
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
@@ -183,6 +183,23 @@ def test_clear_errors(model_file, tmp_path):
     assert result.returncode != 0 and "pair_style bpnn needs 'units metal'" in lammps_error(result, tmp_path)
     result = run_lammps(tmp_path, header(model_file, True, pair_style_extra="device tpu") + "run 0\n")
     assert result.returncode != 0 and "bpnn: unknown device 'tpu'" in lammps_error(result, tmp_path)
+
+
+def test_extrapolation_policies(tmp_path):
+    """stop: an error naming atom IDs; warn: a LAMMPS warning; inside the range: silence."""
+    model = export(ranged_model(), tmp_path / "ranged.pt")
+    write_data(tmp_path / "data.lmp", squeezed_box())
+    result = run_lammps(tmp_path, header(model, True, pair_style_extra="extrapolation stop") + "run 0\n")
+    text = lammps_error(result, tmp_path)
+    assert result.returncode != 0 and "outside the training range: atom ID (element, functions)" in text
+    result = run_lammps(tmp_path, header(model, True) + "run 0\n")  # default: warn
+    text = lammps_error(result, tmp_path)
+    assert result.returncode == 0 and "WARNING: pair bpnn, step 0:" in text, text
+    write_data(tmp_path / "data.lmp", training_boxes()[2])
+    result = run_lammps(tmp_path, header(model, True, pair_style_extra="extrapolation stop") + "run 0\n")
+    assert result.returncode == 0 and "outside the training range" not in lammps_error(result, tmp_path)
+    result = run_lammps(tmp_path, header(model, True, pair_style_extra="extrapolation maybe") + "run 0\n")
+    assert result.returncode != 0 and "extrapolation takes ignore, warn or stop" in lammps_error(result, tmp_path)
 
 
 def test_model_file_of_another_format_version(tmp_path):

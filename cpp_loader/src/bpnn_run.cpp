@@ -1,7 +1,12 @@
 // bpnn_run MODEL.pt STRUCTURE.xyz [--device cpu|cuda] [--threads N] [--md N --dt FS [--every K]]
+//          [--extrapolation ignore|warn|stop]
 // Prints energy, per-atom energies, forces and virial as JSON; with --md, runs
 // velocity-Verlet NVE (the worked example of an MD loop around bpnn::Model) and
 // prints one JSON line per K steps. Units: eV, Å, fs, amu.
+// Extrapolation (symmetry functions outside the training range; default "warn" where the
+// model knows its range, else "ignore"): warn prints the atoms to stderr (in MD at most once
+// per 100 extrapolating steps), stop exits with status 3 naming them; the single-point JSON
+// then has "extrapolation" (functions per atom).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,7 +40,7 @@ void print_rows(const torch::Tensor& t) {
 
 int usage() {
   std::fprintf(stderr, "usage: bpnn_run MODEL.pt STRUCTURE.xyz [--device cpu|cuda] [--threads N] "
-                       "[--md STEPS --dt FS [--every K]]\n");
+                       "[--md STEPS --dt FS [--every K]] [--extrapolation ignore|warn|stop]\n");
   return 2;
 }
 
@@ -43,7 +48,7 @@ int usage() {
 
 int main(int argc, char** argv) {
   if (argc < 3) return usage();
-  std::string model_path = argv[1], structure_path = argv[2], device = "cpu";
+  std::string model_path = argv[1], structure_path = argv[2], device = "cpu", extrapolation;
   int threads = 1, md_steps = 0, every = 10;
   double dt_fs = 1.0;
   for (int k = 3; k < argc; ++k) {
@@ -56,6 +61,7 @@ int main(int argc, char** argv) {
       else if (flag == "--md") md_steps = std::stoi(value);
       else if (flag == "--dt") dt_fs = std::stod(value);
       else if (flag == "--every") every = std::max(1, std::stoi(value));
+      else if (flag == "--extrapolation" && (value == "ignore" || value == "warn" || value == "stop")) extrapolation = value;
       else return usage();
     } catch (const std::exception&) {
       std::fprintf(stderr, "bpnn: bad value '%s' for %s\n", value.c_str(), flag.c_str());
@@ -64,8 +70,24 @@ int main(int argc, char** argv) {
   }
   try {
     bpnn::Model model(model_path, device, threads);
+    if (extrapolation.empty()) extrapolation = model.training_range_known() ? "warn" : "ignore";
+    model.set_count_extrapolation(extrapolation != "ignore");
     bpnn::Structure s = bpnn::read_xyz(structure_path);
+    int64_t extrapolating_steps = 0;
+    // Applies the policy; false: stop.
+    auto check = [&](const bpnn::Result& r, int step) {
+      if (!r.extrapolation.defined() || r.extrapolation.sum().item<int64_t>() == 0) return true;
+      const std::string where = md_steps > 0 ? "step " + std::to_string(step) + ": " : "";
+      const std::string message = where + bpnn::describe_extrapolation(r.extrapolation, s.numbers);
+      if (extrapolation == "stop") {
+        std::fprintf(stderr, "bpnn: %s (--extrapolation stop)\n", message.c_str());
+        return false;
+      }
+      if (extrapolating_steps++ % 100 == 0) std::fprintf(stderr, "bpnn: warning: %s\n", message.c_str());
+      return true;
+    };
     auto result = model.compute(s.positions, s.numbers, s.cell, s.pbc, true);
+    if (!check(result, 0)) return 3;
     if (md_steps == 0) {
       std::printf("{\"n_atoms\": %zu, \"energy\": %.17g, \"energies\": ", s.numbers.size(), result.energy);
       print_vector(result.energies);
@@ -73,6 +95,10 @@ int main(int argc, char** argv) {
       print_rows(result.forces);
       std::printf(", \"virial\": ");
       print_rows(result.virial);
+      if (result.extrapolation.defined()) {
+        std::printf(", \"extrapolation\": ");
+        print_vector(result.extrapolation);
+      }
       std::printf("}\n");
       return 0;
     }
@@ -90,6 +116,7 @@ int main(int argc, char** argv) {
             s.positions[3 * i + c] += dt * velocity[3 * i + c];
           }
         result = model.compute(s.positions, s.numbers, s.cell, s.pbc, false);
+        if (!check(result, step)) return 3;
         forces = result.forces;
         for (size_t i = 0; i < n; ++i)
           for (int c = 0; c < 3; ++c) velocity[3 * i + c] += 0.5 * dt * forces[i][c].item<double>() / mass[i];

@@ -73,6 +73,40 @@ Model::Model(const std::string& path, const std::string& device, int threads)
     throw Error(path + " has unknown dtype " + dtype_);
   }
   real_ = dtype_ == "float32" ? torch::kFloat32 : torch::kFloat64;  // mixed: float64 in and out
+  if (module_.find_method("training_range_known")) {
+    training_range_known_ = module_.run_method("training_range_known").toBool();
+  }
+}
+
+void Model::set_count_extrapolation(bool enable) {
+  if (enable && !training_range_known_) {
+    throw Error("this model file has no training range [Gmin, Gmax] of its symmetry functions: it cannot "
+                "count extrapolation (re-export it with a current bpnn_ts, from a model with scaling statistics)");
+  }
+  count_extrapolation_ = enable;
+}
+
+std::string describe_extrapolation(const torch::Tensor& counts, const std::vector<int64_t>& numbers,
+                                   const std::vector<int64_t>& ids, int limit) {
+  auto c = counts.to(torch::kCPU, torch::kInt64).contiguous();
+  const int64_t* value = c.data_ptr<int64_t>();
+  int64_t atoms = 0, functions = 0;
+  std::string listed;
+  for (int64_t i = 0; i < c.size(0); ++i) {
+    if (value[i] == 0) continue;
+    if (atoms < limit) {
+      const int64_t name = ids.empty() ? i : ids[i];
+      const int64_t z = i < static_cast<int64_t>(numbers.size()) ? numbers[i] : 0;
+      listed += (listed.empty() ? "" : ", ") + std::to_string(name) + " (" + element_name(z) + ", " +
+                std::to_string(value[i]) + ")";
+    }
+    ++atoms;
+    functions += value[i];
+  }
+  if (atoms > limit) listed += ", and " + std::to_string(atoms - limit) + " more";
+  return std::to_string(atoms) + " atom(s) (" + std::to_string(functions) +
+         " symmetry function values) outside the training range: atom " + (ids.empty() ? "index" : "ID") +
+         " (element, functions) " + listed;
 }
 
 void Model::check_elements(const std::vector<int64_t>& numbers) const {
@@ -130,6 +164,7 @@ Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
   while (inputs.size() < 7) inputs.emplace_back();  // pairs, shifts, n_local: None
   inputs.emplace_back(true);         // compute_forces
   inputs.emplace_back(want_virial);  // compute_virial
+  if (count_extrapolation_) inputs.emplace_back(true);  // count_extrapolation (older files lack it)
   torch::IValue output;
   try {
     output = module_.forward(inputs);
@@ -146,6 +181,7 @@ Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
     result.virial = cpu(dict.at("virial").toTensor());
     result.atomic_virials = cpu(dict.at("atomic_virials").toTensor());
   }
+  if (count_extrapolation_) result.extrapolation = dict.at("extrapolation").toTensor().to(torch::kCPU).contiguous();
   return result;
 }
 

@@ -68,14 +68,17 @@ void PairBPNN::allocate() {
 }
 
 // pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
+//                  [extrapolation ignore|warn|stop] [extrapolation_every N]
 void PairBPNN::settings(int narg, char** arg) {
   if (std::strcmp(update->unit_style, "metal") != 0) {
     error->all(FLERR, std::string("pair_style bpnn needs 'units metal' (eV, Å, ps); this input uses units ") +
                           update->unit_style);
   }
   if (narg < 1 || narg % 2 == 0) {
-    error->all(FLERR, "Usage: pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]");
+    error->all(FLERR, "Usage: pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no] "
+                      "[extrapolation ignore|warn|stop] [extrapolation_every N]");
   }
+  std::string extrapolation;
   std::string device = "cpu";
   int threads = 1;
   bool tune_malloc = true;
@@ -89,18 +92,49 @@ void PairBPNN::settings(int narg, char** arg) {
       const std::string value = arg[i + 1];
       if (value != "yes" && value != "no") error->all(FLERR, "pair_style bpnn: tune_malloc takes yes or no");
       tune_malloc = value == "yes";
+    } else if (key == "extrapolation") {
+      extrapolation = arg[i + 1];
+      if (extrapolation != "ignore" && extrapolation != "warn" && extrapolation != "stop") {
+        error->all(FLERR, "pair_style bpnn: extrapolation takes ignore, warn or stop, got '" + extrapolation + "'");
+      }
+    } else if (key == "extrapolation_every") {
+      extrapolation_every_ = std::atoi(arg[i + 1]);
+      if (extrapolation_every_ < 1) error->all(FLERR, "pair_style bpnn: extrapolation_every must be >= 1");
     } else {
-      error->all(FLERR, "pair_style bpnn: unknown keyword '" + key + "' (known: device, threads, tune_malloc)");
+      error->all(FLERR, "pair_style bpnn: unknown keyword '" + key +
+                            "' (known: device, threads, tune_malloc, extrapolation, extrapolation_every)");
     }
   }
   if (tune_malloc) keep_freed_memory_in_heap();
   model_path_ = arg[0];
   try {
     model_ = std::make_unique<bpnn::Model>(model_path_, device, threads);
+    if (extrapolation.empty()) extrapolation = model_->training_range_known() ? "warn" : "ignore";
+    model_->set_count_extrapolation(extrapolation != "ignore");
   } catch (const std::exception& e) {
     error->all(FLERR, e.what());
   }
+  stop_on_extrapolation_ = extrapolation == "stop";
   cutoff_ = model_->cutoff();
+}
+
+// Policy on the local atoms' counts of functions outside the training range: stop (error on
+// this rank, naming atom IDs) or warn (at most once every extrapolation_every such steps).
+void PairBPNN::report_extrapolation(const int64_t* counts, int nlocal) {
+  std::vector<int64_t> value(counts, counts + nlocal), ids(nlocal), numbers(nlocal);
+  int64_t total = 0;
+  for (int i = 0; i < nlocal; ++i) {
+    if (type_to_z_[atom->type[i]] == 0) value[i] = 0;  // NULL types: not this model's atoms
+    ids[i] = static_cast<int64_t>(atom->tag[i]);
+    numbers[i] = type_to_z_[atom->type[i]];
+    total += value[i];
+  }
+  if (total == 0) return;
+  auto masked = torch::from_blob(value.data(), {nlocal}, torch::kInt64);
+  const std::string message = "pair bpnn, step " + std::to_string(update->ntimestep) + ": " +
+                              bpnn::describe_extrapolation(masked, numbers, ids);
+  if (stop_on_extrapolation_) error->one(FLERR, message + " (extrapolation stop)");
+  if (extrapolating_steps_++ % extrapolation_every_ == 0) error->warning(FLERR, message);
 }
 
 // pair_coeff * * El1 El2 ... : the element of each atom type, NULL for types handled elsewhere.
@@ -194,6 +228,8 @@ void PairBPNN::compute(int eflag, int vflag) {
   } catch (const std::exception& e) {
     error->one(FLERR, e.what());
   }
+
+  if (result.extrapolation.defined()) report_extrapolation(result.extrapolation.data_ptr<int64_t>(), nlocal);
 
   const double* forces = result.forces.data_ptr<double>();
   for (int i = 0; i < nall; ++i) {

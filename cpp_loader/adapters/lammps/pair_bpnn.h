@@ -3,6 +3,7 @@
 //
 //   units metal
 //   pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
+//                    [extrapolation ignore|warn|stop] [extrapolation_every N]
 //   pair_coeff * * O H        # element symbol of each atom type (NULL: not handled)
 #pragma once
 
@@ -32,6 +33,7 @@ class PairBPNN : public Pair {
 
  private:
   void allocate();
+  void report_extrapolation(const int64_t *counts, int nlocal);
 
   std::unique_ptr<bpnn::Model> model_;
   std::string model_path_;
@@ -40,6 +42,9 @@ class PairBPNN : public Pair {
   std::vector<double> positions_;       // per step: local + ghost positions, Å
   std::vector<int64_t> numbers_;        // per step: atomic numbers of local + ghost atoms
   std::vector<int64_t> pairs_i_, pairs_j_, shifts_;
+  bool stop_on_extrapolation_ = false;
+  int extrapolation_every_ = 100;       // warn at most once per this many extrapolating steps
+  int64_t extrapolating_steps_ = 0;
 };
 
 }  // namespace LAMMPS_NS

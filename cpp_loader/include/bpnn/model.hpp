@@ -25,7 +25,14 @@ struct Result {
   torch::Tensor forces;    // (n_atoms, 3) eV/Å, ghosts included
   torch::Tensor virial;    // (3, 3) eV, W = -sum r_ij (x) dE/dr_ij (undefined unless asked)
   torch::Tensor atomic_virials;  // (n_atoms, 3, 3) eV, ghosts included; sums to virial (with virial)
+  torch::Tensor extrapolation;   // (n_local,) int64: functions outside the training range (when counting)
 };
+
+// "N atom(s) (M symmetry function values) outside the training range: atom 4 (O, 2), ..."
+// from per-atom counts (n,) and the atoms' atomic numbers; `ids` (optional, n) names the
+// atoms (e.g. LAMMPS atom IDs) instead of their indices; at most `limit` atoms listed.
+std::string describe_extrapolation(const torch::Tensor& counts, const std::vector<int64_t>& numbers,
+                                   const std::vector<int64_t>& ids = {}, int limit = 10);
 
 class Model {
  public:
@@ -40,6 +47,14 @@ class Model {
   const std::string& length_unit() const { return length_unit_; }
   const std::string& energy_unit() const { return energy_unit_; }
   const torch::Device& device() const { return device_; }
+
+  // The file stores the training range [Gmin, Gmax] of its symmetry functions (scaling
+  // statistics; files exported before extrapolation counting existed do not) and can count.
+  bool training_range_known() const { return training_range_known_; }
+  // Count, per local atom, the functions outside the training range in every compute()
+  // (Result::extrapolation). Throws bpnn::Error if the model cannot.
+  void set_count_extrapolation(bool enable);
+  bool count_extrapolation() const { return count_extrapolation_; }
 
   // Throws bpnn::Error naming the first atomic number the model lacks.
   void check_elements(const std::vector<int64_t>& numbers) const;
@@ -66,6 +81,7 @@ class Model {
   double cutoff_ = 0.0;
   std::vector<int64_t> atomic_numbers_;
   std::string dtype_, length_unit_, energy_unit_;
+  bool training_range_known_ = false, count_extrapolation_ = false;
 };
 
 }  // namespace bpnn
