@@ -44,10 +44,16 @@ def _cmd_inspect(args) -> int:
     for key in ("package_version", "torch_version", "created", "description", "parameters_sha256", "source"):
         if key in prov:
             print(f"{key:15s} {prov[key]}")
+    print(f"{'native_kernels':15s} {meta.get('native_kernels', False)}")
     spec = prov.get("model", {})
     if spec:
         print(f"{'hidden_layers':15s} {spec.get('hidden_layers')}  activations {spec.get('activations')}")
         print(f"{'functions':15s} {len(spec.get('functions', []))} symmetry functions; scaling {spec.get('scaling')}")
+    if args.verify:  # loads the model: runs code from the file
+        from .export import load
+        model = load(args.model)
+        known = bool(model.training_range_known()) if hasattr(model, "training_range_known") else False
+        print(f"{'verified':15s} loads; parameters match parameters_sha256; training range known: {known}")
     return 0
 
 
@@ -125,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="print a model file's metadata without running it")
     p.add_argument("model")
     p.add_argument("--json", action="store_true", help="print everything as JSON")
+    p.add_argument("--verify", action="store_true",
+                   help="also load the model (runs code from the file: trusted files only) and check its parameter hash")
     p.set_defaults(run=_cmd_inspect)
     p = sub.add_parser("import-n2p2", help="convert an n2p2 potential directory to a model file")
     p.add_argument("directory", help="folder with input.nn, scaling.data, weights.ZZZ.data")

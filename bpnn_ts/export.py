@@ -47,6 +47,16 @@ def _metadata(model) -> Dict[str, Any]:
             "native_kernels": bool(model.uses_native_kernels()) if hasattr(model, "uses_native_kernels") else False}
 
 
+def parameters_hash(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter and buffer (names and bytes, sorted by name): recorded in the
+    provenance at export, checked by `load`."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] = None,
            description: str = "", provenance: Optional[Dict[str, Any]] = None,
            native_kernels: Optional[bool] = None) -> Path:
@@ -81,11 +91,7 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "description": description, "model": json.loads(model.spec_json)}
     record.update(provenance or {})
-    state_hash = hashlib.sha256()
-    for name, tensor in sorted(scripted.state_dict().items()):
-        state_hash.update(name.encode())
-        state_hash.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    record["parameters_sha256"] = state_hash.hexdigest()
+    record["parameters_sha256"] = parameters_hash(scripted)
     extra_files = {keys.METADATA_FILE: json.dumps(metadata, indent=1),
                    keys.PROVENANCE_FILE: json.dumps(record, indent=1)}
 
@@ -115,14 +121,19 @@ def inspect(path: Union[str, Path]) -> Dict[str, Any]:
     return {"metadata": records[keys.METADATA_FILE], "provenance": records.get(keys.PROVENANCE_FILE, {})}
 
 
-def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> torch.jit.ScriptModule:
-    """Load a model file after checking its contract (format version). Loading a model
-    file runs code from it: load only files you trust."""
+def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
+         verify: bool = True) -> torch.jit.ScriptModule:
+    """Load a model file after checking its contract (format version) and, with `verify`, that
+    its parameters still match the hash recorded at export. Loading a model file runs code
+    from it: load only files you trust."""
     info = inspect(path)
     version = info["metadata"].get("format_version")
     if version != keys.FORMAT_VERSION:
+        newer = isinstance(version, int) and version > keys.FORMAT_VERSION
+        advice = ("it was written by a newer bpnn_ts: upgrade bpnn_ts to use it" if newer else
+                  "it was written by an older bpnn_ts: re-export the model with this one")
         raise ModelFileError(f"{path} has model-file format version {version}; this bpnn_ts "
-                             f"({__version__}) reads version {keys.FORMAT_VERSION}")
+                             f"({__version__}) reads version {keys.FORMAT_VERSION} ({advice})")
     if info["metadata"].get("native_kernels"):
         from .native import load_error, load_ops
         if not load_ops():
@@ -136,4 +147,8 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> to
         raise ModelFileError(f"{path} could not be loaded (damaged?): {str(error).splitlines()[0]}") from None
     if int(model.format_version()) != version:
         raise ModelFileError(f"{path}: metadata and model disagree on the format version")
+    recorded = info["provenance"].get("parameters_sha256")
+    if verify and recorded and parameters_hash(model) != recorded:
+        raise ModelFileError(f"{path}: its parameters do not match the hash recorded when it was exported "
+                             "(the file was modified or damaged); load(..., verify=False) skips this check")
     return model.eval()

@@ -10,7 +10,7 @@ from bpnn_ts import export, inspect, keys, load
 from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.cli import main
 from bpnn_ts.export import ModelFileError
-from conftest import evaluate, two_element_config, water_box
+from conftest import evaluate, export_with_format_version, two_element_config, water_box
 
 
 def test_metadata_getters_and_provenance(water_model, tmp_path):
@@ -81,8 +81,26 @@ def test_other_format_version_is_refused(water_model, tmp_path):
                 meta["format_version"] = keys.FORMAT_VERSION + 1
                 data = json.dumps(meta).encode()
             dst.writestr(item, data)
-    with pytest.raises(ModelFileError, match="format version 2; this bpnn_ts .* reads version 1"):
+    with pytest.raises(ModelFileError, match="format version 2; this bpnn_ts .* reads version 1 .*newer.*upgrade"):
         load(patched)
+    older = export_with_format_version(tmp_path / "v0.pt", 0)
+    with pytest.raises(ModelFileError, match="format version 0; .*older bpnn_ts: re-export"):
+        load(older)
+
+
+def test_modified_parameters_are_detected(water_model, tmp_path):
+    """The provenance records a hash of every parameter; load checks it."""
+    path = export(water_model, tmp_path / "m.pt")
+    with zipfile.ZipFile(path) as archive:
+        extras = {name.split("/extra/")[-1]: archive.read(name).decode() for name in archive.namelist()
+                  if "/extra/" in name}
+    tampered = load(path)
+    with torch.no_grad():
+        next(iter(tampered.parameters()))[0] += 1e-3
+    torch.jit.save(tampered, str(tmp_path / "tampered.pt"), _extra_files=extras)
+    with pytest.raises(ModelFileError, match="do not match the hash recorded"):
+        load(tmp_path / "tampered.pt")
+    assert load(tmp_path / "tampered.pt", verify=False) is not None
 
 
 def test_truncated_and_missing_files(water_model, tmp_path):
@@ -104,6 +122,8 @@ def test_cli_export_and_inspect(tmp_path, capsys):
     assert main(["inspect", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "['Cu']" in printed and "float32" in printed and "format_version  1" in printed
+    assert main(["inspect", str(out), "--verify"]) == 0
+    assert "parameters match parameters_sha256; training range known: False" in capsys.readouterr().out
     # same seed -> same model file contents (reproducible)
     again = tmp_path / "cu2.pt"
     assert main(["export", str(config), "-o", str(again), "--dtype", "float32"]) == 0

@@ -57,7 +57,9 @@ Model::Model(const std::string& path, const std::string& device, int threads)
   }
   if (format_version_ != kFormatVersion) {
     throw Error(path + " has model-file format version " + std::to_string(format_version_) +
-                "; this loader reads version " + std::to_string(kFormatVersion));
+                "; this loader reads version " + std::to_string(kFormatVersion) +
+                (format_version_ > kFormatVersion ? " (written by a newer bpnn_ts: upgrade this loader)"
+                                                  : " (written by an older bpnn_ts: re-export the model)"));
   }
   cutoff_ = module_.run_method("cutoff").toDouble();
   for (const auto& z : module_.run_method("atomic_numbers").toList()) {
