@@ -1,5 +1,6 @@
 """ASE calculator for a bpnn_ts model: an exported file, a loaded script module or a live model."""
 
+import warnings
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -22,6 +23,10 @@ def unwrap_script_error(error: Exception) -> ValueError:
     return ValueError(message)
 
 
+class CloseAtomsWarning(UserWarning):
+    """Two atoms closer than the calculator's `min_distance`: the structure is probably broken."""
+
+
 class BPNNCalculator(Calculator):
     """energy, free_energy (= energy), energies, forces (eV/Å), stress (eV/Å^3, ASE Voigt order);
     results["extrapolation"]: per atom, how many symmetry functions are outside the training range.
@@ -30,6 +35,8 @@ class BPNNCalculator(Calculator):
     extrapolation: "warn" (an ExtrapolationWarning naming the atoms, at most once every
     `extrapolation_every` extrapolating calls), "stop" (raise ExtrapolationError) or "ignore"
     (no counting, no cost). None: "warn" if the model knows its training range, else "ignore".
+    min_distance (Å): a CloseAtomsWarning naming the closest pair when it is closer (at most once
+    every `extrapolation_every` such calls); atoms closer than 1e-6 Å are an error.
     device: "cpu", "cuda", ...; dtype: "float64", "float32" or "mixed" (bpnn_ts/precision.py)
     to convert the model to, else its own.
     """
@@ -38,7 +45,7 @@ class BPNNCalculator(Calculator):
 
     def __init__(self, model: Union[str, Path, torch.nn.Module], device: Union[str, torch.device] = "cpu",
                  dtype: Optional[str] = None, extrapolation: Optional[str] = None,
-                 extrapolation_every: int = 100, **kwargs):
+                 extrapolation_every: int = 100, min_distance: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         if dtype is not None and dtype not in PRECISIONS:
             raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
@@ -57,9 +64,23 @@ class BPNNCalculator(Calculator):
         if extrapolation is None:
             extrapolation = "warn" if range_known else "ignore"
         self.extrapolation = ExtrapolationPolicy(extrapolation, extrapolation_every)
+        self.min_distance = float(min_distance)
+        self._close_calls = 0
         if self.extrapolation.active and not range_known:
             raise ValueError(f"extrapolation={extrapolation!r} needs a model that knows its training range "
                              "[Gmin, Gmax] (scaling statistics); this one does not: use extrapolation='ignore'")
+
+    def _check_distance(self, out, atoms) -> None:
+        distance = float(out[keys.MIN_DISTANCE]) if keys.MIN_DISTANCE in out else float("inf")
+        if distance >= self.min_distance:
+            return
+        if self._close_calls % self.extrapolation.every == 0:
+            i, j = (int(k) for k in out[keys.CLOSEST_PAIR])
+            symbols = atoms.get_chemical_symbols()
+            warnings.warn(f"atoms {i} ({symbols[i]}) and {j} ({symbols[j]}) are {distance:.3f} Å apart, closer than "
+                          f"min_distance={self.min_distance} Å: is the structure (or its units) right?",
+                          CloseAtomsWarning, stacklevel=4)
+        self._close_calls += 1
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -83,6 +104,7 @@ class BPNNCalculator(Calculator):
         counts = out[keys.EXTRAPOLATION].cpu().numpy() if self.extrapolation.active else None
         self.results["extrapolation"] = counts if counts is not None else np.zeros(len(atoms), dtype=np.int64)
         self.extrapolation.apply(counts, atoms.numbers)
+        self._check_distance(out, atoms)
         energy = float(out[keys.ENERGY].detach().cpu())
         self.results["energy"] = energy
         self.results["free_energy"] = energy

@@ -7,6 +7,8 @@ VIRIAL = "virial"  # (3, 3) W = -sum_pairs r_ij (x) dE/dr_ij, eV (stress = -W / 
 ATOMIC_VIRIALS = "atomic_virials"  # (n_atoms, 3, 3) each pair's term split half to i, half to j; sums to VIRIAL
 DESCRIPTORS = "descriptors"  # (n_local, n_max_functions) raw symmetry functions, zero-padded
 SCALED_DESCRIPTORS = "scaled_descriptors"  # (n_local, n_max_functions) network inputs
+MIN_DISTANCE = "min_distance"  # () Å, the closest pair's distance (inf without pairs or with validation off)
+CLOSEST_PAIR = "closest_pair"  # (2,) int64 atom indices of that pair (-1, -1 without)
 EXTRAPOLATION = "extrapolation"  # (n_local,) int64: symmetry functions outside [Gmin, Gmax] of training
 
 FORMAT_VERSION = 1  # major version of the model-file contract (export/CONTRACT.md)

@@ -94,6 +94,11 @@ def _periodic_images(
     frac = frac - wrap
     reach = cutoff * torch.linalg.norm(inverse, dim=0) + 1e-6  # (3,) cutoff in fractional units
     n_images: List[int] = torch.where(periodic, torch.ceil(reach), torch.zeros_like(reach)).long().tolist()
+    n_shifts = (2 * n_images[0] + 1) * (2 * n_images[1] + 1) * (2 * n_images[2] + 1)
+    if n_shifts * max(n_atoms, 1) > 50_000_000:  # atoms x images to consider: beyond this the cell is absurd
+        raise ValueError("the cell is far too small for the cutoff (" + str(cutoff) + " Å): every atom would need "
+                         + str(n_shifts) + " periodic images; check the cell's units and shape, got cell "
+                         + str(cell))
     grid = torch.stack(torch.meshgrid(
         torch.arange(-n_images[0], n_images[0] + 1, device=device),
         torch.arange(-n_images[1], n_images[1] + 1, device=device),

@@ -255,10 +255,12 @@ class BPNNPotential(torch.nn.Module):
         With `pairs` (2, P) and `shifts` (P, 3) from an engine, atoms from
         `n_local` on are ghosts: they carry no energy but receive forces.
         """
-        vectors, pairs, species, n_atoms, n_local = self._prepare(
+        vectors, pairs, species, n_atoms, n_local, closest_pair, closest_distance = self._prepare(
             positions, atomic_numbers, cell, pbc, pairs, shifts, n_local)
         result = self._evaluate(vectors, pairs, species, n_atoms, n_local,
                                 compute_forces, compute_virial, count_extrapolation)
+        result[keys.CLOSEST_PAIR] = closest_pair
+        result[keys.MIN_DISTANCE] = closest_distance
         if count_extrapolation:
             result[keys.EXTRAPOLATION] = self._extrapolation_counts(result.pop(keys.DESCRIPTORS), species[:n_local])
             result.pop(keys.SCALED_DESCRIPTORS)
@@ -287,8 +289,10 @@ class BPNNPotential(torch.nn.Module):
     def _prepare(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
                  cell: Optional[torch.Tensor], pbc: Optional[torch.Tensor],
                  pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
-                 n_local: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
-        """Check inputs; return pair vectors (P, 3), pairs (2, P), species (N,), N, n_local."""
+                 n_local: Optional[int]
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int, torch.Tensor, torch.Tensor]:
+        """Check inputs; return pair vectors (P, 3), pairs (2, P), species (N,), N, n_local, and
+        the closest pair (2,) with its distance (Å; -1, -1 and inf without pairs or validation)."""
         dtype = torch.float64 if self.mixed_precision else self.atomic_energy_shift.dtype
         device = positions.device
         if cell is None:
@@ -307,12 +311,16 @@ class BPNNPotential(torch.nn.Module):
             pairs, shifts, n_local = self._check_engine_list(pairs, shifts, n_local, n_atoms)
         assert shifts is not None
         vectors = positions[pairs[1]] - positions[pairs[0]] + shifts.to(dtype) @ cell  # (P, 3)
+        closest_pair = torch.full((2,), -1, dtype=torch.long, device=device)
+        closest_distance = torch.full((), float("inf"), dtype=vectors.dtype, device=device)
         if self.validate_inputs and vectors.shape[0] > 0:
             closest = int(torch.argmin((vectors * vectors).sum(dim=1)))
-            if float(torch.linalg.norm(vectors[closest])) < 1e-6:
+            closest_pair = pairs[:, closest]
+            closest_distance = torch.linalg.norm(vectors[closest])
+            if float(closest_distance) < 1e-6:
                 raise ValueError("atoms " + str(int(pairs[0, closest])) + " and " + str(int(pairs[1, closest]))
                                  + " overlap (distance < 1e-6 Å)")
-        return vectors, pairs, species, n_atoms, n_local
+        return vectors, pairs, species, n_atoms, n_local, closest_pair, closest_distance
 
     def _check_engine_list(self, pairs: torch.Tensor, shifts: Optional[torch.Tensor],
                            n_local: Optional[int], n_atoms: int) -> Tuple[torch.Tensor, torch.Tensor, int]:
@@ -340,7 +348,7 @@ class BPNNPotential(torch.nn.Module):
                             pbc: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Raw and scaled symmetry functions of every atom, (N, max F), zero-padded
         beyond each element's own function count."""
-        vectors, pairs, species, n_atoms, n_local = self._prepare(
+        vectors, pairs, species, n_atoms, n_local, _, _ = self._prepare(
             positions, atomic_numbers, cell, pbc, None, None, None)
         return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True)
 
@@ -351,7 +359,7 @@ class BPNNPotential(torch.nn.Module):
         """G (N, max F) and dG_i/dr_ij per pair (P, max F, 3) with the pairs' centres i,
         neighbours j (P,) and vectors r_ij (P, 3): what a training cache needs.
         dE/dr_ij = sum_f dE_i/dG_if dG_if/dr_ij; F_i += dE/dr_ij, F_j -= dE/dr_ij."""
-        vectors, pairs, species, n_atoms, n_local = self._prepare(
+        vectors, pairs, species, n_atoms, n_local, _, _ = self._prepare(
             positions, atomic_numbers, cell, pbc, None, None, None)
         return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True, True)
 

@@ -104,3 +104,26 @@ def test_clear_errors(copper_file):
         molecule.get_stress()
     with pytest.raises(ValueError, match="`dtype` must be one of"):
         BPNNCalculator(copper_file, dtype="float16")
+
+
+def test_validation_at_the_calculator_boundary():
+    """Empty systems, absurd cells and too-close atoms: clear answers, never a crash in torch."""
+    import warnings
+    from bpnn_ts.calculator import CloseAtomsWarning
+    from conftest import mixed_model
+    model = mixed_model()
+    empty = Atoms("", cell=[5, 5, 5], pbc=True)
+    empty.calc = BPNNCalculator(model)
+    assert empty.get_potential_energy() == 0.0 and empty.get_forces().shape == (0, 3)
+    tiny = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [0, 0.96, 0]], cell=np.eye(3) * 1e-3, pbc=True)
+    tiny.calc = BPNNCalculator(model)
+    with pytest.raises(ValueError, match="cell is far too small for the cutoff"):
+        tiny.get_potential_energy()
+    close = Atoms("OH2", positions=[[0, 0, 0], [0.3, 0, 0], [0, 0.96, 0]])
+    close.calc = BPNNCalculator(model)
+    with pytest.warns(CloseAtomsWarning, match=r"atoms 0 \(O\) and 1 \(H\) are 0.300 Å apart"):
+        close.get_potential_energy()
+    close.calc = BPNNCalculator(model, min_distance=0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CloseAtomsWarning)
+        close.get_potential_energy()
