@@ -1,0 +1,98 @@
+"""Property-based checks (hypothesis) over random small periodic and non-periodic H/O systems:
+forces = -grad E, invariances, supercell consistency, eager = scripted = fused kernels."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bpnn_ts import keys
+from bpnn_ts.export import quiet_jit
+from bpnn_ts.native import load_ops
+from conftest import mixed_model
+
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+MODEL = mixed_model()
+with quiet_jit():
+    SCRIPTED = torch.jit.script(mixed_model())
+
+
+@st.composite
+def systems(draw, periodic=None):
+    """4-10 H/O atoms at least 0.7 Å apart; periodic: a random (sheared) cell of 4.5-7 Å."""
+    seed = draw(st.integers(0, 2 ** 31 - 1))
+    rng = np.random.default_rng(seed)
+    pbc = draw(st.booleans()) if periodic is None else periodic
+    n = draw(st.integers(4, 10))
+    cell = np.diag(rng.uniform(4.5, 7.0, 3)) + np.tril(rng.uniform(-1.0, 1.0, (3, 3)), -1)
+    positions = []
+    while len(positions) < n:
+        trial = rng.uniform(0, 1, 3) @ cell if pbc else rng.uniform(0, 4.0, 3)
+        if all(np.linalg.norm(trial - p) > 0.7 for p in positions):  # (images may be closer; fine)
+            positions.append(trial)
+    numbers = rng.choice([1, 8], n)
+    return Atoms(numbers=numbers, positions=positions, cell=cell if pbc else None, pbc=pbc)
+
+
+def energy_forces(model, atoms):
+    out = model(torch.tensor(atoms.positions), torch.tensor(atoms.numbers),
+                torch.tensor(atoms.cell.array), torch.tensor(atoms.pbc))
+    return float(out[keys.ENERGY]), out[keys.FORCES].numpy()
+
+
+@SETTINGS
+@given(systems(), st.data())
+def test_forces_are_minus_the_energy_gradient(atoms, data):
+    _, forces = energy_forces(MODEL, atoms)
+    i = data.draw(st.integers(0, len(atoms) - 1))
+    axis = data.draw(st.integers(0, 2))
+    h = 1e-5
+    shifted = [atoms.copy() for _ in range(2)]
+    shifted[0].positions[i, axis] += h
+    shifted[1].positions[i, axis] -= h
+    numeric = -(energy_forces(MODEL, shifted[0])[0] - energy_forces(MODEL, shifted[1])[0]) / (2 * h)
+    assert abs(numeric - forces[i, axis]) <= 1e-6 * max(1.0, np.abs(forces).max())
+
+
+@SETTINGS
+@given(systems(), st.integers(0, 2 ** 31 - 1))
+def test_rotation_translation_permutation_invariance(atoms, seed):
+    rng = np.random.default_rng(seed)
+    energy, forces = energy_forces(MODEL, atoms)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    moved = atoms.copy()
+    moved.positions = atoms.positions @ q.T + rng.normal(size=3)
+    if atoms.pbc.all():
+        moved.cell = atoms.cell.array @ q.T
+    e2, f2 = energy_forces(MODEL, moved)
+    assert abs(e2 - energy) <= 1e-10 * max(1.0, abs(energy))
+    assert np.allclose(f2, forces @ q.T, atol=1e-9)
+    order = rng.permutation(len(atoms))
+    e3, f3 = energy_forces(MODEL, atoms[order])
+    assert abs(e3 - energy) <= 1e-10 * max(1.0, abs(energy)) and np.allclose(f3, forces[order], atol=1e-10)
+
+
+@SETTINGS
+@given(systems(periodic=True), st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 2)))
+def test_supercell_energy_is_extensive(atoms, repeat):
+    energy, forces = energy_forces(MODEL, atoms)
+    big_energy, big_forces = energy_forces(MODEL, atoms.repeat(repeat))
+    copies = int(np.prod(repeat))
+    assert abs(big_energy - copies * energy) <= 1e-9 * max(1.0, abs(big_energy))
+    assert np.allclose(big_forces[: len(atoms)], forces, atol=1e-9)
+
+
+@SETTINGS
+@given(systems())
+def test_eager_scripted_and_fused_kernels_agree(atoms):
+    energy, forces = energy_forces(MODEL, atoms)
+    e_scripted, f_scripted = energy_forces(SCRIPTED, atoms)
+    assert abs(e_scripted - energy) <= 1e-12 * max(1.0, abs(energy)) and np.allclose(f_scripted, forces, atol=1e-12)
+    if not load_ops():
+        pytest.skip("C++ kernels cannot be built here")
+    fused = mixed_model()
+    fused.use_native_kernels(True)
+    e_fused, f_fused = energy_forces(fused, atoms)
+    assert abs(e_fused - energy) <= 1e-12 * max(1.0, abs(energy)) and np.allclose(f_fused, forces, atol=1e-11)
