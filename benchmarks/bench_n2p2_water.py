@@ -3,7 +3,7 @@ energy + forces per call, on a 96-atom training cell, the 1080-atom box and 24,0
 98,304-atom supercells of the 192-atom training structure (n2p2's own figure: ~270
 µs/atom/step, 1 thread). Peak memory is the process's (ru_maxrss): run sizes in increasing order.
 
-    python benchmarks/bench_n2p2_water.py [--threads 1] [--dtype float64] [--kernels native torch]
+    python benchmarks/bench_n2p2_water.py [--threads 1] [--dtype float64|float32|mixed] [--kernels native torch]
                                           [--sizes 96 1080 24000 98304]
 
 `native`: the fused C++ descriptor kernels (what exported files use by default);
@@ -21,6 +21,7 @@ import torch
 from bpnn_ts.export import quiet_jit
 from bpnn_ts.io.n2p2 import load_n2p2
 from bpnn_ts.io.n2p2_data import read_input_data
+from bpnn_ts.precision import INPUT_DTYPES, PRECISIONS, set_precision
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "n2p2"
 
@@ -28,7 +29,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "n2p2"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float64", choices=list(PRECISIONS))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--kernels", nargs="+", default=["native", "torch"], choices=["native", "torch"])
     parser.add_argument("--sizes", nargs="+", default=["1080", "24000"], choices=["96", "1080", "24000", "98304"])
@@ -36,10 +37,10 @@ def main() -> None:
     if not SHARED.is_dir():
         raise SystemExit(f"needs the n2p2 reference data at {SHARED}")
     torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype)
+    dtype = INPUT_DTYPES[args.dtype]
     models = {}
     for kernels in args.kernels:
-        model = load_n2p2(SHARED / "H2O_RPBE-D3", "bohr", "hartree").to(dtype)
+        model = set_precision(load_n2p2(SHARED / "H2O_RPBE-D3", "bohr", "hartree"), args.dtype)
         if kernels == "native" and not model.use_native_kernels(True):
             raise SystemExit("the C++ kernels cannot be built here")
         with quiet_jit():
