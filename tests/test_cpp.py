@@ -33,6 +33,18 @@ def run(*args):
     return subprocess.run([str(BPNN_RUN), *map(str, args)], capture_output=True, text=True)
 
 
+def cpp_and_ase(model, atoms, folder):
+    """bpnn_run's JSON for `atoms`, and the atoms as bpnn_run read them (rounded by the xyz
+    file) with the ASE calculator on the same model attached."""
+    path = folder / "structure.xyz"
+    ase.io.write(path, atoms, format="extxyz")
+    atoms = ase.io.read(path)
+    result = run(model, path)
+    assert result.returncode == 0, result.stderr
+    atoms.calc = BPNNCalculator(model)
+    return json.loads(result.stdout), atoms
+
+
 def triclinic_water():
     rng = np.random.default_rng(3)
     atoms = Atoms("OH2" * 6, positions=rng.uniform(0, 6, (18, 3)),
@@ -47,13 +59,7 @@ def test_same_numbers_as_the_ase_calculator(model_file, tmp_path, system):
     if system == "molecule":  # non-periodic water dimer
         atoms = Atoms("OH2OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0],
                                             [2.8, 0.1, 0.2], [3.3, 0.8, 0.5], [3.2, -0.7, 0.4]])
-    path = tmp_path / "structure.xyz"
-    ase.io.write(path, atoms, format="extxyz")
-    atoms = ase.io.read(path)  # the same rounded positions bpnn_run reads
-    result = run(model_file, path)
-    assert result.returncode == 0, result.stderr
-    cpp = json.loads(result.stdout)
-    atoms.calc = BPNNCalculator(model_file)
+    cpp, atoms = cpp_and_ase(model_file, atoms, tmp_path)
     energy = atoms.get_potential_energy()
     assert abs(cpp["energy"] - energy) <= 1e-10 * abs(energy)
     forces = atoms.get_forces()
@@ -67,13 +73,7 @@ def test_same_numbers_as_the_ase_calculator(model_file, tmp_path, system):
 def test_mixed_precision_file_same_numbers_as_python(tmp_path):
     """A mixed-precision file takes and gives float64 in C++ as in Python."""
     path = export(mixed_model(), tmp_path / "mixed.pt", dtype="mixed")
-    structure = tmp_path / "structure.xyz"
-    ase.io.write(structure, triclinic_water(), format="extxyz")
-    atoms = ase.io.read(structure)
-    result = run(path, structure)
-    assert result.returncode == 0, result.stderr
-    cpp = json.loads(result.stdout)
-    atoms.calc = BPNNCalculator(path)
+    cpp, atoms = cpp_and_ase(path, triclinic_water(), tmp_path)
     energy = atoms.get_potential_energy()
     assert abs(cpp["energy"] - energy) <= 1e-6 * abs(energy)
     forces = atoms.get_forces()

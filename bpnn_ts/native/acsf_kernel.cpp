@@ -106,6 +106,23 @@ size_t max_shapes(const Plan& plan) {
   return n;
 }
 
+// out[t] = exp(-eta (r[t] - r_s)^2) f[t] of a group and, with `derivatives`, d_out[t] its
+// r-derivative (f, df: the group's cutoff function and slope at r[t]); `masked`: 0 where keep[t] is 0.
+template <typename real, bool derivatives, bool masked>
+BPNN_INLINE void group_factors(const Group& group, const real* __restrict r, const real* __restrict keep, int64_t n,
+                               const real* __restrict f, const real* __restrict df, real* __restrict out,
+                               real* __restrict d_out) {
+  const real eta = real(group.eta), r_s = real(group.r_s);
+#pragma omp simd
+  for (int64_t t = 0; t < n; ++t) {
+    const real shifted = r[t] - r_s;
+    real gauss = bpnn_math::exp(-eta * shifted * shifted);
+    if (masked) gauss = keep[t] != real(0) ? gauss : real(0);
+    out[t] = gauss * f[t];
+    if (derivatives) d_out[t] = gauss * (df[t] - real(2) * eta * shifted * f[t]);
+  }
+}
+
 // Sorts the centre's pairs (w.in, species) into slots; distances, cutoffs and group factors.
 template <typename real>
 BPNN_INLINE void load_centre(const Plan& plan, const int64_t* species, Scratch<real>& w) {
@@ -138,19 +155,9 @@ BPNN_INLINE void load_centre(const Plan& plan, const int64_t* species, Scratch<r
     bpnn_math::cutoff_array(plan.kind, r, m, real(plan.cutoffs[c]), real(plan.alpha), &w.fc[c * m], &w.dfc[c * m]);
   }
   for (size_t gi = 0; gi < plan.groups.size(); ++gi) {
-    const Group& group = plan.groups[gi];
-    const real eta = real(group.eta), r_s = real(group.r_s);
-    const real* __restrict f = &w.fc[group.cut * m];
-    const real* __restrict df = &w.dfc[group.cut * m];
-    real* __restrict gr = &w.gr[gi * m];
-    real* __restrict dgr = &w.dgr[gi * m];
-#pragma omp simd
-    for (int64_t a = 0; a < m; ++a) {
-      const real shifted = r[a] - r_s;
-      const real gauss = bpnn_math::exp(-eta * shifted * shifted);
-      gr[a] = gauss * f[a];
-      dgr[a] = gauss * (df[a] - real(2.0) * eta * shifted * f[a]);
-    }
+    const int cut = plan.groups[gi].cut;
+    group_factors<real, true, false>(plan.groups[gi], r, nullptr, m, &w.fc[cut * m], &w.dfc[cut * m],
+                                     &w.gr[gi * m], &w.dgr[gi * m]);
   }
 }
 
@@ -276,20 +283,10 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<
   for (int c : pair.narrow_cuts) {
     bpnn_math::cutoff_array(plan.kind, rjk, nc, real(plan.cutoffs[c]), real(plan.alpha), &w.fcjk[c * m], &w.dfcjk[c * m]);
   }
-  for (int gi : pair.narrow_groups) {
-    const Group& group = plan.groups[gi];
-    const real eta = real(group.eta), r_s = real(group.r_s);
-    const real* __restrict f = &w.fcjk[group.cut * m];
-    const real* __restrict df = &w.dfcjk[group.cut * m];
-    real* __restrict gjk = &w.gjk[gi * m];
-    real* __restrict dgjk = &w.dgjk[gi * m];
-#pragma omp simd
-    for (int64_t u = 0; u < nc; ++u) {
-      const real shifted = rjk[u] - r_s;
-      const real gauss = inv_rjk[u] != real(0.0) ? bpnn_math::exp(-eta * shifted * shifted) : real(0.0);
-      gjk[u] = gauss * f[u];
-      if (derivatives) dgjk[u] = gauss * (df[u] - real(2.0) * eta * shifted * f[u]);
-    }
+  for (int gi : pair.narrow_groups) {  // 0 where j and k coincide (inv_rjk = 0)
+    const int cut = plan.groups[gi].cut;
+    group_factors<real, derivatives, true>(plan.groups[gi], rjk, inv_rjk, nc, &w.fcjk[cut * m], &w.dfcjk[cut * m],
+                                           &w.gjk[gi * m], &w.dgjk[gi * m]);
   }
   for (size_t si = 0; si < pair.shapes.size(); ++si) {
     const Shape& shape = pair.shapes[si];
