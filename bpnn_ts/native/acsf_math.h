@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -33,6 +34,36 @@ BPNN_INLINE uint64_t double_to_bits(double value) {
   return bits;
 }
 
+// Taylor coefficients, highest power first (Horner order).
+constexpr double kExpSeries[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
+                                 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};  // exp(r), r^13 .. r^0
+constexpr double kExpSeriesSingle[] = {1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5,
+                                       1.0, 1.0};  // exp(r), r^7 .. r^0
+// sin(v) / v = sum_n (-1)^n v^2n / (2n + 1)!, in powers of v^2 from v^20 down
+constexpr double kSinSeries[] = {1.0 / 51090942171709440000.0, -1.0 / 121645100408832000.0,
+                                 1.0 / 355687428096000.0,      -1.0 / 1307674368000.0,
+                                 1.0 / 6227020800.0,           -1.0 / 39916800.0,
+                                 1.0 / 362880.0,               -1.0 / 5040.0,
+                                 1.0 / 120.0,                  -1.0 / 6.0,
+                                 1.0};
+// cos(v) = sum_n (-1)^n v^2n / (2n)!, in powers of v^2 from v^22 down
+constexpr double kCosSeries[] = {-1.0 / 1124000727777607680000.0, 1.0 / 2432902008176640000.0,
+                                 -1.0 / 6402373705728000.0,       1.0 / 20922789888000.0,
+                                 -1.0 / 87178291200.0,            1.0 / 479001600.0,
+                                 -1.0 / 3628800.0,                1.0 / 40320.0,
+                                 -1.0 / 720.0,                    1.0 / 24.0,
+                                 -0.5,                            1.0};
+
+// sum_k c[k] x^(N-1-k) by Horner's rule, in the precision of x (unrolled: N is a constant).
+template <typename real, size_t N>
+BPNN_INLINE real horner(real x, const double (&c)[N]) {
+  real p = real(c[0]);
+#pragma GCC unroll 16
+  for (size_t k = 1; k < N; ++k) p = p * x + real(c[k]);
+  return p;
+}
+
 // exp(x): Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, degree-13 Taylor polynomial,
 // 2^n built in the exponent bits. 0 below -708 (where exp is subnormal), clamped above 709.
 BPNN_INLINE double exp(double x) {
@@ -44,20 +75,7 @@ BPNN_INLINE double exp(double x) {
   const double t = xc * kLog2e + kShifter;
   const double n = t - kShifter;
   const double r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  double p = 1.0 / 6227020800.0;  // 1/13!
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  const double p = horner(r, kExpSeries);  // sum_k r^k / k!, k = 0..13
   // The low bits of t hold n (t = shifter + n exactly); (n + 1023) << 52 is 2^n.
   const double scale = bits_to_double((double_to_bits(t) + 1023u) << 52);
   return x < -708.0 ? 0.0 : p * scale;
@@ -73,14 +91,7 @@ BPNN_INLINE float exp(float x) {
   const float t = xc * kLog2e + kShifter;
   const float n = t - kShifter;
   const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  const float p = horner(r, kExpSeriesSingle);  // sum_k r^k / k!, k = 0..7
   uint32_t bits;
   std::memcpy(&bits, &t, sizeof bits);
   bits = (bits + 127u) << 23;
@@ -96,29 +107,8 @@ BPNN_INLINE void cos_sin_pi(real x, real& c, real& s) {
   const real xc = x < real(0) ? real(0) : (x > real(1) ? real(1) : x);
   const real v = real(kPi) * (xc - real(0.5));
   const real v2 = v * v;
-  real sv = real(1.0 / 51090942171709440000.0);  // sin(v) / v = sum_n (-1)^n v^2n / (2n + 1)!
-  sv = sv * v2 - real(1.0 / 121645100408832000.0);
-  sv = sv * v2 + real(1.0 / 355687428096000.0);
-  sv = sv * v2 - real(1.0 / 1307674368000.0);
-  sv = sv * v2 + real(1.0 / 6227020800.0);
-  sv = sv * v2 - real(1.0 / 39916800.0);
-  sv = sv * v2 + real(1.0 / 362880.0);
-  sv = sv * v2 - real(1.0 / 5040.0);
-  sv = sv * v2 + real(1.0 / 120.0);
-  sv = sv * v2 - real(1.0 / 6.0);
-  sv = sv * v2 + real(1.0);
-  real cv = real(-1.0 / 1124000727777607680000.0);  // cos(v) = sum_n (-1)^n v^2n / (2n)!
-  cv = cv * v2 + real(1.0 / 2432902008176640000.0);
-  cv = cv * v2 - real(1.0 / 6402373705728000.0);
-  cv = cv * v2 + real(1.0 / 20922789888000.0);
-  cv = cv * v2 - real(1.0 / 87178291200.0);
-  cv = cv * v2 + real(1.0 / 479001600.0);
-  cv = cv * v2 - real(1.0 / 3628800.0);
-  cv = cv * v2 + real(1.0 / 40320.0);
-  cv = cv * v2 - real(1.0 / 720.0);
-  cv = cv * v2 + real(1.0 / 24.0);
-  cv = cv * v2 - real(0.5);
-  cv = cv * v2 + real(1.0);
+  const real sv = horner(v2, kSinSeries);  // sin(v) / v
+  const real cv = horner(v2, kCosSeries);  // cos(v)
   c = -sv * v;
   s = cv;
 }
