@@ -27,9 +27,17 @@ class CloseAtomsWarning(UserWarning):
     """Two atoms closer than the calculator's `min_distance`: the structure is probably broken."""
 
 
+UNCERTAINTY_PROPERTIES = ["energy_uncertainty", "energies_uncertainty", "forces_uncertainty"]
+
+
 class BPNNCalculator(Calculator):
     """energy, free_energy (= energy), energies, forces (eV/Å), stress (eV/Å^3, ASE Voigt order);
     results["extrapolation"]: per atom, how many symmetry functions are outside the training range.
+    Committee models (bpnn_ts/committee.py) also give energy_uncertainty (eV), energies_uncertainty
+    (eV per atom) and forces_uncertainty (eV/Å per atom), the members' spreads, with
+    results["committee_energy"] (K,) and ["committee_forces"] (K, N, 3): in every call with
+    `uncertainty=True` (K times the cost), else when asked for (calc.get_property(
+    "forces_uncertainty", atoms)).
 
     model: path of an exported model file, or a model (scripted or eager).
     extrapolation: "warn" (an ExtrapolationWarning naming the atoms, at most once every
@@ -41,11 +49,11 @@ class BPNNCalculator(Calculator):
     to convert the model to, else its own.
     """
 
-    implemented_properties: List[str] = ["energy", "free_energy", "energies", "forces", "stress"]
+    implemented_properties: List[str] = ["energy", "free_energy", "energies", "forces", "stress"] + UNCERTAINTY_PROPERTIES
 
     def __init__(self, model: Union[str, Path, torch.nn.Module], device: Union[str, torch.device] = "cpu",
                  dtype: Optional[str] = None, extrapolation: Optional[str] = None,
-                 extrapolation_every: int = 100, min_distance: float = 0.5, **kwargs):
+                 extrapolation_every: int = 100, min_distance: float = 0.5, uncertainty: bool = False, **kwargs):
         super().__init__(**kwargs)
         if dtype is not None and dtype not in PRECISIONS:
             raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
@@ -65,6 +73,11 @@ class BPNNCalculator(Calculator):
             extrapolation = "warn" if range_known else "ignore"
         self.extrapolation = ExtrapolationPolicy(extrapolation, extrapolation_every)
         self.min_distance = float(min_distance)
+        self.committee_size = int(self.model.committee_size()) if hasattr(self.model, "committee_size") else 1
+        if uncertainty and self.committee_size < 2:
+            raise ValueError("uncertainty=True needs a committee model (several networks per element); this model has "
+                             "one: build one with `bpnn-ts committee` or bpnn_ts.committee.build_committee")
+        self.uncertainty = bool(uncertainty)
         self._close_calls = 0
         if self.extrapolation.active and not range_known:
             raise ValueError(f"extrapolation={extrapolation!r} needs a model that knows its training range "
@@ -93,12 +106,16 @@ class BPNNCalculator(Calculator):
             raise ValueError("atoms.positions contain NaN or inf")
         if not np.isfinite(atoms.cell.array).all():
             raise ValueError("atoms.cell contains NaN or inf")
+        want_uncertainty = self.uncertainty or any(p in UNCERTAINTY_PROPERTIES for p in properties)
+        if want_uncertainty and self.committee_size < 2:
+            raise PropertyNotImplementedError("uncertainties need a committee model (several networks per element); "
+                                              "this model has one")
         as_tensor = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device=self.device)  # noqa: E731
         try:
             out = self.model(as_tensor(positions, self.dtype), as_tensor(atoms.numbers, torch.long),
                              as_tensor(atoms.cell.array, self.dtype), as_tensor(atoms.pbc, torch.bool),
                              compute_forces=True, compute_virial=want_stress,
-                             count_extrapolation=self.extrapolation.active)
+                             count_extrapolation=self.extrapolation.active, compute_uncertainty=want_uncertainty)
         except torch.jit.Error as error:
             raise unwrap_script_error(error) from None
         counts = out[keys.EXTRAPOLATION].cpu().numpy() if self.extrapolation.active else None
@@ -110,6 +127,11 @@ class BPNNCalculator(Calculator):
         self.results["free_energy"] = energy
         self.results["energies"] = out[keys.ENERGIES].detach().cpu().double().numpy()
         self.results["forces"] = out[keys.FORCES].detach().cpu().double().numpy()
+        if want_uncertainty:
+            self.results["energy_uncertainty"] = float(out[keys.ENERGY_UNCERTAINTY])
+            for name in (keys.ENERGIES_UNCERTAINTY, keys.FORCES_UNCERTAINTY, keys.COMMITTEE_ENERGY,
+                         keys.COMMITTEE_FORCES):
+                self.results[name] = out[name].detach().cpu().double().numpy()
         if want_stress:
             virial = out[keys.VIRIAL].detach().cpu().double().numpy()
             stress = -0.5 * (virial + virial.T) / atoms.get_volume()

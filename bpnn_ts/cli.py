@@ -39,8 +39,8 @@ def _cmd_inspect(args) -> int:
         return 0
     meta, prov = info["metadata"], info["provenance"]
     print(f"model file      {args.model}")
-    for key in ("format_version", "elements", "cutoff", "dtype", "length_unit", "energy_unit"):
-        print(f"{key:15s} {meta.get(key)}")
+    for key in ("format_version", "elements", "cutoff", "dtype", "length_unit", "energy_unit", "committee_size"):
+        print(f"{key:15s} {meta.get(key, 1 if key == 'committee_size' else None)}")
     for key in ("package_version", "torch_version", "created", "description", "parameters_sha256", "source"):
         if key in prov:
             print(f"{key:15s} {prov[key]}")
@@ -54,6 +54,21 @@ def _cmd_inspect(args) -> int:
         model = load(args.model)
         known = bool(model.training_range_known()) if hasattr(model, "training_range_known") else False
         print(f"{'verified':15s} loads; parameters match parameters_sha256; training range known: {known}")
+    return 0
+
+
+def _cmd_committee(args) -> int:
+    from .committee import build_committee
+    from .export import export, load
+    from .training import model_from_checkpoint
+    from .training.checkpoint import is_checkpoint
+    models = [model_from_checkpoint(path) if is_checkpoint(path) else load(path) for path in args.members]
+    committee = build_committee(models)
+    path = export(committee, args.output, dtype=args.dtype, description=f"committee of {len(args.members)} models",
+                  provenance={"members": [str(Path(m).resolve()) for m in args.members]},
+                  native_kernels=KERNELS[args.kernels])
+    print(f"wrote {path} (committee of {committee.committee_size()} networks per element; "
+          f"{', '.join(committee.element_symbols)}; training range known: {committee.training_range_known()})")
     return 0
 
 
@@ -134,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true",
                    help="also load the model (runs code from the file: trusted files only) and check its parameter hash")
     p.set_defaults(run=_cmd_inspect)
+    p = sub.add_parser("committee", help="combine models (same symmetry functions and layers) into one committee file")
+    p.add_argument("members", nargs="+", help="model files (.pt) or training checkpoints (.ckpt); 2 or more networks")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
+    _add_model_file_options(p)
+    p.set_defaults(run=_cmd_committee)
     p = sub.add_parser("import-n2p2", help="convert an n2p2 potential directory to a model file")
     p.add_argument("directory", help="folder with input.nn, scaling.data, weights.ZZZ.data")
     p.add_argument("-o", "--output", required=True)

@@ -44,7 +44,8 @@ def _metadata(model) -> Dict[str, Any]:
             "elements": [symbol(int(z)) for z in model.atomic_numbers()],
             "dtype": str(model.dtype_name()), "length_unit": str(model.length_unit()),
             "energy_unit": str(model.energy_unit()),
-            "native_kernels": bool(model.uses_native_kernels()) if hasattr(model, "uses_native_kernels") else False}
+            "native_kernels": bool(model.uses_native_kernels()) if hasattr(model, "uses_native_kernels") else False,
+            "committee_size": int(model.committee_size()) if hasattr(model, "committee_size") else 1}
 
 
 def parameters_hash(model: torch.nn.Module) -> str:

@@ -10,6 +10,13 @@ SCALED_DESCRIPTORS = "scaled_descriptors"  # (n_local, n_max_functions) network 
 MIN_DISTANCE = "min_distance"  # () Å, the closest pair's distance (inf without pairs or with validation off)
 CLOSEST_PAIR = "closest_pair"  # (2,) int64 atom indices of that pair (-1, -1 without)
 EXTRAPOLATION = "extrapolation"  # (n_local,) int64: symmetry functions outside [Gmin, Gmax] of training
+# committees with compute_uncertainty (K members; spreads are population standard deviations)
+COMMITTEE_ENERGY = "committee_energy"  # (K,) each member's total energy, eV
+COMMITTEE_FORCES = "committee_forces"  # (K, n_atoms, 3) each member's forces, eV/Å
+COMMITTEE_VIRIAL = "committee_virial"  # (K, 3, 3) each member's virial, eV (with compute_virial)
+ENERGY_UNCERTAINTY = "energy_uncertainty"  # () spread of the members' total energies, eV
+ENERGIES_UNCERTAINTY = "energies_uncertainty"  # (n_local,) spread of each atom's energy, eV
+FORCES_UNCERTAINTY = "forces_uncertainty"  # (n_atoms,) sqrt(mean_k |F_ik - mean F_i|^2) per atom, eV/Å
 
 FORMAT_VERSION = 1  # major version of the model-file contract (export/CONTRACT.md)
 METADATA_FILE = "metadata.json"  # extra file in the archive: the typed getters as JSON

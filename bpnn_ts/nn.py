@@ -82,6 +82,13 @@ class ElementMLP(torch.nn.Module):
             x = activate(layer(x), self.activation_codes[k])
         return x.squeeze(-1)
 
+    @torch.jit.export
+    def member_output(self, x: torch.Tensor, member: int) -> torch.Tensor:
+        """The network's output (B,): a single net is its own only member (-1 or 0)."""
+        if member > 0:
+            raise ValueError("member " + str(member) + " asked of a single network (committee size 1)")
+        return self.forward(x)
+
     @torch.jit.unused
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Xavier-uniform weights, zero biases, from `generator` (reproducible)."""
@@ -91,3 +98,41 @@ class ElementMLP(torch.nn.Module):
                 weight = torch.rand(layer.weight.shape, generator=generator, dtype=torch.float64)
                 layer.weight.copy_((2.0 * weight - 1.0) * bound)
                 layer.bias.zero_()
+
+
+class CommitteeMLP(torch.nn.Module):
+    """A committee of K element networks of one architecture on the same input: the output
+    (B,) is their mean; `member_output(x, k)` is member k's own. Their spread is the
+    committee's uncertainty (bpnn_ts/committee.py)."""
+
+    def __init__(self, members: Sequence[ElementMLP]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"a committee needs at least 2 networks, got {len(members)}")
+        self.members = torch.nn.ModuleList(members)
+        self.n_members = len(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+        for member in self.members:
+            total = total + member(x)
+        return total / float(self.n_members)
+
+    @torch.jit.export
+    def member_output(self, x: torch.Tensor, member: int) -> torch.Tensor:
+        """Member `member`'s output (B,); -1: the committee mean."""
+        if member < 0:
+            return self.forward(x)
+        if member >= self.n_members:
+            raise ValueError("member " + str(member) + " asked of a committee of " + str(self.n_members))
+        output = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+        for k, net in enumerate(self.members):  # (TorchScript indexes ModuleLists by constants only)
+            if k == member:
+                output = net(x)
+        return output
+
+    @torch.jit.unused
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Each member drawn in turn from `generator` (so members differ)."""
+        for member in self.members:
+            member.reset_parameters(generator)

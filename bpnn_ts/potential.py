@@ -25,49 +25,51 @@ from .elements import MAX_Z, species_table, symbol
 from .extrapolation import count_outside
 from .native.kernel import (DescriptorKernel, NativeKernel, NativePairSearch, NoKernel, PairSearch,
                             TorchPairSearch)
-from .nn import ElementMLP
+from .uncertainty import combine_members
+from .nn import CommitteeMLP, ElementMLP
 
 
 class ElementModel(torch.nn.Module):
     """Descriptor, input scaling and network of one centre element; `kernel` is the
-    fused C++ descriptor (NativeKernel) or a placeholder (NoKernel)."""
+    fused C++ descriptor (NativeKernel) or a placeholder (NoKernel). `net`: an ElementMLP or a
+    CommitteeMLP; `member` arguments pick one committee member (-1: the mean)."""
 
     kernel: DescriptorKernel
 
-    def __init__(self, descriptor: ElementDescriptor, scaling: Scaling, net: ElementMLP):
+    def __init__(self, descriptor: ElementDescriptor, scaling: Scaling, net: torch.nn.Module):
         super().__init__()
         self.descriptor = descriptor
         self.scaling = scaling
         self.net = net
         self.kernel = NoKernel()
 
-    def forward(self, vectors: List[torch.Tensor], distances: List[torch.Tensor]
+    def forward(self, vectors: List[torch.Tensor], distances: List[torch.Tensor], member: int = -1
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Raw G (B, F), scaled G (B, F) and network output (B,)."""
         g = self.descriptor(vectors, distances)
         g_hat = self.scaling(g)
-        return g, g_hat, self.net(g_hat)
+        return g, g_hat, self.net.member_output(g_hat, member)
 
     @torch.jit.export
     def energies_and_slopes(self, g: torch.Tensor, energy_scale: float, energy_shift: torch.Tensor,
-                            create_graph: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                            create_graph: bool, member: int = -1) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Energies (B,) = energy_scale * NN(scaled G) + energy_shift, scaled G, and dE/dG (B, F)
         (autograd through the network only; differentiable w.r.t. the weights if `create_graph`)."""
         g_hat = self.scaling(g).detach().requires_grad_(True)
-        energies = self.net(g_hat) * energy_scale + energy_shift
+        energies = self.net.member_output(g_hat, member) * energy_scale + energy_shift
         d_g_hat = torch.autograd.grad([energies.sum()], [g_hat], create_graph=create_graph)[0]
         assert d_g_hat is not None
         return energies, g_hat, d_g_hat * self.scaling.factor
 
     @torch.jit.export
     def with_gradients(self, vectors: List[torch.Tensor], distances: List[torch.Tensor],
-                       energy_scale: float, energy_shift: torch.Tensor, create_graph: bool
+                       energy_scale: float, energy_shift: torch.Tensor, create_graph: bool, member: int = -1
                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
         """Energies (B,) = energy_scale * NN + energy_shift, raw and scaled G (B, F), and
         dE/d(neighbour vectors) per species (B, M_s, 3): autograd only through the
         (small) network, then dE/dG contracted with analytic descriptor derivatives."""
         g, saved = self.descriptor.forward_saving(vectors, distances)
-        energies, g_hat, d_g = self.energies_and_slopes(g, energy_scale, energy_shift, create_graph)
+        energies, g_hat, d_g = self.energies_and_slopes(g, energy_scale, energy_shift, create_graph, member)
         block_grads = self.descriptor.backward(d_g, saved, vectors, distances)
         return energies, g, g_hat, block_grads
 
@@ -80,6 +82,8 @@ class BPNNPotential(torch.nn.Module):
     `activations`: one per hidden layer and one for the output layer.
     `atomic_energy_shift`: eV per atom of each element (reference energies,
     plus a mean energy per atom where energies are normalised).
+    `committee_size`: networks per element (> 1: a committee; energies and forces are the
+    members' mean, `compute_uncertainty` adds their spread; bpnn_ts/committee.py).
     """
 
     pair_search: PairSearch
@@ -88,8 +92,10 @@ class BPNNPotential(torch.nn.Module):
                  hidden_layers: Sequence[int], activations: Sequence[str],
                  cutoff_type: int = 1, cutoff_alpha: float = 0.0, scaling: str = "none",
                  scale_min: float = 0.0, scale_max: float = 1.0, energy_scale: float = 1.0,
-                 atomic_energy_shift: Optional[Dict[int, float]] = None):
+                 atomic_energy_shift: Optional[Dict[int, float]] = None, committee_size: int = 1):
         super().__init__()
+        if committee_size < 1:
+            raise ValueError(f"`committee_size` must be >= 1, got {committee_size}")
         numbers = [int(z) for z in atomic_numbers]
         if numbers != sorted(set(numbers)):
             raise ValueError(f"`atomic_numbers` must be distinct and ascending, got {numbers}")
@@ -111,13 +117,15 @@ class BPNNPotential(torch.nn.Module):
         for z in numbers:
             own = [f for f in functions if f.center == z]
             descriptor = ElementDescriptor(own, numbers, cutoff_type, cutoff_alpha)
-            elements.append(ElementModel(descriptor, Scaling(len(own), scaling, scale_min, scale_max),
-                                         ElementMLP(len(own), hidden_layers, activations)))
+            nets = [ElementMLP(len(own), hidden_layers, activations) for _ in range(committee_size)]
+            net = nets[0] if committee_size == 1 else CommitteeMLP(nets)
+            elements.append(ElementModel(descriptor, Scaling(len(own), scaling, scale_min, scale_max), net))
         self.elements = torch.nn.ModuleList(elements)
         self.n_functions: List[int] = [len([f for f in functions if f.center == z]) for z in numbers]
         self.cutoff_radius = float(max(f.r_c for f in functions))
         self.padding_distance = 2.0 * self.cutoff_radius + 1.0
         self.energy_scale = float(energy_scale)
+        self.n_members = int(committee_size)
         self.register_buffer("atomic_energy_shift", torch.tensor(
             [float(shifts.get(z, 0.0)) for z in numbers], dtype=torch.float64))
         self.chunk_size_cpu = 32
@@ -138,7 +146,8 @@ class BPNNPotential(torch.nn.Module):
             "cutoff_type": int(cutoff_type), "cutoff_alpha": float(cutoff_alpha),
             "scaling": scaling, "scale_min": float(scale_min), "scale_max": float(scale_max),
             "energy_scale": float(energy_scale),
-            "atomic_energy_shift": {str(z): float(shifts.get(z, 0.0)) for z in numbers}})
+            "atomic_energy_shift": {str(z): float(shifts.get(z, 0.0)) for z in numbers},
+            "committee_size": int(committee_size)})
 
     @torch.jit.ignore
     def use_native_kernels(self, enable: bool = True) -> bool:
@@ -175,6 +184,11 @@ class BPNNPotential(torch.nn.Module):
     @torch.jit.export
     def atomic_numbers(self) -> List[int]:
         return self.atomic_numbers_list
+
+    @torch.jit.export
+    def committee_size(self) -> int:
+        """Networks per element: 1, or K > 1 for a committee (forward's `compute_uncertainty`)."""
+        return self.n_members
 
     @torch.jit.export
     def dtype_name(self) -> str:
@@ -247,18 +261,31 @@ class BPNNPotential(torch.nn.Module):
                 cell: Optional[torch.Tensor] = None, pbc: Optional[torch.Tensor] = None,
                 pairs: Optional[torch.Tensor] = None, shifts: Optional[torch.Tensor] = None,
                 n_local: Optional[int] = None, compute_forces: bool = True,
-                compute_virial: bool = False, count_extrapolation: bool = False) -> Dict[str, torch.Tensor]:
+                compute_virial: bool = False, count_extrapolation: bool = False,
+                compute_uncertainty: bool = False) -> Dict[str, torch.Tensor]:
         """Energy (eV), per-atom energies, forces (eV/Å) and virial (eV); see export/CONTRACT.md.
 
         positions (N, 3) Å; atomic_numbers (N,); cell (3, 3) rows = lattice vectors;
         pbc (3,) bool. Without `pairs` the model builds its own neighbour list.
         With `pairs` (2, P) and `shifts` (P, 3) from an engine, atoms from
         `n_local` on are ghosts: they carry no energy but receive forces.
+        `compute_uncertainty` (committees only): every member is evaluated, outputs are
+        their mean plus the committee outputs of bpnn_ts/committee.py (K times the cost).
         """
         vectors, pairs, species, n_atoms, n_local, closest_pair, closest_distance = self._prepare(
             positions, atomic_numbers, cell, pbc, pairs, shifts, n_local)
-        result = self._evaluate(vectors, pairs, species, n_atoms, n_local,
-                                compute_forces, compute_virial, count_extrapolation)
+        if compute_uncertainty:
+            if self.n_members < 2:
+                raise ValueError("compute_uncertainty needs a committee model (committee_size() > 1); this one has "
+                                 + "one network per element (build one with bpnn_ts.committee.build_committee)")
+            members: List[Dict[str, torch.Tensor]] = []
+            for member in range(self.n_members):
+                members.append(self._evaluate(vectors, pairs, species, n_atoms, n_local, compute_forces,
+                                              compute_virial, count_extrapolation and member == 0, False, member))
+            result = combine_members(members)
+        else:
+            result = self._evaluate(vectors, pairs, species, n_atoms, n_local,
+                                    compute_forces, compute_virial, count_extrapolation)
         result[keys.CLOSEST_PAIR] = closest_pair
         result[keys.MIN_DISTANCE] = closest_distance
         if count_extrapolation:
@@ -377,7 +404,8 @@ class BPNNPotential(torch.nn.Module):
 
     def _evaluate(self, vectors: torch.Tensor, pairs: torch.Tensor, species: torch.Tensor,
                   n_atoms: int, n_local: int, compute_forces: bool, compute_virial: bool,
-                  want_descriptors: bool, want_jacobian: bool = False) -> Dict[str, torch.Tensor]:
+                  want_descriptors: bool, want_jacobian: bool = False, member: int = -1) -> Dict[str, torch.Tensor]:
+        """Energies, forces, virials (and descriptors) of the committee mean, or of one `member`."""
         dtype = vectors.dtype
         device = vectors.device
         n_species = len(self.atomic_numbers_list)
@@ -404,7 +432,7 @@ class BPNNPotential(torch.nn.Module):
             pair_end = torch.cumsum(torch.bincount(centre_rank, minlength=n_local), 0)
             return self._evaluate_native(vectors[perm], geometry[perm], neighbour_species[perm], pair_end, rank,
                                          centre[perm], neighbour[perm], local_species, n_atoms, n_local,
-                                         compute_forces, compute_virial, want_descriptors)
+                                         compute_forces, compute_virial, want_descriptors, member)
         key = rank[centre] * n_species + neighbour_species
         key_sorted, perm = torch.sort(key)
         vectors_sorted = vectors[perm]
@@ -500,7 +528,7 @@ class BPNNPotential(torch.nn.Module):
                 elif need_grad and self.analytic_forces:
                     energies, g, g_hat, block_grads = element.with_gradients(
                         block_vectors, block_distances, self.energy_scale, self.atomic_energy_shift[s],
-                        create_graph)
+                        create_graph, member)
                     padded_grad = torch.stack(
                         [torch.nn.functional.pad(b, [0, 0, 0, m_max - b.shape[1]]) for b in block_grads], dim=1)
                     grad = padded_grad[slot_c, species_c, within_c]
@@ -509,7 +537,7 @@ class BPNNPotential(torch.nn.Module):
                     else:
                         grad_out[p0:p1] = grad
                 else:
-                    g, g_hat, output = element(block_vectors, block_distances)
+                    g, g_hat, output = element(block_vectors, block_distances, member)
                     energies = output * self.energy_scale + self.atomic_energy_shift[s]
                     if autograd_path:
                         grads = torch.autograd.grad([energies.sum()], [v], create_graph=create_graph,
@@ -579,7 +607,7 @@ class BPNNPotential(torch.nn.Module):
                          pair_end: torch.Tensor, rank: torch.Tensor, centres: torch.Tensor,
                          neighbours: torch.Tensor, local_species: torch.Tensor, n_atoms: int, n_local: int,
                          compute_forces: bool, compute_virial: bool,
-                         want_descriptors: bool) -> Dict[str, torch.Tensor]:
+                         want_descriptors: bool, member: int) -> Dict[str, torch.Tensor]:
         """`_evaluate` with the fused kernels: one call per centre element over all its centres
         (pairs sorted by centre rank; no padding, no chunks). `geometry`: the same vectors
         in the dtype forces and virials are summed in."""
@@ -611,12 +639,12 @@ class BPNNPotential(torch.nn.Module):
                     grad_was_enabled = torch.is_grad_enabled()
                     torch.set_grad_enabled(True)
                     energies, g_hat, d_g = element.energies_and_slopes(g, self.energy_scale, self.atomic_energy_shift[s],
-                                                                       False)
+                                                                       False, member)
                     torch.set_grad_enabled(grad_was_enabled)
                     d_vectors[p0:p1] = element.kernel(v, offsets, sp, d_g.detach())
                 else:
                     g_hat = element.scaling(g)
-                    energies = element.net(g_hat) * self.energy_scale + self.atomic_energy_shift[s]
+                    energies = element.net.member_output(g_hat, member) * self.energy_scale + self.atomic_energy_shift[s]
                 energy_out[r0:r1] = energies.detach()
                 if want_descriptors:
                     g_out[r0:r1, : g.shape[1]] = g
@@ -648,4 +676,4 @@ def potential_from_spec(spec) -> BPNNPotential:
     return BPNNPotential(
         spec["atomic_numbers"], functions, spec["hidden_layers"], spec["activations"], spec["cutoff_type"],
         spec["cutoff_alpha"], spec["scaling"], spec["scale_min"], spec["scale_max"], spec["energy_scale"],
-        {int(z): float(e) for z, e in spec["atomic_energy_shift"].items()}).double()
+        {int(z): float(e) for z, e in spec["atomic_energy_shift"].items()}, int(spec.get("committee_size", 1))).double()

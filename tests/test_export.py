@@ -19,7 +19,7 @@ def test_metadata_getters_and_provenance(water_model, tmp_path):
     meta = info["metadata"]
     assert meta == {"format_version": keys.FORMAT_VERSION, "cutoff": 4.0, "atomic_numbers": [1, 8],
                     "elements": ["H", "O"], "dtype": "float64", "length_unit": "angstrom", "energy_unit": "eV",
-                    "native_kernels": True}
+                    "native_kernels": True, "committee_size": 1}
     assert info["provenance"]["description"] == "unit test"
     assert info["provenance"]["torch_version"] == torch.__version__
     loaded = load(path)

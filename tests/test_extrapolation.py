@@ -117,3 +117,14 @@ def _tmp():
     if not _TMP:
         _TMP.append(Path(tempfile.mkdtemp()))
     return _TMP[0]
+
+
+def test_training_range_survives_a_state_dict_round_trip(model):
+    """Checkpoints store state dicts: a model rebuilt from spec + state must still know its range
+    (`bpnn-ts export CHECKPOINT` used to write files that could not count extrapolation)."""
+    from bpnn_ts.potential import potential_from_spec
+    rebuilt = potential_from_spec(model.spec_json)
+    assert not rebuilt.training_range_known()
+    rebuilt.load_state_dict(model.state_dict())
+    assert rebuilt.training_range_known()
+    np.testing.assert_array_equal(expected_counts(rebuilt, squeezed_box()), expected_counts(model, squeezed_box()))

@@ -197,5 +197,12 @@ class Scaling(torch.nn.Module):
         self.offset.copy_(offset)
         self.has_statistics = True
 
+    @torch.jit.unused
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Loading a state dict restores `has_statistics` too (it is not a tensor): statistics
+        were set if any function's recorded range [Gmin, Gmax] or sigma is not empty."""
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.has_statistics = bool((self.g_max > self.g_min).any() or (self.g_sigma > 0).any())
+
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         return (g - self.shift) * self.factor + self.offset

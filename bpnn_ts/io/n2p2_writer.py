@@ -39,6 +39,9 @@ def write_n2p2(model: torch.nn.Module, directory: Union[str, Path], length_unit:
     """Write `model` as an n2p2 potential in `directory` (created); lengths and
     energies in the given units. Returns the directory."""
     spec = json.loads(model.spec_json)
+    if int(spec.get("committee_size", 1)) > 1:
+        raise ValueError(f"n2p2 has no committees and this model has {spec['committee_size']} networks per element: "
+                         "write one member (bpnn_ts.committee.committee_member(model, k))")
     unsupported = [a for a in spec["activations"] if a not in _LETTER]
     if unsupported:
         raise ValueError(f"n2p2 has no activation {unsupported}; it knows {sorted(_LETTER)}")
