@@ -12,6 +12,7 @@ CLOSEST_PAIR = "closest_pair"  # (2,) int64 atom indices of that pair (-1, -1 wi
 EXTRAPOLATION = "extrapolation"  # (n_local,) int64: symmetry functions outside [Gmin, Gmax] of training
 # committees with compute_uncertainty (K members; spreads are population standard deviations)
 COMMITTEE_ENERGY = "committee_energy"  # (K,) each member's total energy, eV
+COMMITTEE_ENERGIES = "committee_energies"  # (K, n_local) each member's per-atom energies, eV
 COMMITTEE_FORCES = "committee_forces"  # (K, n_atoms, 3) each member's forces, eV/Å
 COMMITTEE_VIRIAL = "committee_virial"  # (K, 3, 3) each member's virial, eV (with compute_virial)
 ENERGY_UNCERTAINTY = "energy_uncertainty"  # () spread of the members' total energies, eV

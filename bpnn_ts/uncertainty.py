@@ -29,6 +29,7 @@ def combine_members(members: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.T
     result[keys.ENERGIES] = energies.mean(dim=0)
     result[keys.ENERGY] = totals.mean()
     result[keys.COMMITTEE_ENERGY] = totals
+    result[keys.COMMITTEE_ENERGIES] = energies
     result[keys.ENERGY_UNCERTAINTY] = _spread(totals)
     result[keys.ENERGIES_UNCERTAINTY] = _spread(energies)
     if keys.FORCES in members[0]:

@@ -16,7 +16,7 @@ from bpnn_ts.potential import BPNNPotential
 from bpnn_ts.scaling import fit_scaling
 from conftest import evaluate, mixed_functions, mixed_model, randomized, squeezed_box, training_boxes, water_box
 
-UNCERTAINTY_KEYS = (keys.COMMITTEE_ENERGY, keys.COMMITTEE_FORCES, keys.COMMITTEE_VIRIAL, keys.ENERGY_UNCERTAINTY,
+UNCERTAINTY_KEYS = (keys.COMMITTEE_ENERGY, keys.COMMITTEE_ENERGIES, keys.COMMITTEE_FORCES, keys.COMMITTEE_VIRIAL, keys.ENERGY_UNCERTAINTY,
                     keys.ENERGIES_UNCERTAINTY, keys.FORCES_UNCERTAINTY)
 
 
@@ -84,6 +84,7 @@ def test_uncertainty_outputs(members, committee, path):
     close = dict(rtol=0, atol=1e-10)
     torch.testing.assert_close(result[keys.COMMITTEE_ENERGY], energies, **close)
     torch.testing.assert_close(result[keys.COMMITTEE_FORCES], forces, **close)
+    torch.testing.assert_close(result[keys.COMMITTEE_ENERGIES], atom_energies, **close)
     torch.testing.assert_close(result[keys.COMMITTEE_VIRIAL], torch.stack([r[keys.VIRIAL] for r in expected]), **close)
     torch.testing.assert_close(result[keys.ENERGY], energies.mean(), **close)
     torch.testing.assert_close(result[keys.FORCES], forces.mean(dim=0), **close)

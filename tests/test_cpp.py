@@ -14,7 +14,7 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, export, keys, load
-from conftest import export_with_format_version, mixed_model, ranged_model, squeezed_box
+from conftest import export_with_format_version, mixed_model, ranged_model, squeezed_box, tampered_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
@@ -103,6 +103,50 @@ def test_extrapolation_policies(tmp_path):
     assert quiet.returncode == 0 and quiet.stderr == "" and "extrapolation" not in json.loads(quiet.stdout)
     unranged = run(export(mixed_model(), tmp_path / "bare.pt"), structure, "--extrapolation", "warn")
     assert unranged.returncode == 1 and "no training range" in unranged.stderr
+
+
+def test_committee_uncertainty_same_as_python(tmp_path):
+    from bpnn_ts.committee import build_committee
+    path = export(build_committee([ranged_model(seed) for seed in (1, 2, 3)]), tmp_path / "committee.pt")
+    structure = tmp_path / "water.xyz"
+    ase.io.write(structure, triclinic_water(), format="extxyz")
+    atoms = ase.io.read(structure)
+    result = run(path, structure, "--uncertainty", "--extrapolation", "ignore")
+    assert result.returncode == 0, result.stderr
+    cpp = json.loads(result.stdout)
+    python = load(path)(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
+                        torch.tensor(atoms.pbc), compute_uncertainty=True)
+    for key in ("energy_uncertainty", "committee_energy", "energies_uncertainty", "forces_uncertainty", "energy"):
+        np.testing.assert_allclose(cpp[key], python[key].numpy(), rtol=1e-10, atol=1e-12, err_msg=key)
+    md = run(path, structure, "--uncertainty", "--extrapolation", "ignore", "--md", 4, "--dt", 0.25, "--every", 2)
+    lines = [json.loads(line) for line in md.stdout.splitlines()]
+    assert md.returncode == 0 and len(lines) == 3
+    assert lines[0]["max_force_uncertainty"] == pytest.approx(float(python["forces_uncertainty"].max()), rel=1e-10)
+    single = run(export(ranged_model(), tmp_path / "single.pt"), structure, "--uncertainty")
+    assert single.returncode == 1 and "uncertainties need a committee model" in single.stderr
+
+
+def test_close_atoms_warning(model_file, tmp_path):
+    structure = tmp_path / "water.xyz"
+    ase.io.write(structure, Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]), format="extxyz")
+    quiet = run(model_file, structure)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    warned = run(model_file, structure, "--min-distance", 1.0)
+    assert warned.returncode == 0
+    assert "bpnn: warning: atoms 0 (O) and 1 (H) are 0.960 Å apart, closer than --min-distance 1 Å" in warned.stderr
+
+
+def test_modified_parameters_are_refused(model_file, tmp_path):
+    """The loader recomputes the SHA-256 of the parameters recorded at export (as bpnn_ts.load)."""
+    structure = tmp_path / "water.xyz"
+    ase.io.write(structure, triclinic_water(), format="extxyz")
+    tampered = tampered_copy(model_file, tmp_path / "tampered.pt")
+    result = run(tampered, structure)
+    assert result.returncode == 1 and "do not match the hash recorded when it was exported" in result.stderr
+    assert run(tampered, structure, "--no-verify").returncode == 0
+    for precision in ("float32", "mixed"):  # the hash covers every dtype's bytes
+        path = export(mixed_model(), tmp_path / f"{precision}.pt", dtype=precision, native_kernels=False)
+        assert run(path, structure).returncode == 0
 
 
 def test_md_mode_conserves_energy(model_file, tmp_path):

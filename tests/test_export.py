@@ -10,7 +10,7 @@ from bpnn_ts import export, inspect, keys, load
 from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.cli import main
 from bpnn_ts.export import ModelFileError
-from conftest import evaluate, export_with_format_version, two_element_config, water_box
+from conftest import evaluate, export_with_format_version, tampered_copy, two_element_config, water_box
 
 
 def test_metadata_getters_and_provenance(water_model, tmp_path):
@@ -90,14 +90,7 @@ def test_other_format_version_is_refused(water_model, tmp_path):
 
 def test_modified_parameters_are_detected(water_model, tmp_path):
     """The provenance records a hash of every parameter; load checks it."""
-    path = export(water_model, tmp_path / "m.pt")
-    with zipfile.ZipFile(path) as archive:
-        extras = {name.split("/extra/")[-1]: archive.read(name).decode() for name in archive.namelist()
-                  if "/extra/" in name}
-    tampered = load(path)
-    with torch.no_grad():
-        next(iter(tampered.parameters()))[0] += 1e-3
-    torch.jit.save(tampered, str(tmp_path / "tampered.pt"), _extra_files=extras)
+    tampered_copy(export(water_model, tmp_path / "m.pt"), tmp_path / "tampered.pt")
     with pytest.raises(ModelFileError, match="do not match the hash recorded"):
         load(tmp_path / "tampered.pt")
     assert load(tmp_path / "tampered.pt", verify=False) is not None

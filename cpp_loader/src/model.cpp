@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
 #include "elements.hpp"
+#include "sha256.hpp"
 
 namespace bpnn {
 namespace {
@@ -28,9 +30,22 @@ std::string element_name(int64_t z) {
   return (z >= 1 && z <= kMaxZ) ? std::string(kSymbols[z]) : "Z=" + std::to_string(z);
 }
 
+// The string value of "key" in a flat JSON record ("" if absent); enough for provenance.json.
+std::string json_string(const std::string& json, const std::string& key) {
+  const std::string quoted = "\"" + key + "\"";
+  size_t at = json.find(quoted);
+  if (at == std::string::npos) return "";
+  at = json.find(':', at + quoted.size());
+  if (at == std::string::npos) return "";
+  const size_t open = json.find('"', at);
+  const size_t close = open == std::string::npos ? open : json.find('"', open + 1);
+  if (close == std::string::npos) return "";
+  return json.substr(open + 1, close - open - 1);
+}
+
 }  // namespace
 
-Model::Model(const std::string& path, const std::string& device, int threads)
+Model::Model(const std::string& path, const std::string& device, int threads, bool verify)
     : device_(torch::kCPU) {
   try {
     device_ = torch::Device(device);
@@ -43,8 +58,9 @@ Model::Model(const std::string& path, const std::string& device, int threads)
   if (threads < 1) throw Error("threads must be >= 1, got " + std::to_string(threads));
   at::set_num_threads(threads);
   if (!std::ifstream(path).good()) throw Error("model file not found: " + path);
+  torch::jit::ExtraFilesMap extra_files{{"provenance.json", ""}};
   try {
-    module_ = torch::jit::load(path, device_);
+    module_ = torch::jit::load(path, device_, extra_files);
   } catch (const std::exception& error) {
     throw Error("cannot load model file " + path + " (damaged or not a bpnn_ts model): " +
                 last_line(error.what()));
@@ -78,6 +94,36 @@ Model::Model(const std::string& path, const std::string& device, int threads)
   if (module_.find_method("training_range_known")) {
     training_range_known_ = module_.run_method("training_range_known").toBool();
   }
+  if (module_.find_method("committee_size")) committee_size_ = module_.run_method("committee_size").toInt();
+  if (verify) verify_parameters(path, extra_files["provenance.json"]);
+}
+
+// SHA-256 of every parameter and buffer, name then bytes, sorted by name: as bpnn_ts.export's
+// parameters_hash (Python state_dict order is the same byte-wise sort for these ASCII names).
+void Model::verify_parameters(const std::string& path, const std::string& provenance) const {
+  const std::string recorded = json_string(provenance, "parameters_sha256");
+  if (recorded.empty()) return;  // files exported before the hash existed
+  std::map<std::string, torch::Tensor> state;
+  for (const auto& item : module_.named_parameters(true)) state[item.name] = item.value;
+  for (const auto& item : module_.named_buffers(true)) state[item.name] = item.value;
+  Sha256 hash;
+  for (const auto& [name, value] : state) {
+    hash.update(name.data(), name.size());
+    auto bytes = value.detach().to(torch::kCPU).contiguous();
+    hash.update(bytes.data_ptr(), bytes.numel() * bytes.element_size());
+  }
+  if (hash.hex_digest() != recorded) {
+    throw Error(path + ": its parameters do not match the hash recorded when it was exported (the file was "
+                "modified or damaged)");
+  }
+}
+
+void Model::set_compute_uncertainty(bool enable) {
+  if (enable && committee_size_ < 2) {
+    throw Error("uncertainties need a committee model (several networks per element); this file has one "
+                "(build one with `bpnn-ts committee`)");
+  }
+  compute_uncertainty_ = enable;
 }
 
 void Model::set_count_extrapolation(bool enable) {
@@ -166,7 +212,9 @@ Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
   while (inputs.size() < 7) inputs.emplace_back();  // pairs, shifts, n_local: None
   inputs.emplace_back(true);         // compute_forces
   inputs.emplace_back(want_virial);  // compute_virial
-  if (count_extrapolation_) inputs.emplace_back(true);  // count_extrapolation (older files lack it)
+  // Optional trailing arguments (older files lack them): count_extrapolation, compute_uncertainty.
+  if (count_extrapolation_ || compute_uncertainty_) inputs.emplace_back(count_extrapolation_);
+  if (compute_uncertainty_) inputs.emplace_back(true);
   torch::IValue output;
   try {
     output = module_.forward(inputs);
@@ -184,6 +232,20 @@ Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
     result.atomic_virials = cpu(dict.at("atomic_virials").toTensor());
   }
   if (count_extrapolation_) result.extrapolation = dict.at("extrapolation").toTensor().to(torch::kCPU).contiguous();
+  if (dict.contains("min_distance")) {
+    result.min_distance = cpu(dict.at("min_distance").toTensor()).item<double>();
+    auto pair = dict.at("closest_pair").toTensor().to(torch::kCPU, torch::kInt64).contiguous();
+    result.closest_pair[0] = pair[0].item<int64_t>();
+    result.closest_pair[1] = pair[1].item<int64_t>();
+  }
+  if (compute_uncertainty_) {
+    result.energy_uncertainty = cpu(dict.at("energy_uncertainty").toTensor()).item<double>();
+    result.committee_energy = cpu(dict.at("committee_energy").toTensor());
+    result.committee_energies = cpu(dict.at("committee_energies").toTensor());
+    result.energies_uncertainty = cpu(dict.at("energies_uncertainty").toTensor());
+    result.forces_uncertainty = cpu(dict.at("forces_uncertainty").toTensor());
+    result.committee_forces = cpu(dict.at("committee_forces").toTensor());
+  }
   return result;
 }
 

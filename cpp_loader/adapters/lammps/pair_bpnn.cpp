@@ -1,6 +1,8 @@
 #include "pair_bpnn.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #if defined(__GLIBC__)
@@ -8,6 +10,7 @@
 #endif
 
 #include "atom.h"
+#include "comm.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
@@ -50,6 +53,7 @@ PairBPNN::PairBPNN(LAMMPS* lmp) : Pair(lmp) {
 }
 
 PairBPNN::~PairBPNN() {
+  delete[] pvector;
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
@@ -68,7 +72,8 @@ void PairBPNN::allocate() {
 }
 
 // pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
-//                  [extrapolation ignore|warn|stop] [extrapolation_every N]
+//                  [extrapolation ignore|warn|stop] [extrapolation_every N] [min_distance A]
+//                  [uncertainty_every N]
 void PairBPNN::settings(int narg, char** arg) {
   if (std::strcmp(update->unit_style, "metal") != 0) {
     error->all(FLERR, std::string("pair_style bpnn needs 'units metal' (eV, Å, ps); this input uses units ") +
@@ -76,7 +81,8 @@ void PairBPNN::settings(int narg, char** arg) {
   }
   if (narg < 1 || narg % 2 == 0) {
     error->all(FLERR, "Usage: pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no] "
-                      "[extrapolation ignore|warn|stop] [extrapolation_every N]");
+                      "[extrapolation ignore|warn|stop] [extrapolation_every N] [min_distance A] "
+                      "[uncertainty_every N]");
   }
   std::string extrapolation;
   std::string device = "cpu";
@@ -100,9 +106,16 @@ void PairBPNN::settings(int narg, char** arg) {
     } else if (key == "extrapolation_every") {
       extrapolation_every_ = std::atoi(arg[i + 1]);
       if (extrapolation_every_ < 1) error->all(FLERR, "pair_style bpnn: extrapolation_every must be >= 1");
+    } else if (key == "min_distance") {
+      min_distance_ = std::atof(arg[i + 1]);
+      if (min_distance_ < 0.0) error->all(FLERR, "pair_style bpnn: min_distance must be >= 0 (Å)");
+    } else if (key == "uncertainty_every") {
+      uncertainty_every_ = std::atoi(arg[i + 1]);
+      if (uncertainty_every_ < 1) error->all(FLERR, "pair_style bpnn: uncertainty_every must be >= 1");
     } else {
       error->all(FLERR, "pair_style bpnn: unknown keyword '" + key +
-                            "' (known: device, threads, tune_malloc, extrapolation, extrapolation_every)");
+                            "' (known: device, threads, tune_malloc, extrapolation, extrapolation_every, "
+                            "min_distance, uncertainty_every)");
     }
   }
   if (tune_malloc) keep_freed_memory_in_heap();
@@ -111,8 +124,17 @@ void PairBPNN::settings(int narg, char** arg) {
     model_ = std::make_unique<bpnn::Model>(model_path_, device, threads);
     if (extrapolation.empty()) extrapolation = model_->training_range_known() ? "warn" : "ignore";
     model_->set_count_extrapolation(extrapolation != "ignore");
+    if (uncertainty_every_ > 0) model_->set_compute_uncertainty(true);  // throws unless a committee
+    model_->set_compute_uncertainty(false);
   } catch (const std::exception& e) {
     error->all(FLERR, e.what());
+  }
+  members_ = static_cast<int>(model_->committee_size());
+  if (uncertainty_every_ > 0) {  // compute pair bpnn: c_ID[1..3]
+    nextra = 3;
+    delete[] pvector;
+    pvector = new double[nextra]();
+    comm_reverse = 3 * members_;  // members' forces on ghosts go back to their owners
   }
   stop_on_extrapolation_ = extrapolation == "stop";
   cutoff_ = model_->cutoff();
@@ -135,6 +157,79 @@ void PairBPNN::report_extrapolation(const int64_t* counts, int nlocal) {
                               bpnn::describe_extrapolation(masked, numbers, ids);
   if (stop_on_extrapolation_) error->one(FLERR, message + " (extrapolation stop)");
   if (extrapolating_steps_++ % extrapolation_every_ == 0) error->warning(FLERR, message);
+}
+
+// Warning naming the closest pair by atom ID when it is closer than min_distance (at most once
+// every extrapolation_every such steps).
+void PairBPNN::report_close_atoms(const bpnn::Result& result) {
+  if (result.min_distance >= min_distance_ || close_steps_++ % extrapolation_every_ != 0) return;
+  const int i = static_cast<int>(result.closest_pair[0]), j = static_cast<int>(result.closest_pair[1]);
+  auto name = [&](int k) {
+    const int64_t z = type_to_z_[atom->type[k]];
+    return "ID " + std::to_string(static_cast<int64_t>(atom->tag[k])) + " (" + bpnn::kSymbols[z] + ")";
+  };
+  char distances[96];
+  std::snprintf(distances, sizeof(distances), " are %.3f Å apart, closer than min_distance %g Å", result.min_distance,
+                min_distance_);
+  error->warning(FLERR, "pair bpnn, step " + std::to_string(update->ntimestep) + ": atoms " + name(i) + " and " +
+                            name(j) + distances);
+}
+
+// Committee spreads over all ranks into pvector (on rank 0; compute pair sums over ranks):
+// largest and mean per-atom force spread (members' ghost forces reverse-communicated first),
+// and the spread of the members' total energies. NULL-type atoms are left out.
+void PairBPNN::tally_uncertainty(const bpnn::Result& result, int nlocal, int nall) {
+  const int k_members = members_;
+  member_forces_.assign(static_cast<size_t>(nall) * 3 * k_members, 0.0);
+  const double* forces = result.committee_forces.data_ptr<double>();  // (K, nall, 3)
+  for (int k = 0; k < k_members; ++k)
+    for (int i = 0; i < nall; ++i)
+      for (int c = 0; c < 3; ++c) member_forces_[(3 * i + c) * k_members + k] = forces[(k * nall + i) * 3 + c];
+  comm->reverse_comm(this);
+  double local[3] = {0.0, 0.0, 0.0};  // max spread, sum of spreads, atoms
+  std::vector<double> energy(k_members, 0.0), total(k_members, 0.0);
+  const double* energies = result.committee_energies.data_ptr<double>();  // (K, nlocal)
+  for (int i = 0; i < nlocal; ++i) {
+    if (type_to_z_[atom->type[i]] == 0) continue;
+    double spread = 0.0;
+    for (int c = 0; c < 3; ++c) {
+      const double* values = &member_forces_[(3 * i + c) * k_members];
+      double mean = 0.0;
+      for (int k = 0; k < k_members; ++k) mean += values[k] / k_members;
+      for (int k = 0; k < k_members; ++k) spread += (values[k] - mean) * (values[k] - mean) / k_members;
+    }
+    spread = std::sqrt(spread);
+    local[0] = std::max(local[0], spread);
+    local[1] += spread;
+    local[2] += 1.0;
+    for (int k = 0; k < k_members; ++k) energy[k] += energies[k * nlocal + i];
+  }
+  double largest = 0.0, sums[2] = {0.0, 0.0};
+  MPI_Allreduce(&local[0], &largest, 1, MPI_DOUBLE, MPI_MAX, world);
+  MPI_Allreduce(&local[1], sums, 2, MPI_DOUBLE, MPI_SUM, world);
+  MPI_Allreduce(energy.data(), total.data(), k_members, MPI_DOUBLE, MPI_SUM, world);
+  double mean_energy = 0.0, energy_spread = 0.0;
+  for (double e : total) mean_energy += e / k_members;
+  for (double e : total) energy_spread += (e - mean_energy) * (e - mean_energy) / k_members;
+  const bool root = comm->me == 0;
+  pvector[0] = root ? largest : 0.0;
+  pvector[1] = root && sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+  pvector[2] = root ? std::sqrt(energy_spread) : 0.0;
+}
+
+int PairBPNN::pack_reverse_comm(int n, int first, double* buf) {
+  const int width = 3 * members_;
+  int m = 0;
+  for (int i = first; i < first + n; ++i)
+    for (int v = 0; v < width; ++v) buf[m++] = member_forces_[static_cast<size_t>(i) * width + v];
+  return m;
+}
+
+void PairBPNN::unpack_reverse_comm(int n, int* list, double* buf) {
+  const int width = 3 * members_;
+  int m = 0;
+  for (int i = 0; i < n; ++i)
+    for (int v = 0; v < width; ++v) member_forces_[static_cast<size_t>(list[i]) * width + v] += buf[m++];
 }
 
 // pair_coeff * * El1 El2 ... : the element of each atom type, NULL for types handled elsewhere.
@@ -222,7 +317,9 @@ void PairBPNN::compute(int eflag, int vflag) {
   shifts_.assign(3 * pairs_i_.size(), 0);
 
   bpnn::Result result;
+  const bool spreads = uncertainty_every_ > 0 && update->ntimestep % uncertainty_every_ == 0;
   try {
+    model_->set_compute_uncertainty(spreads);
     result = model_->compute_with_pairs(positions_, numbers_, std::vector<double>(9, 0.0), pairs_i_, pairs_j_,
                                         shifts_, nlocal, vflag_either != 0);
   } catch (const std::exception& e) {
@@ -230,6 +327,8 @@ void PairBPNN::compute(int eflag, int vflag) {
   }
 
   if (result.extrapolation.defined()) report_extrapolation(result.extrapolation.data_ptr<int64_t>(), nlocal);
+  report_close_atoms(result);
+  if (spreads) tally_uncertainty(result, nlocal, nall);
 
   const double* forces = result.forces.data_ptr<double>();
   for (int i = 0; i < nall; ++i) {

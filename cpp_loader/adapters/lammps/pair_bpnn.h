@@ -4,7 +4,14 @@
 //   units metal
 //   pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
 //                    [extrapolation ignore|warn|stop] [extrapolation_every N]
+//                    [min_distance A] [uncertainty_every N]
 //   pair_coeff * * O H        # element symbol of each atom type (NULL: not handled)
+//
+// min_distance (Å, default 0.5; 0: off): warn (at most once every extrapolation_every such
+// steps) when two atoms are closer. uncertainty_every N (committee files): every N steps all
+// members are evaluated (K times the cost on those steps) and `compute pair bpnn`
+// gives c_ID[1] the largest and c_ID[2] the mean per-atom force spread (eV/Å), c_ID[3] the
+// spread of the total energy (eV); values hold until the next such step.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +23,7 @@
 
 namespace bpnn {
 class Model;
+struct Result;
 }
 
 namespace LAMMPS_NS {
@@ -30,10 +38,14 @@ class PairBPNN : public Pair {
   void coeff(int narg, char **arg) override;
   void init_style() override;
   double init_one(int i, int j) override;
+  int pack_reverse_comm(int n, int first, double *buf) override;
+  void unpack_reverse_comm(int n, int *list, double *buf) override;
 
  private:
   void allocate();
   void report_extrapolation(const int64_t *counts, int nlocal);
+  void report_close_atoms(const bpnn::Result &result);
+  void tally_uncertainty(const bpnn::Result &result, int nlocal, int nall);
 
   std::unique_ptr<bpnn::Model> model_;
   std::string model_path_;
@@ -45,6 +57,11 @@ class PairBPNN : public Pair {
   bool stop_on_extrapolation_ = false;
   int extrapolation_every_ = 100;       // warn at most once per this many extrapolating steps
   int64_t extrapolating_steps_ = 0;
+  double min_distance_ = 0.5;           // Å; closer pairs are warned about
+  int64_t close_steps_ = 0;
+  int uncertainty_every_ = 0;           // 0: committee spreads never computed
+  int members_ = 1;                     // committee size K
+  std::vector<double> member_forces_;   // per step with spreads: (nall, K, 3), reverse-communicated
 };
 
 }  // namespace LAMMPS_NS

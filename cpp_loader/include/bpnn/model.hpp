@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,6 +27,15 @@ struct Result {
   torch::Tensor virial;    // (3, 3) eV, W = -sum r_ij (x) dE/dr_ij (undefined unless asked)
   torch::Tensor atomic_virials;  // (n_atoms, 3, 3) eV, ghosts included; sums to virial (with virial)
   torch::Tensor extrapolation;   // (n_local,) int64: functions outside the training range (when counting)
+  double min_distance = std::numeric_limits<double>::infinity();  // Å, the closest pair (inf: no pairs)
+  int64_t closest_pair[2] = {-1, -1};  // its atom indices
+  // Committees with set_compute_uncertainty(true) (K members; spreads over members, 1/K):
+  double energy_uncertainty = 0.0;     // eV, spread of the members' total energies
+  torch::Tensor committee_energy;      // (K,) eV, each member's total energy
+  torch::Tensor committee_energies;    // (K, n_local) eV, each member's per-atom energies
+  torch::Tensor energies_uncertainty;  // (n_local,) eV, spread of each atom's energy
+  torch::Tensor forces_uncertainty;    // (n_atoms,) eV/Å, sqrt(mean_k |F_ik - mean F_i|^2); ghosts: partial sums
+  torch::Tensor committee_forces;      // (K, n_atoms, 3) eV/Å, each member's forces, ghosts included
 };
 
 // "N atom(s) (M symmetry function values) outside the training range: atom 4 (O, 2), ..."
@@ -36,9 +46,11 @@ std::string describe_extrapolation(const torch::Tensor& counts, const std::vecto
 
 class Model {
  public:
-  // Loads and checks the file (format version, units). `device`: "cpu", "cuda", "cuda:1".
-  // `threads`: intra-op threads (a process-wide libtorch setting; 1 is fastest on small machines).
-  explicit Model(const std::string& path, const std::string& device = "cpu", int threads = 1);
+  // Loads and checks the file (format version, units; with `verify`, that its parameters match
+  // the SHA-256 recorded at export). `device`: "cpu", "cuda", "cuda:1". `threads`: intra-op
+  // threads (a process-wide libtorch setting; 1 is fastest on small machines).
+  // Loading a model file runs code from it: load only files you trust.
+  explicit Model(const std::string& path, const std::string& device = "cpu", int threads = 1, bool verify = true);
 
   int64_t format_version() const { return format_version_; }
   double cutoff() const { return cutoff_; }  // Å
@@ -56,6 +68,13 @@ class Model {
   void set_count_extrapolation(bool enable);
   bool count_extrapolation() const { return count_extrapolation_; }
 
+  // Networks per element: 1, or K > 1 for a committee (older files: 1).
+  int64_t committee_size() const { return committee_size_; }
+  // Evaluate every committee member in compute() (K times the cost): Result's committee_* and
+  // *_uncertainty. Throws bpnn::Error for a model that is not a committee.
+  void set_compute_uncertainty(bool enable);
+  bool compute_uncertainty() const { return compute_uncertainty_; }
+
   // Throws bpnn::Error naming the first atomic number the model lacks.
   void check_elements(const std::vector<int64_t>& numbers) const;
 
@@ -72,6 +91,7 @@ class Model {
 
  private:
   Result run(std::vector<torch::IValue> inputs, bool want_virial);
+  void verify_parameters(const std::string& path, const std::string& provenance) const;
   torch::Tensor real_tensor(const std::vector<double>& values, std::vector<int64_t> shape) const;
 
   torch::jit::Module module_;
@@ -81,7 +101,8 @@ class Model {
   double cutoff_ = 0.0;
   std::vector<int64_t> atomic_numbers_;
   std::string dtype_, length_unit_, energy_unit_;
-  bool training_range_known_ = false, count_extrapolation_ = false;
+  bool training_range_known_ = false, count_extrapolation_ = false, compute_uncertainty_ = false;
+  int64_t committee_size_ = 1;
 };
 
 }  // namespace bpnn
