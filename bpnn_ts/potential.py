@@ -1,15 +1,7 @@
 """The Behler-Parrinello potential: species -> symmetry functions -> element nets -> energies,
-with forces and virial, chunked over centres so memory stays bounded.
-
-Layout (see ../shared notes on fast ACSF layouts): centres are sorted by element
-and cut into chunks of one element (at most `chunk_size_*` centres and about
-`block_budget_*` elements in the largest triplet block); each chunk's neighbours
-are scattered into a dense (B, n_species, M, 3) block, with the same M for
-every chunk of an element, so every symmetry-function block works on batched
-dense tensors of repeating sizes. Forces: dE/dG by autograd through the
-element net only, contracted with analytic dG/dr_ij of each block (or, with
-`analytic_forces = False`, autograd through the descriptor: the test oracle);
-then F_i += dE/dr_ij, F_j -= dE/dr_ij and W = -sum r_ij (x) dE/dr_ij.
+with forces and virial. This module holds the model, its metadata and input checks and the
+engine forward; evaluation runs in evaluation_native.py (fused C++ kernels, CPU inference) or
+evaluation_chunked.py (dense torch blocks chunked over centres: CUDA, training, Jacobians).
 """
 
 import json
@@ -21,60 +13,17 @@ from ase.data import chemical_symbols
 from . import keys
 from .descriptors.acsf import ElementDescriptor, Scaling
 from .descriptors.params import SymmetryFunction, function_to_dict
+from .element_model import ElementModel
 from .elements import MAX_Z, species_table, symbol
+from .evaluation_chunked import ChunkedEvaluation
+from .evaluation_native import NativeEvaluation
 from .extrapolation import count_outside
-from .native.kernel import (DescriptorKernel, NativeKernel, NativePairSearch, NoKernel, PairSearch,
-                            TorchPairSearch)
-from .uncertainty import combine_members
+from .native.kernel import NativeKernel, NativePairSearch, NoKernel, PairSearch, TorchPairSearch
 from .nn import CommitteeMLP, ElementMLP
+from .uncertainty import combine_members
 
 
-class ElementModel(torch.nn.Module):
-    """Descriptor, input scaling and network of one centre element; `kernel` is the
-    fused C++ descriptor (NativeKernel) or a placeholder (NoKernel). `net`: an ElementMLP or a
-    CommitteeMLP; `member` arguments pick one committee member (-1: the mean)."""
-
-    kernel: DescriptorKernel
-
-    def __init__(self, descriptor: ElementDescriptor, scaling: Scaling, net: torch.nn.Module):
-        super().__init__()
-        self.descriptor = descriptor
-        self.scaling = scaling
-        self.net = net
-        self.kernel = NoKernel()
-
-    def forward(self, vectors: List[torch.Tensor], distances: List[torch.Tensor], member: int = -1
-                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Raw G (B, F), scaled G (B, F) and network output (B,)."""
-        g = self.descriptor(vectors, distances)
-        g_hat = self.scaling(g)
-        return g, g_hat, self.net.member_output(g_hat, member)
-
-    @torch.jit.export
-    def energies_and_slopes(self, g: torch.Tensor, energy_scale: float, energy_shift: torch.Tensor,
-                            create_graph: bool, member: int = -1) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Energies (B,) = energy_scale * NN(scaled G) + energy_shift, scaled G, and dE/dG (B, F)
-        (autograd through the network only; differentiable w.r.t. the weights if `create_graph`)."""
-        g_hat = self.scaling(g).detach().requires_grad_(True)
-        energies = self.net.member_output(g_hat, member) * energy_scale + energy_shift
-        d_g_hat = torch.autograd.grad([energies.sum()], [g_hat], create_graph=create_graph)[0]
-        assert d_g_hat is not None
-        return energies, g_hat, d_g_hat * self.scaling.factor
-
-    @torch.jit.export
-    def with_gradients(self, vectors: List[torch.Tensor], distances: List[torch.Tensor],
-                       energy_scale: float, energy_shift: torch.Tensor, create_graph: bool, member: int = -1
-                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
-        """Energies (B,) = energy_scale * NN + energy_shift, raw and scaled G (B, F), and
-        dE/d(neighbour vectors) per species (B, M_s, 3): autograd only through the
-        (small) network, then dE/dG contracted with analytic descriptor derivatives."""
-        g, saved = self.descriptor.forward_saving(vectors, distances)
-        energies, g_hat, d_g = self.energies_and_slopes(g, energy_scale, energy_shift, create_graph, member)
-        block_grads = self.descriptor.backward(d_g, saved, vectors, distances)
-        return energies, g, g_hat, block_grads
-
-
-class BPNNPotential(torch.nn.Module):
+class BPNNPotential(NativeEvaluation, ChunkedEvaluation, torch.nn.Module):
     """E = sum_i [energy_scale * NN_{Z_i}(scaled G_i) + atomic_energy_shift[Z_i]], in eV and Å.
 
     `functions`: symmetry functions for every element (each knows its centre);
@@ -390,26 +339,12 @@ class BPNNPotential(torch.nn.Module):
             positions, atomic_numbers, cell, pbc, None, None, None)
         return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True, True)
 
-    def _chunk_sizes(self, widest: List[List[int]], chunk: int, budget: int) -> List[int]:
-        """Centres per chunk for each centre element: at most `chunk`, and few enough
-        that the largest triplet block (B x K x Mj x Mk, with `widest` neighbour
-        counts) stays near `budget` elements, which keeps blocks in cache on CPUs."""
-        sizes: List[int] = []
-        s = 0
-        for element in self.elements:
-            cost = element.descriptor.largest_block(widest[s])
-            sizes.append(max(1, min(chunk, budget // max(cost, 1))))
-            s += 1
-        return sizes
-
     def _evaluate(self, vectors: torch.Tensor, pairs: torch.Tensor, species: torch.Tensor,
                   n_atoms: int, n_local: int, compute_forces: bool, compute_virial: bool,
                   want_descriptors: bool, want_jacobian: bool = False, member: int = -1) -> Dict[str, torch.Tensor]:
-        """Energies, forces, virials (and descriptors) of the committee mean, or of one `member`."""
-        dtype = vectors.dtype
+        """Energies, forces, virials (and descriptors) of the committee mean, or of one `member`:
+        engine pairs filtered, centres ranked by element, then the native or the chunked path."""
         device = vectors.device
-        n_species = len(self.atomic_numbers_list)
-        chunk = self.chunk_size_cuda if device.type == "cuda" else self.chunk_size_cpu
         if n_local < n_atoms or pairs.shape[1] == 0:  # engine lists: local centres, within cutoff
             keep = (pairs[0] < n_local) & ((vectors * vectors).sum(dim=1) < self.cutoff_radius ** 2)
             pairs = pairs[:, keep]
@@ -417,7 +352,6 @@ class BPNNPotential(torch.nn.Module):
         centre, neighbour = pairs[0], pairs[1]
         geometry = vectors  # float64 in mixed precision: forces and virials are summed in it
         vectors = vectors.to(self.atomic_energy_shift.dtype)
-        dtype = vectors.dtype
 
         # Centres sorted by element (rank order); pairs sorted by (centre rank, neighbour species).
         local_species = species[:n_local]
@@ -433,231 +367,9 @@ class BPNNPotential(torch.nn.Module):
             return self._evaluate_native(vectors[perm], geometry[perm], neighbour_species[perm], pair_end, rank,
                                          centre[perm], neighbour[perm], local_species, n_atoms, n_local,
                                          compute_forces, compute_virial, want_descriptors, member)
-        key = rank[centre] * n_species + neighbour_species
-        key_sorted, perm = torch.sort(key)
-        vectors_sorted = vectors[perm]
-        group_count = torch.bincount(key_sorted, minlength=n_local * n_species)
-        within = torch.arange(key_sorted.shape[0], device=device) - (torch.cumsum(group_count, 0) - group_count)[key_sorted]
-        counts = group_count.reshape(n_local, n_species)  # neighbours of each element, per centre rank
-        pair_end = torch.cumsum(counts.sum(dim=1), 0)
-        centre_rank = torch.div(key_sorted, n_species, rounding_mode="floor")
-        species_sorted = key_sorted % n_species
-
-        # Chunks: centres of one element, at most `chunk` of them and about
-        # `block_budget` elements in the largest triplet block.
-        widest_t = torch.zeros((n_species, n_species), dtype=torch.long, device=device)
-        widest_t = widest_t.scatter_reduce(0, sorted_species.unsqueeze(1).expand(-1, n_species), counts, "amax")
-        widest: List[List[int]] = widest_t.tolist()
-        budget = self.block_budget_cuda if device.type == "cuda" else self.block_budget_cpu
-        chunk_of_species = self._chunk_sizes(widest, chunk, budget)
-        species_count: List[int] = torch.bincount(local_species, minlength=n_species).tolist()
-        chunk_first: List[int] = []  # first rank of each chunk
-        chunk_range: List[int] = [0]  # chunks of species s: chunk_range[s] .. chunk_range[s+1]
-        species_first = [0]
-        for s in range(n_species):
-            for first in range(species_first[s], species_first[s] + species_count[s], chunk_of_species[s]):
-                chunk_first.append(first)
-            chunk_range.append(len(chunk_first))
-            species_first.append(species_first[s] + species_count[s])
-        n_chunks = len(chunk_first)
-        first_t = torch.tensor(species_first[:n_species], device=device, dtype=torch.long)
-        base_t = torch.tensor(chunk_range[:n_species], device=device, dtype=torch.long)
-        chunk_t = torch.tensor(chunk_of_species, device=device, dtype=torch.long)[sorted_species]
-        offset_in_species = torch.arange(n_local, device=device) - first_t[sorted_species]
-        chunk_of_rank = base_t[sorted_species] + torch.div(offset_in_species, chunk_t, rounding_mode="floor")
-        slot = (offset_in_species % chunk_t)[centre_rank]
-        chunk_max: List[List[int]] = []
-        if self.uniform_blocks:  # equal allocations chunk after chunk: no heap fragmentation
-            for s in range(n_species):
-                for c in range(chunk_range[s], chunk_range[s + 1]):
-                    chunk_max.append(widest[s])
-        else:
-            chunk_max_t = torch.zeros((n_chunks, n_species), dtype=torch.long, device=device)
-            chunk_max_t = chunk_max_t.scatter_reduce(0, chunk_of_rank.unsqueeze(1).expand(-1, n_species),
-                                                     counts, "amax")
-            per_chunk: List[List[int]] = chunk_max_t.tolist()
-            chunk_max = per_chunk
-        firsts = torch.tensor(chunk_first, dtype=torch.long, device=device)
-        starts = torch.where(firsts > 0, pair_end[torch.clamp(firsts - 1, min=0)], torch.zeros_like(firsts))
-        pair_offsets: List[int] = starts.tolist()
-        pair_offsets.append(int(key_sorted.shape[0]))
-
-        need_grad = compute_forces or compute_virial
-        create_graph = self.training
-        grad_was_enabled = torch.is_grad_enabled()
-        if need_grad:
-            torch.set_grad_enabled(True)
-        # Outside training, results go into buffers allocated before the loop: small
-        # long-lived allocations made between chunks would fragment the heap.
-        energy_parts: List[torch.Tensor] = []
-        grad_parts: List[torch.Tensor] = []
-        n_pairs = vectors_sorted.shape[0]
-        energy_out = torch.zeros(n_local, dtype=dtype, device=device)
-        grad_out = torch.zeros((n_pairs if need_grad and not create_graph else 0, 3), dtype=dtype, device=device)
-        max_functions = max(self.n_functions)
-        want_descriptors = want_descriptors or want_jacobian
-        n_rows = n_local if want_descriptors else 0
-        jac_out = torch.zeros((n_pairs if want_jacobian else 0, max_functions, 3), dtype=dtype, device=device)
-        g_out = torch.zeros((n_rows, max_functions), dtype=dtype, device=device)
-        g_hat_out = torch.zeros((n_rows, max_functions), dtype=dtype, device=device)
-        for s, element in enumerate(self.elements):
-            for c in range(chunk_range[s], chunk_range[s + 1]):
-                p0, p1 = pair_offsets[c], pair_offsets[c + 1]
-                size = min(chunk_of_species[s], species_first[s + 1] - chunk_first[c])
-                r0, r1 = chunk_first[c], chunk_first[c] + size
-                v = vectors_sorted[p0:p1]
-                autograd_path = need_grad and not self.analytic_forces
-                if autograd_path:
-                    v = v.detach().requires_grad_(True)
-                m = chunk_max[c]
-                m_max = max(m)
-                slot_c, species_c, within_c = slot[p0:p1], species_sorted[p0:p1], within[p0:p1]
-                padded = torch.zeros((size, n_species, m_max, 3), dtype=dtype, device=device)
-                padded[:, :, :, 0] = self.padding_distance
-                padded = padded.index_put((slot_c, species_c, within_c), v)
-                block_vectors = [padded[:, e, : m[e]] for e in range(n_species)]
-                block_distances = [torch.linalg.norm(b, dim=-1) for b in block_vectors]
-                if want_jacobian:
-                    g, saved = element.descriptor.forward_saving(block_vectors, block_distances)
-                    g_hat = element.scaling(g)
-                    energies = torch.zeros(size, dtype=dtype, device=device)
-                    block_jac = element.descriptor.jacobian(saved, block_vectors, block_distances)
-                    padded_jac = torch.stack([torch.nn.functional.pad(
-                        b, [0, 0, 0, max_functions - b.shape[2], 0, m_max - b.shape[1]]) for b in block_jac], dim=1)
-                    jac_out[p0:p1] = padded_jac[slot_c, species_c, within_c]
-                elif need_grad and self.analytic_forces:
-                    energies, g, g_hat, block_grads = element.with_gradients(
-                        block_vectors, block_distances, self.energy_scale, self.atomic_energy_shift[s],
-                        create_graph, member)
-                    padded_grad = torch.stack(
-                        [torch.nn.functional.pad(b, [0, 0, 0, m_max - b.shape[1]]) for b in block_grads], dim=1)
-                    grad = padded_grad[slot_c, species_c, within_c]
-                    if create_graph:
-                        grad_parts.append(grad)
-                    else:
-                        grad_out[p0:p1] = grad
-                else:
-                    g, g_hat, output = element(block_vectors, block_distances, member)
-                    energies = output * self.energy_scale + self.atomic_energy_shift[s]
-                    if autograd_path:
-                        grads = torch.autograd.grad([energies.sum()], [v], create_graph=create_graph,
-                                                    allow_unused=True)
-                        grad = grads[0]
-                        if grad is None:
-                            grad = torch.zeros_like(v)
-                        if create_graph:
-                            grad_parts.append(grad)
-                        else:
-                            grad_out[p0:p1] = grad.detach()
-                if create_graph:
-                    energy_parts.append(energies)
-                else:
-                    energy_out[r0:r1] = energies.detach()
-                if want_descriptors:
-                    g_out[r0:r1, : g.shape[1]] = g.detach()
-                    g_hat_out[r0:r1, : g.shape[1]] = g_hat.detach()
-        torch.set_grad_enabled(grad_was_enabled)
-
-        result: Dict[str, torch.Tensor] = {}
-        if create_graph and n_local > 0:
-            atom_energies = torch.cat(energy_parts)[rank]
-        else:
-            atom_energies = energy_out[rank]
-        atom_energies = atom_energies.to(geometry.dtype)
-        result[keys.ENERGIES] = atom_energies
-        result[keys.ENERGY] = atom_energies.sum()
-        if need_grad:
-            if create_graph and len(grad_parts) > 0:
-                d_vectors = torch.cat(grad_parts)  # (P, 3) dE/dr_ij, sorted
-            elif create_graph:
-                d_vectors = torch.zeros((0, 3), dtype=dtype, device=device)
-            else:
-                d_vectors = grad_out
-            geometry_sorted = geometry[perm] if self.mixed_precision else vectors_sorted
-            self._add_forces_and_virials(result, geometry_sorted, d_vectors, centre[perm], neighbour[perm], n_atoms,
-                                         compute_forces, compute_virial)
-        if want_descriptors:
-            result[keys.DESCRIPTORS] = g_out[rank]
-            result[keys.SCALED_DESCRIPTORS] = g_hat_out[rank]
-        if want_jacobian:  # pairs in the jacobian's (sorted) order
-            result["descriptor_jacobian"] = jac_out
-            result["pair_centres"] = centre[perm]
-            result["pair_neighbours"] = neighbour[perm]
-            result["pair_vectors"] = vectors_sorted
-        return result
-
-    def _add_forces_and_virials(self, result: Dict[str, torch.Tensor], vectors: torch.Tensor,
-                                d_vectors: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor,
-                                n_atoms: int, compute_forces: bool, compute_virial: bool) -> None:
-        """From dE/dr_ij (P, 3) of pairs (centres, neighbours) with vectors r_ij (P, 3):
-        F_i += dE/dr_ij, F_j -= dE/dr_ij; W = -sum r_ij (x) dE/dr_ij, split half and half per atom.
-        Sums in the dtype of `vectors` (float64 in mixed precision)."""
-        d_vectors = d_vectors.to(vectors.dtype)
-        if compute_forces:
-            forces = torch.zeros((n_atoms, 3), dtype=vectors.dtype, device=vectors.device)
-            result[keys.FORCES] = forces.index_add(0, centres, d_vectors).index_add(0, neighbours, -d_vectors)
-        if compute_virial:
-            result[keys.VIRIAL] = -(vectors.transpose(0, 1) @ d_vectors)
-            pair_virials = (-0.5 * vectors.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
-            atomic = torch.zeros((n_atoms, 9), dtype=vectors.dtype, device=vectors.device)
-            atomic = atomic.index_add(0, centres, pair_virials).index_add(0, neighbours, pair_virials)
-            result[keys.ATOMIC_VIRIALS] = atomic.reshape(n_atoms, 3, 3)
-
-    def _evaluate_native(self, vectors: torch.Tensor, geometry: torch.Tensor, neighbour_species: torch.Tensor,
-                         pair_end: torch.Tensor, rank: torch.Tensor, centres: torch.Tensor,
-                         neighbours: torch.Tensor, local_species: torch.Tensor, n_atoms: int, n_local: int,
-                         compute_forces: bool, compute_virial: bool,
-                         want_descriptors: bool, member: int) -> Dict[str, torch.Tensor]:
-        """`_evaluate` with the fused kernels: one call per centre element over all its centres
-        (pairs sorted by centre rank; no padding, no chunks). `geometry`: the same vectors
-        in the dtype forces and virials are summed in."""
-        dtype = vectors.dtype
-        device = vectors.device
-        need_grad = compute_forces or compute_virial
-        energy_out = torch.zeros(n_local, dtype=geometry.dtype, device=device)
-        d_vectors = torch.zeros((vectors.shape[0] if need_grad else 0, 3), dtype=dtype, device=device)
-        max_functions = max(self.n_functions)
-        n_rows = n_local if want_descriptors else 0
-        g_out = torch.zeros((n_rows, max_functions), dtype=dtype, device=device)
-        g_hat_out = torch.zeros((n_rows, max_functions), dtype=dtype, device=device)
-        zero = torch.zeros(1, dtype=torch.long, device=device)
-        species_count: List[int] = torch.bincount(local_species, minlength=len(self.elements)).tolist()
-        species_first = [0]
-        for count in species_count:
-            species_first.append(species_first[-1] + count)
-        for s, element in enumerate(self.elements):
-            r0, r1 = species_first[s], species_first[s + 1]
-            if r1 > r0:  # (TorchScript unrolls this loop: no `continue`)
-                ends = pair_end[r0:r1]
-                p0 = int(pair_end[r0 - 1]) if r0 > 0 else 0
-                p1 = int(ends[-1])
-                offsets = torch.cat([zero, ends - p0])
-                v = vectors[p0:p1]
-                sp = neighbour_species[p0:p1]
-                g = element.kernel(v, offsets, sp, None)
-                if need_grad:
-                    grad_was_enabled = torch.is_grad_enabled()
-                    torch.set_grad_enabled(True)
-                    energies, g_hat, d_g = element.energies_and_slopes(g, self.energy_scale, self.atomic_energy_shift[s],
-                                                                       False, member)
-                    torch.set_grad_enabled(grad_was_enabled)
-                    d_vectors[p0:p1] = element.kernel(v, offsets, sp, d_g.detach())
-                else:
-                    g_hat = element.scaling(g)
-                    energies = element.net.member_output(g_hat, member) * self.energy_scale + self.atomic_energy_shift[s]
-                energy_out[r0:r1] = energies.detach()
-                if want_descriptors:
-                    g_out[r0:r1, : g.shape[1]] = g
-                    g_hat_out[r0:r1, : g.shape[1]] = g_hat.detach()
-        atom_energies = energy_out[rank]
-        result: Dict[str, torch.Tensor] = {keys.ENERGIES: atom_energies, keys.ENERGY: atom_energies.sum()}
-        if need_grad:
-            self._add_forces_and_virials(result, geometry, d_vectors, centres, neighbours, n_atoms, compute_forces,
-                                         compute_virial)
-        if want_descriptors:
-            result[keys.DESCRIPTORS] = g_out[rank]
-            result[keys.SCALED_DESCRIPTORS] = g_hat_out[rank]
-        return result
+        return self._evaluate_chunked(vectors, geometry, centre, neighbour, rank, local_species, sorted_species,
+                                      neighbour_species, n_atoms, n_local, compute_forces, compute_virial,
+                                      want_descriptors, want_jacobian, member)
 
 
 def _elements_of(function: SymmetryFunction) -> List[int]:

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 from scipy.spatial.transform import Rotation
 

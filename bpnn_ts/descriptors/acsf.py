@@ -5,7 +5,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 
 from .angular import AngularBlock
-from .params import AngularSF, RadialSF, SymmetryFunction
+from .params import RadialSF, SymmetryFunction
 from .radial import RadialBlock
 
 SCALING_TYPES: Dict[str, int] = {"none": 0, "scale": 1, "center": 2, "scalecenter": 3, "sigma": 4}

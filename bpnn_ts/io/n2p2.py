@@ -7,7 +7,6 @@ that holds them; training-only keywords are ignored.
 """
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple

@@ -13,7 +13,7 @@ from typing import Union
 import torch
 
 from ..cutoffs import CUTOFF_NAMES
-from ..descriptors.params import AngularSF, RadialSF, function_from_dict, n2p2_sorted
+from ..descriptors.params import RadialSF, function_from_dict, n2p2_sorted
 from ..elements import symbol
 from ..nn import N2P2_ACTIVATIONS
 from ..units import energy_factor, length_factor

@@ -32,7 +32,7 @@
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from ..config import ConfigError, ModelConfig, parse_model_config, read_yaml
 from ..io.datasets import FORMATS
