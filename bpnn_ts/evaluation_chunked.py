@@ -16,7 +16,7 @@ from typing import Dict, List
 import torch
 
 from . import keys
-from .forces import add_forces_and_virials
+from .forces import add_forces_and_virials, zero_forces_and_virials
 
 
 class ChunkedEvaluation:
@@ -187,8 +187,11 @@ class ChunkedEvaluation:
             else:
                 d_vectors = grad_out
             geometry_sorted = geometry[perm] if self.mixed_precision else vectors_sorted
-            add_forces_and_virials(result, geometry_sorted, d_vectors, centre[perm], neighbour[perm], n_atoms,
-                                   compute_forces, compute_virial)
+            for name, zeros in zero_forces_and_virials(n_atoms, geometry.dtype, device, compute_forces,
+                                                       compute_virial).items():
+                result[name] = zeros
+            add_forces_and_virials(result, geometry_sorted, d_vectors, centre[perm], neighbour[perm], compute_forces,
+                                   compute_virial)
         if want_descriptors:
             result[keys.DESCRIPTORS] = g_out[rank]
             result[keys.SCALED_DESCRIPTORS] = g_hat_out[rank]

@@ -7,7 +7,7 @@ from typing import Dict, List
 import torch
 
 from . import keys
-from .forces import add_forces_and_virials
+from .forces import add_forces_and_virials, zero_forces_and_virials
 
 
 class NativeEvaluation:
@@ -16,16 +16,20 @@ class NativeEvaluation:
     def _evaluate_native(self, vectors: torch.Tensor, geometry: torch.Tensor, neighbour_species: torch.Tensor,
                          pair_end: torch.Tensor, rank: torch.Tensor, centres: torch.Tensor,
                          neighbours: torch.Tensor, local_species: torch.Tensor, n_atoms: int, n_local: int,
-                         compute_forces: bool, compute_virial: bool,
-                         want_descriptors: bool, member: int) -> Dict[str, torch.Tensor]:
-        """`_evaluate` with the fused kernels: one call per centre element over all its centres
-        (pairs sorted by centre rank; no padding, no chunks). `geometry`: the same vectors
-        in the dtype forces and virials are summed in."""
+                         compute_forces: bool, compute_virial: bool, want_descriptors: bool,
+                         members: List[int]) -> List[Dict[str, torch.Tensor]]:
+        """`_evaluate` with the fused kernels for each of `members` (-1: the committee mean): one
+        kernel call per centre element over all its centres (pairs sorted by centre rank; no
+        padding, no chunks), the descriptors shared by all members. `geometry`: the same
+        vectors in the dtype forces and virials are summed in. Descriptors: in the first result."""
         dtype = vectors.dtype
         device = vectors.device
         need_grad = compute_forces or compute_virial
-        energy_out = torch.zeros(n_local, dtype=geometry.dtype, device=device)
-        d_vectors = torch.zeros((vectors.shape[0] if need_grad else 0, 3), dtype=dtype, device=device)
+        results: List[Dict[str, torch.Tensor]] = []
+        energy_outs: List[torch.Tensor] = []
+        for _ in members:
+            results.append(zero_forces_and_virials(n_atoms, geometry.dtype, device, compute_forces, compute_virial))
+            energy_outs.append(torch.zeros(n_local, dtype=geometry.dtype, device=device))
         max_functions = max(self.n_functions)
         n_rows = n_local if want_descriptors else 0
         g_out = torch.zeros((n_rows, max_functions), dtype=dtype, device=device)
@@ -45,26 +49,29 @@ class NativeEvaluation:
                 v = vectors[p0:p1]
                 sp = neighbour_species[p0:p1]
                 g = element.kernel(v, offsets, sp, None)
-                if need_grad:
-                    grad_was_enabled = torch.is_grad_enabled()
-                    torch.set_grad_enabled(True)
-                    energies, g_hat, d_g = element.energies_and_slopes(g, self.energy_scale, self.atomic_energy_shift[s],
-                                                                       False, member)
-                    torch.set_grad_enabled(grad_was_enabled)
-                    d_vectors[p0:p1] = element.kernel(v, offsets, sp, d_g.detach())
-                else:
-                    g_hat = element.scaling(g)
-                    energies = element.net.member_output(g_hat, member) * self.energy_scale + self.atomic_energy_shift[s]
-                energy_out[r0:r1] = energies.detach()
-                if want_descriptors:
-                    g_out[r0:r1, : g.shape[1]] = g
-                    g_hat_out[r0:r1, : g.shape[1]] = g_hat.detach()
-        atom_energies = energy_out[rank]
-        result: Dict[str, torch.Tensor] = {keys.ENERGIES: atom_energies, keys.ENERGY: atom_energies.sum()}
-        if need_grad:
-            add_forces_and_virials(result, geometry, d_vectors, centres, neighbours, n_atoms, compute_forces,
-                                   compute_virial)
-        if want_descriptors:
-            result[keys.DESCRIPTORS] = g_out[rank]
-            result[keys.SCALED_DESCRIPTORS] = g_hat_out[rank]
-        return result
+                for m, member in enumerate(members):
+                    if need_grad:
+                        grad_was_enabled = torch.is_grad_enabled()
+                        torch.set_grad_enabled(True)
+                        energies, g_hat, d_g = element.energies_and_slopes(
+                            g, self.energy_scale, self.atomic_energy_shift[s], False, member)
+                        torch.set_grad_enabled(grad_was_enabled)
+                        d_vectors = element.kernel(v, offsets, sp, d_g.detach())
+                        add_forces_and_virials(results[m], geometry[p0:p1], d_vectors, centres[p0:p1],
+                                               neighbours[p0:p1], compute_forces, compute_virial)
+                    else:
+                        g_hat = element.scaling(g)
+                        energies = (element.net.member_output(g_hat, member) * self.energy_scale
+                                    + self.atomic_energy_shift[s])
+                    energy_outs[m][r0:r1] = energies.detach()
+                    if want_descriptors and m == 0:
+                        g_out[r0:r1, : g.shape[1]] = g
+                        g_hat_out[r0:r1, : g.shape[1]] = g_hat.detach()
+        for m in range(len(members)):
+            atom_energies = energy_outs[m][rank]
+            results[m][keys.ENERGIES] = atom_energies
+            results[m][keys.ENERGY] = atom_energies.sum()
+            if want_descriptors and m == 0:
+                results[m][keys.DESCRIPTORS] = g_out[rank]
+                results[m][keys.SCALED_DESCRIPTORS] = g_hat_out[rank]
+        return results

@@ -1,4 +1,4 @@
-"""Forces and virials from dE/dr_ij of every pair (the last step of every evaluation path)."""
+"""Forces and virials from dE/dr_ij of pairs (the last step of every evaluation path)."""
 
 from typing import Dict
 
@@ -7,19 +7,30 @@ import torch
 from . import keys
 
 
-def add_forces_and_virials(result: Dict[str, torch.Tensor], vectors: torch.Tensor,
-                            d_vectors: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor,
-                            n_atoms: int, compute_forces: bool, compute_virial: bool) -> None:
-    """From dE/dr_ij (P, 3) of pairs (centres, neighbours) with vectors r_ij (P, 3):
-    F_i += dE/dr_ij, F_j -= dE/dr_ij; W = -sum r_ij (x) dE/dr_ij, split half and half per atom.
-    Sums in the dtype of `vectors` (float64 in mixed precision)."""
+def zero_forces_and_virials(n_atoms: int, dtype: torch.dtype, device: torch.device, compute_forces: bool,
+                            compute_virial: bool) -> Dict[str, torch.Tensor]:
+    """Zero forces (N, 3), virial (3, 3) and atomic virials (N, 3, 3), as asked for."""
+    result: Dict[str, torch.Tensor] = {}
+    if compute_forces:
+        result[keys.FORCES] = torch.zeros((n_atoms, 3), dtype=dtype, device=device)
+    if compute_virial:
+        result[keys.VIRIAL] = torch.zeros((3, 3), dtype=dtype, device=device)
+        result[keys.ATOMIC_VIRIALS] = torch.zeros((n_atoms, 3, 3), dtype=dtype, device=device)
+    return result
+
+
+def add_forces_and_virials(result: Dict[str, torch.Tensor], vectors: torch.Tensor, d_vectors: torch.Tensor,
+                           centres: torch.Tensor, neighbours: torch.Tensor, compute_forces: bool,
+                           compute_virial: bool) -> None:
+    """Add the terms of pairs (centres, neighbours) with vectors r_ij (P, 3) and dE/dr_ij (P, 3)
+    to `result` (from zero_forces_and_virials): F_i += dE/dr_ij, F_j -= dE/dr_ij;
+    W -= r_ij (x) dE/dr_ij, split half and half per atom. Sums in the dtype of `vectors`
+    (float64 in mixed precision); differentiable (no in-place updates)."""
     d_vectors = d_vectors.to(vectors.dtype)
     if compute_forces:
-        forces = torch.zeros((n_atoms, 3), dtype=vectors.dtype, device=vectors.device)
-        result[keys.FORCES] = forces.index_add(0, centres, d_vectors).index_add(0, neighbours, -d_vectors)
+        result[keys.FORCES] = result[keys.FORCES].index_add(0, centres, d_vectors).index_add(0, neighbours, -d_vectors)
     if compute_virial:
-        result[keys.VIRIAL] = -(vectors.transpose(0, 1) @ d_vectors)
-        pair_virials = (-0.5 * vectors.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
-        atomic = torch.zeros((n_atoms, 9), dtype=vectors.dtype, device=vectors.device)
-        atomic = atomic.index_add(0, centres, pair_virials).index_add(0, neighbours, pair_virials)
-        result[keys.ATOMIC_VIRIALS] = atomic.reshape(n_atoms, 3, 3)
+        result[keys.VIRIAL] = result[keys.VIRIAL] - vectors.transpose(0, 1) @ d_vectors
+        pair_virials = -0.5 * vectors.unsqueeze(2) * d_vectors.unsqueeze(1)  # (P, 3, 3)
+        atomic = result[keys.ATOMIC_VIRIALS].index_add(0, centres, pair_virials)
+        result[keys.ATOMIC_VIRIALS] = atomic.index_add(0, neighbours, pair_virials)

@@ -227,14 +227,14 @@ class BPNNPotential(NativeEvaluation, ChunkedEvaluation, torch.nn.Module):
             if self.n_members < 2:
                 raise ValueError("compute_uncertainty needs a committee model (committee_size() > 1); this one has "
                                  + "one network per element (build one with bpnn_ts.committee.build_committee)")
-            members: List[Dict[str, torch.Tensor]] = []
+            members: List[int] = []
             for member in range(self.n_members):
-                members.append(self._evaluate(vectors, pairs, species, n_atoms, n_local, compute_forces,
-                                              compute_virial, count_extrapolation and member == 0, False, member))
-            result = combine_members(members)
+                members.append(member)
+            result = combine_members(self._evaluate(vectors, pairs, species, n_atoms, n_local, compute_forces,
+                                                    compute_virial, count_extrapolation, False, members))
         else:
             result = self._evaluate(vectors, pairs, species, n_atoms, n_local,
-                                    compute_forces, compute_virial, count_extrapolation)
+                                    compute_forces, compute_virial, count_extrapolation, False, [-1])[0]
         result[keys.CLOSEST_PAIR] = closest_pair
         result[keys.MIN_DISTANCE] = closest_distance
         if count_extrapolation:
@@ -326,7 +326,7 @@ class BPNNPotential(NativeEvaluation, ChunkedEvaluation, torch.nn.Module):
         beyond each element's own function count."""
         vectors, pairs, species, n_atoms, n_local, _, _ = self._prepare(
             positions, atomic_numbers, cell, pbc, None, None, None)
-        return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True)
+        return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True, False, [-1])[0]
 
     @torch.jit.export
     def compute_descriptor_jacobian(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
@@ -337,13 +337,14 @@ class BPNNPotential(NativeEvaluation, ChunkedEvaluation, torch.nn.Module):
         dE/dr_ij = sum_f dE_i/dG_if dG_if/dr_ij; F_i += dE/dr_ij, F_j -= dE/dr_ij."""
         vectors, pairs, species, n_atoms, n_local, _, _ = self._prepare(
             positions, atomic_numbers, cell, pbc, None, None, None)
-        return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True, True)
+        return self._evaluate(vectors, pairs, species, n_atoms, n_local, False, False, True, True, [-1])[0]
 
     def _evaluate(self, vectors: torch.Tensor, pairs: torch.Tensor, species: torch.Tensor,
                   n_atoms: int, n_local: int, compute_forces: bool, compute_virial: bool,
-                  want_descriptors: bool, want_jacobian: bool = False, member: int = -1) -> Dict[str, torch.Tensor]:
-        """Energies, forces, virials (and descriptors) of the committee mean, or of one `member`:
-        engine pairs filtered, centres ranked by element, then the native or the chunked path."""
+                  want_descriptors: bool, want_jacobian: bool, members: List[int]) -> List[Dict[str, torch.Tensor]]:
+        """Energies, forces, virials (and descriptors, in the first result) of each of `members`
+        (-1: the committee mean): engine pairs filtered, centres ranked by element, then the
+        native path (descriptors shared by the members) or the chunked path (once per member)."""
         device = vectors.device
         if n_local < n_atoms or pairs.shape[1] == 0:  # engine lists: local centres, within cutoff
             keep = (pairs[0] < n_local) & ((vectors * vectors).sum(dim=1) < self.cutoff_radius ** 2)
@@ -366,10 +367,14 @@ class BPNNPotential(NativeEvaluation, ChunkedEvaluation, torch.nn.Module):
             pair_end = torch.cumsum(torch.bincount(centre_rank, minlength=n_local), 0)
             return self._evaluate_native(vectors[perm], geometry[perm], neighbour_species[perm], pair_end, rank,
                                          centre[perm], neighbour[perm], local_species, n_atoms, n_local,
-                                         compute_forces, compute_virial, want_descriptors, member)
-        return self._evaluate_chunked(vectors, geometry, centre, neighbour, rank, local_species, sorted_species,
-                                      neighbour_species, n_atoms, n_local, compute_forces, compute_virial,
-                                      want_descriptors, want_jacobian, member)
+                                         compute_forces, compute_virial, want_descriptors, members)
+        results: List[Dict[str, torch.Tensor]] = []
+        for member in members:
+            results.append(self._evaluate_chunked(vectors, geometry, centre, neighbour, rank, local_species,
+                                                  sorted_species, neighbour_species, n_atoms, n_local, compute_forces,
+                                                  compute_virial, want_descriptors and len(results) == 0,
+                                                  want_jacobian, member))
+        return results
 
 
 def _elements_of(function: SymmetryFunction) -> List[int]:
