@@ -36,8 +36,8 @@ class BPNNCalculator(Calculator):
     Committee models (bpnn_ts/committee.py) also give energy_uncertainty (eV), energies_uncertainty
     (eV per atom) and forces_uncertainty (eV/Å per atom), the members' spreads, with
     results["committee_energy"] (K,) and ["committee_forces"] (K, N, 3): in every call with
-    `uncertainty=True` (K times the cost), else when asked for (calc.get_property(
-    "forces_uncertainty", atoms)).
+    `uncertainty=True` (one force contraction per member: 4.6x a step's cost at K = 8), else
+    when asked for (calc.get_property("forces_uncertainty", atoms)).
 
     model: path of an exported model file, or a model (scripted or eager).
     extrapolation: "warn" (an ExtrapolationWarning naming the atoms, at most once every

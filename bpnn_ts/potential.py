@@ -219,7 +219,7 @@ class BPNNPotential(NativeEvaluation, ChunkedEvaluation, torch.nn.Module):
         With `pairs` (2, P) and `shifts` (P, 3) from an engine, atoms from
         `n_local` on are ghosts: they carry no energy but receive forces.
         `compute_uncertainty` (committees only): every member is evaluated, outputs are
-        their mean plus the committee outputs of bpnn_ts/committee.py (K times the cost).
+        their mean plus the committee outputs of keys.py (one force contraction per member).
         """
         vectors, pairs, species, n_atoms, n_local, closest_pair, closest_distance = self._prepare(
             positions, atomic_numbers, cell, pbc, pairs, shifts, n_local)

@@ -9,7 +9,7 @@
 //
 // min_distance (Å, default 0.5; 0: off): warn (at most once every extrapolation_every such
 // steps) when two atoms are closer. uncertainty_every N (committee files): every N steps all
-// members are evaluated (K times the cost on those steps) and `compute pair bpnn`
+// members are evaluated (one force pass each on those steps) and `compute pair bpnn`
 // gives c_ID[1] the largest and c_ID[2] the mean per-atom force spread (eV/Å), c_ID[3] the
 // spread of the total energy (eV); values hold until the next such step.
 #pragma once

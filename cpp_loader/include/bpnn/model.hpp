@@ -70,7 +70,7 @@ class Model {
 
   // Networks per element: 1, or K > 1 for a committee (older files: 1).
   int64_t committee_size() const { return committee_size_; }
-  // Evaluate every committee member in compute() (K times the cost): Result's committee_* and
+  // Evaluate every committee member in compute() (one force pass per member): Result's committee_* and
   // *_uncertainty. Throws bpnn::Error for a model that is not a committee.
   void set_compute_uncertainty(bool enable);
   bool compute_uncertainty() const { return compute_uncertainty_; }
