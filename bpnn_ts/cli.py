@@ -94,6 +94,13 @@ def _cmd_export_n2p2(args) -> int:
 def _cmd_train(args) -> int:
     from .training import Trainer, load_train_config
     config = load_train_config(args.config)
+    if args.committee:
+        from .training import train_committee
+        try:
+            train_committee(config, args.committee, resume=args.resume)
+        except KeyboardInterrupt:
+            return 130
+        return 0
     try:
         results = Trainer(config, resume=args.resume).run()
     except KeyboardInterrupt:
@@ -170,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fit a model to a data set (YAML training config)")
     p.add_argument("config", help="training YAML (model, data, loss, training, output)")
     p.add_argument("--resume", action="store_true", help="continue from output/checkpoint.ckpt")
+    p.add_argument("--committee", type=int, default=0, metavar="K",
+                   help="train K members (model seeds seed..seed+K-1) into output/member_k, then output/committee.pt")
     p.set_defaults(run=_cmd_train)
     p = sub.add_parser("eval", help="energy and force errors of a model file on a data set")
     p.add_argument("model")

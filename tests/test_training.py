@@ -207,3 +207,29 @@ def test_trains_on_the_n2p2_water_sample(tmp_path):
 def test_demo_meets_its_bars(tmp_path):
     from bpnn_ts.demo import run_demo
     assert run_demo(tmp_path / "demo", steps=100) == 0
+
+
+def test_train_committee_writes_one_file_of_all_members(cu_data, tmp_path):
+    """`bpnn-ts train --committee K`: members differ only by their initial weights; the committee
+    file gives their mean and a non-zero spread; a resumed run keeps finished members."""
+    from bpnn_ts import load
+    from bpnn_ts.training import train_committee
+    from bpnn_ts.training.committee import member_config
+    config = cu_config(tmp_path, cu_data[0], epochs=2)
+    assert member_config(config, 1).model.seed == config.model.seed + 1
+    path = train_committee(config, 2, log=quiet)
+    committee = load(path)
+    assert committee.committee_size() == 2 and committee.training_range_known()
+    atoms = cu_data[1][0]
+    out = committee(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
+                    torch.tensor(atoms.pbc), compute_uncertainty=True)
+    members = [load(tmp_path / "run" / f"member_{k}" / "model.pt") for k in range(2)]
+    energies = [float(m(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
+                        torch.tensor(atoms.pbc))[keys.ENERGY]) for m in members]
+    np.testing.assert_allclose(out[keys.COMMITTEE_ENERGY].numpy(), energies, rtol=1e-12)
+    assert float(out[keys.ENERGY_UNCERTAINTY]) > 0
+    stamp = (tmp_path / "run" / "member_0" / "best.ckpt").stat().st_mtime_ns
+    lines = []
+    train_committee(config, 2, resume=True, log=lines.append)
+    assert "member 0: finished earlier" in lines[0]
+    assert (tmp_path / "run" / "member_0" / "best.ckpt").stat().st_mtime_ns == stamp
