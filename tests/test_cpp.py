@@ -178,6 +178,14 @@ def test_clear_errors(model_file, tmp_path):
     truncated.write_text("3\n\nO 0 0 0\nH 1 0 0\n")
     result = run(model_file, truncated)
     assert result.returncode == 1 and "short.xyz:5: file ends before atom 3 of 3" in result.stderr
+    not_finite = tmp_path / "nan.xyz"
+    not_finite.write_text("2\n\nO 0 0 0\nH nan 0 0\n")
+    result = run(model_file, not_finite)
+    assert result.returncode == 1 and "nan.xyz:4: position of atom 2 is NaN or inf" in result.stderr
+    empty = tmp_path / "empty.xyz"
+    empty.write_text('0\nLattice="5 0 0 0 5 0 0 0 5" pbc="T T T"\n')
+    result = run(model_file, empty)
+    assert result.returncode == 0 and json.loads(result.stdout)["energy"] == 0.0
     result = run(tmp_path / "missing.pt", truncated)
     assert result.returncode == 1 and "bpnn: model file not found" in result.stderr
     damaged = tmp_path / "damaged.pt"

@@ -1,5 +1,7 @@
 #include "xyz.hpp"
 
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -62,11 +64,16 @@ Structure read_xyz(const std::string& path) {
     const std::string where = path + ":" + std::to_string(i + 3);
     if (!std::getline(file, line)) throw Error(where + ": file ends before atom " + std::to_string(i + 1) + " of " + std::to_string(n));
     std::istringstream words(line);
-    std::string symbol;
-    double x, y, z;
-    if (!(words >> symbol >> x >> y >> z)) throw Error(where + ": expected 'symbol x y z'");
+    std::string symbol, text[3];
+    if (!(words >> symbol >> text[0] >> text[1] >> text[2])) throw Error(where + ": expected 'symbol x y z'");
     s.numbers.push_back(atomic_number(symbol, where));
-    s.positions.insert(s.positions.end(), {x, y, z});
+    for (const std::string& value : text) {
+      char* end = nullptr;
+      const double coordinate = std::strtod(value.c_str(), &end);
+      if (end == value.c_str() || *end != '\0') throw Error(where + ": '" + value + "' is not a number (expected 'symbol x y z')");
+      if (!std::isfinite(coordinate)) throw Error(where + ": position of atom " + std::to_string(i + 1) + " is NaN or inf");
+      s.positions.push_back(coordinate);
+    }
   }
   return s;
 }
