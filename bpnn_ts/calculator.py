@@ -33,13 +33,13 @@ UNCERTAINTY_PROPERTIES = ["energy_uncertainty", "energies_uncertainty", "forces_
 class BPNNCalculator(Calculator):
     """energy, free_energy (= energy), energies, forces (eV/Å), stress (eV/Å^3, ASE Voigt order);
     results["extrapolation"]: per atom, how many symmetry functions are outside the training range.
-    Committee models (bpnn_ts/committee.py) also give energy_uncertainty (eV), energies_uncertainty
+    Committee models (bpnn_ts.build_committee) also give energy_uncertainty (eV), energies_uncertainty
     (eV per atom) and forces_uncertainty (eV/Å per atom), the members' spreads, with
     results["committee_energy"] (K,) and ["committee_forces"] (K, N, 3): in every call with
     `uncertainty=True` (one force contraction per member: 4.6x a step's cost at K = 8), else
     when asked for (calc.get_property("forces_uncertainty", atoms)).
 
-    model: path of an exported model file, or a model (scripted or eager).
+    model: path of an exported model file, or a BPNNModel (scripted or eager).
     extrapolation: "warn" (an ExtrapolationWarning naming the atoms, at most once every
     `extrapolation_every` extrapolating calls), "stop" (raise ExtrapolationError) or "ignore"
     (no counting, no cost). None: "warn" if the model knows its training range, else "ignore".
@@ -68,12 +68,12 @@ class BPNNCalculator(Calculator):
         self.model = model.eval()
         self.dtype = INPUT_DTYPES[str(self.model.dtype_name())]
         self.supported = [int(z) for z in self.model.atomic_numbers()]
-        range_known = bool(self.model.training_range_known()) if hasattr(self.model, "training_range_known") else False
+        range_known = bool(self.model.training_range_known())
         if extrapolation is None:
             extrapolation = "warn" if range_known else "ignore"
         self.extrapolation = ExtrapolationPolicy(extrapolation, extrapolation_every)
         self.min_distance = float(min_distance)
-        self.committee_size = int(self.model.committee_size()) if hasattr(self.model, "committee_size") else 1
+        self.committee_size = int(self.model.committee_size())
         if uncertainty and self.committee_size < 2:
             raise ValueError("uncertainty=True needs a committee model (several networks per element); this model has "
                              "one: build one with `bpnn-ts committee` or bpnn_ts.committee.build_committee")

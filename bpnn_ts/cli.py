@@ -12,8 +12,10 @@ from .precision import PRECISIONS
 
 def _cmd_export(args) -> int:
     from .config import load_model_config
-    from .export import export
+    from .export import export, is_model_file
     from .training.checkpoint import is_checkpoint
+    if is_model_file(args.config):
+        return _reexport(args)
     if is_checkpoint(args.config):
         from .training import model_from_checkpoint
         model = model_from_checkpoint(args.config)
@@ -28,6 +30,24 @@ def _cmd_export(args) -> int:
                   provenance={"source": str(args.config), "seed": config.seed}, native_kernels=KERNELS[args.kernels])
     print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():g} Å; "
           f"{args.dtype or config.dtype}; untrained, seed {config.seed})")
+    return 0
+
+
+def _reexport(args) -> int:
+    """`bpnn-ts export old.pt -o new.pt`: a model file (any format this version reads) rewritten
+    in the current format, with its precision and description unless told otherwise."""
+    from .committee import eager_copy
+    from .export import export, inspect, load
+    info = inspect(args.config)
+    model = eager_copy(load(args.config))
+    dtype = args.dtype or info["metadata"].get("dtype", "float64")
+    description = info["provenance"].get("description", "")
+    path = export(model, args.output, dtype=dtype, description=description,
+                  provenance={"source": str(Path(args.config).resolve()),
+                              "source_format_version": info["metadata"].get("format_version")},
+                  native_kernels=KERNELS[args.kernels])
+    print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():g} Å; {dtype}; "
+          f"re-exported from {args.config}, format {info['metadata'].get('format_version')})")
     return 0
 
 
@@ -52,7 +72,7 @@ def _cmd_inspect(args) -> int:
     if args.verify:  # loads the model: runs code from the file
         from .export import load
         model = load(args.model)
-        known = bool(model.training_range_known()) if hasattr(model, "training_range_known") else False
+        known = bool(model.training_range_known())
         print(f"{'verified':15s} loads; parameters match parameters_sha256; training range known: {known}")
     return 0
 
@@ -145,8 +165,10 @@ def _add_model_file_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bpnn-ts", description="Behler-Parrinello potentials in one TorchScript file")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("export", help="export a training checkpoint, or a seeded model from a YAML config")
-    p.add_argument("config", help="checkpoint (.ckpt) or model YAML (elements, cutoff, symmetry_functions, ...)")
+    p = sub.add_parser("export", help="export a training checkpoint, a seeded model from a YAML config, or "
+                                      "re-export a model file (older formats included) in the current format")
+    p.add_argument("config", help="checkpoint (.ckpt), model YAML (elements, cutoff, symmetry_functions, ...) "
+                                  "or model file (.pt)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
     _add_model_file_options(p)
     p.set_defaults(run=_cmd_export)

@@ -1,37 +1,38 @@
 """Committees: K models with the same symmetry functions and network architecture, combined
 into one model whose element nets are CommitteeMLPs (energies and forces are the members'
-mean; `compute_uncertainty=True` adds their spread, bpnn_ts/uncertainty.py).
+mean; `compute_uncertainty=True` adds their spread, bpnn_ts/model/uncertainty.py).
 
 Members may have been trained apart (other seeds, other data): their input scalings, energy
 scales and reference energies are folded exactly into their first and last layers, so they
 all share the committee's one scaling, whose training range is the union of theirs.
 """
 
-import json
 from typing import List, Sequence, Tuple
 
 import torch
 
-from .potential import BPNNPotential, potential_from_spec
+from .model.engine import BPNNModel
+from .model.spec import ModelSpec
 
 # spec entries that members must share: descriptors and network architecture
 SHARED = ("atomic_numbers", "functions", "cutoff_type", "cutoff_alpha", "hidden_layers", "activations")
 
 
-def eager_copy(model: torch.nn.Module) -> BPNNPotential:
-    """A float64 eager BPNNPotential with the weights of `model` (eager or a loaded model file)."""
-    target = potential_from_spec(model.spec_json)
+def eager_copy(model: torch.nn.Module) -> BPNNModel:
+    """A float64 eager BPNNModel with the weights of `model` (eager or a loaded model file); the
+    fused-kernel tables are left out (they follow from the architecture)."""
+    target = ModelSpec.from_json(model.model_spec()).build()
     wanted = target.state_dict()
     state = {name: value.detach().cpu().double() if value.is_floating_point() else value.detach().cpu()
              for name, value in model.state_dict().items() if name in wanted}
     missing = sorted(set(wanted) - set(state))
     if missing:
-        raise ValueError(f"the model lacks parameters {missing[:5]}: not a bpnn_ts potential of this version")
+        raise ValueError(f"the model lacks parameters {missing[:5]}: not a bpnn_ts model of this version")
     target.load_state_dict(state)
     return target.eval()
 
 
-def committee_member(model: torch.nn.Module, member: int) -> BPNNPotential:
+def committee_member(model: torch.nn.Module, member: int) -> BPNNModel:
     """Member `member` of a committee as a model of its own (float64, eager)."""
     size = int(model.committee_size())
     if not 0 <= member < size:
@@ -39,9 +40,7 @@ def committee_member(model: torch.nn.Module, member: int) -> BPNNPotential:
     source = eager_copy(model)
     if size == 1:
         return source
-    spec = json.loads(source.spec_json)
-    spec["committee_size"] = 1
-    single = potential_from_spec(spec)
+    single = ModelSpec.from_json(source.model_spec()).replace(committee_size=1).build()
     state = {}
     marker = f".net.members.{member}."
     for name, value in source.state_dict().items():
@@ -53,7 +52,7 @@ def committee_member(model: torch.nn.Module, member: int) -> BPNNPotential:
     return single.eval()
 
 
-def build_committee(models: Sequence[torch.nn.Module]) -> BPNNPotential:
+def build_committee(models: Sequence[torch.nn.Module]) -> BPNNModel:
     """One committee model (float64, eager, eval mode) of all `models` (eager models or loaded
     model files; committees among them contribute each of their members).
 
@@ -63,27 +62,25 @@ def build_committee(models: Sequence[torch.nn.Module]) -> BPNNPotential:
     members = [committee_member(m, k) for m in models for k in range(int(m.committee_size()))]
     if len(members) < 2:
         raise ValueError(f"a committee needs at least 2 networks per element, got {len(members)}")
-    specs = [json.loads(m.spec_json) for m in members]
+    specs = [ModelSpec.from_json(m.model_spec()) for m in members]
     for k, spec in enumerate(specs[1:], start=1):
-        differing = [key for key in SHARED if spec[key] != specs[0][key]]
+        differing = [key for key in SHARED if getattr(spec, key) != getattr(specs[0], key)]
         if differing:
             raise ValueError(f"member {k} differs from member 0 in {differing}: committee members need the same "
                              "symmetry functions and network architecture")
-    spec = dict(specs[0])
-    shifts = torch.stack([m.atomic_energy_shift for m in members])  # (K, n_elements)
-    spec["atomic_energy_shift"] = {str(z): float(v) for z, v in zip(spec["atomic_numbers"], shifts.mean(dim=0))}
-    spec["committee_size"] = len(members)
-    committee = potential_from_spec(spec)
+    shifts = torch.stack([m.potential.atomic_energy_shift for m in members]).mean(dim=0)  # (n_elements,)
+    committee = specs[0].replace(atomic_energy_shift=dict(zip(specs[0].atomic_numbers, shifts.tolist())),
+                                 committee_size=len(members)).build()
     with torch.no_grad():
-        for s, element in enumerate(committee.elements):
-            scalings = [m.elements[s].scaling for m in members]
+        for s, element in enumerate(committee.potential.elements):
+            scalings = [m.potential.elements[s].scaling for m in members]
             if all(sc.has_statistics for sc in scalings):
                 stats = [torch.stack([sc.g_min, sc.g_max, sc.g_mean, sc.g_sigma]) for sc in scalings]
                 stacked = torch.stack(stats)  # (K, 4, F)
                 element.scaling.set_statistics(stacked[:, 0].min(dim=0).values, stacked[:, 1].max(dim=0).values,
                                                stacked[:, 2].mean(dim=0), stacked[:, 3].max(dim=0).values)
             for k, member in enumerate(members):
-                layers = [_copy_layer(layer) for layer in member.elements[s].net.layers]
+                layers = [_copy_layer(layer) for layer in member.potential.elements[s].net.layers]
                 _fold_input_scaling(layers[0], scalings[k], element.scaling)
                 _fold_output(layers[-1], member, committee, s, k)
                 for target, layer in zip(element.net.members[k].layers, layers):
@@ -117,14 +114,14 @@ def _fold_input_scaling(first: List[torch.Tensor], own, reference) -> None:
     first[0] = weight * a.unsqueeze(0)
 
 
-def _fold_output(last: List[torch.Tensor], member: BPNNPotential, committee: BPNNPotential, s: int,
-                 k: int) -> None:
+def _fold_output(last: List[torch.Tensor], member: BPNNModel, committee: BPNNModel, s: int, k: int) -> None:
     """Last layer giving energies in the committee's energy scale and reference energies."""
-    ratio = member.energy_scale / committee.energy_scale
-    offset = float(member.atomic_energy_shift[s] - committee.atomic_energy_shift[s]) / committee.energy_scale
+    own, shared = member.potential, committee.potential
+    ratio = own.energy_scale / shared.energy_scale
+    offset = float(own.atomic_energy_shift[s] - shared.atomic_energy_shift[s]) / shared.energy_scale
     if ratio == 1.0 and offset == 0.0:
         return
-    output_activation = member.elements[s].net.activation_names[-1]
+    output_activation = own.elements[s].net.activation_names[-1]
     if output_activation not in ("identity", "l"):
         raise ValueError(f"member {k}: its output activation {output_activation!r} is not linear, so its energy "
                          "scale and reference energies must equal member 0's")

@@ -20,12 +20,13 @@ from typing import Any, Dict, List, Tuple, Union
 import torch
 import yaml
 
-from .cutoffs import cutoff_type_id
-from .descriptors.acsf import SCALING_TYPES
-from .descriptors.params import SymmetryFunction, auto_symmetry_functions, function_from_dict
 from .elements import sorted_atomic_numbers, to_atomic_number
-from .nn import activation_code
-from .potential import BPNNPotential
+from .model.cutoffs import cutoff_type_id
+from .model.descriptors.params import SymmetryFunction, auto_symmetry_functions, function_from_dict
+from .model.descriptors.scaling import SCALING_TYPES
+from .model.engine import BPNNModel
+from .model.nn import activation_code
+from .model.spec import ModelSpec, elements_of
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _KEYS = {"elements", "cutoff", "cutoff_function", "symmetry_functions", "hidden_layers",
@@ -57,13 +58,17 @@ class ModelConfig:
     seed: int = 0
     description: str = ""
 
-    def build(self) -> BPNNPotential:
-        model = BPNNPotential(self.elements, self.functions, self.hidden_layers,
-                              [self.activation] * len(self.hidden_layers) + ["identity"],
-                              self.cutoff_type, self.cutoff_alpha, self.scaling, self.scale_min,
-                              self.scale_max, 1.0, self.atomic_energies)
+    def spec(self) -> ModelSpec:
+        """The architecture this config describes."""
+        return ModelSpec(self.elements, self.functions, self.hidden_layers,
+                         (self.activation,) * len(self.hidden_layers) + ("identity",), self.cutoff_type,
+                         self.cutoff_alpha, self.scaling, self.scale_min, self.scale_max, 1.0, self.atomic_energies)
+
+    def build(self) -> BPNNModel:
+        """The model with weights drawn from `seed` (training mode, as torch modules start)."""
+        model = self.spec().build()
         generator = torch.Generator().manual_seed(self.seed)
-        for element in model.elements:
+        for element in model.potential.elements:
             element.net.reset_parameters(generator)
         return model.to(DTYPES[self.dtype])
 
@@ -151,8 +156,7 @@ def _parse_functions(spec: Union[str, Dict, List], elements: List[int],
         except ValueError as error:
             raise ConfigError(f"`symmetry_functions[{k}]`: {error}") from None
     for f in functions:
-        used = [f.center] + ([f.neighbor] if hasattr(f, "neighbor") else list(f.neighbors))
-        stray = [z for z in used if z not in elements]
+        stray = [z for z in elements_of(f) if z not in elements]
         _require(not stray, f"symmetry function {f} uses elements {stray} not in `elements`")
     missing = [z for z in elements if not any(f.center == z for f in functions)]
     _require(not missing, f"elements {missing} have no symmetry functions")

@@ -1,11 +1,23 @@
-"""Chemical elements: symbol <-> atomic number, and the species lookup table."""
+"""Chemical elements: symbol <-> atomic number, and the species lookup table (no dependencies:
+the model package uses it too)."""
 
 from typing import List, Sequence, Union
 
 import torch
-from ase.data import atomic_numbers as _SYMBOL_TO_Z, chemical_symbols as _Z_TO_SYMBOL
 
-MAX_Z = 118
+# SYMBOLS[z - 1] is the symbol of atomic number z (1..118)
+SYMBOLS = (
+    "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl",
+    "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As",
+    "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In",
+    "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb",
+    "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl",
+    "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk",
+    "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh",
+    "Fl", "Mc", "Lv", "Ts", "Og",
+)
+MAX_Z = len(SYMBOLS)
+_SYMBOL_TO_Z = {s: z for z, s in enumerate(SYMBOLS, start=1)}
 
 
 def to_atomic_number(element: Union[str, int]) -> int:
@@ -16,8 +28,8 @@ def to_atomic_number(element: Union[str, int]) -> int:
         if not 1 <= element <= MAX_Z:
             raise ValueError(f"atomic number must be in 1..{MAX_Z}, got {element}")
         return element
-    if isinstance(element, str) and element in _SYMBOL_TO_Z and element != "X":
-        return int(_SYMBOL_TO_Z[element])
+    if isinstance(element, str) and element in _SYMBOL_TO_Z:
+        return _SYMBOL_TO_Z[element]
     raise ValueError(f"unknown chemical element {element!r}")
 
 
@@ -25,7 +37,7 @@ def symbol(atomic_number: int) -> str:
     """Chemical symbol of an atomic number."""
     if not 1 <= int(atomic_number) <= MAX_Z:
         raise ValueError(f"atomic number must be in 1..{MAX_Z}, got {atomic_number}")
-    return _Z_TO_SYMBOL[int(atomic_number)]
+    return SYMBOLS[int(atomic_number) - 1]
 
 
 def sorted_atomic_numbers(elements: Sequence[Union[str, int]]) -> List[int]:

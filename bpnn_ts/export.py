@@ -1,8 +1,9 @@
 """Export / load / inspect the model file (contract: export/CONTRACT.md).
 
-The file is one TorchScript archive: descriptors, element nets and the autograd
-force path in one graph, typed getters, and two JSON records (metadata.json,
-provenance.json) readable without loading the model.
+The file is one TorchScript archive of a BPNNModel: neighbour search, descriptors, element nets
+and the force path in one graph, typed getters, and two JSON records (metadata.json,
+provenance.json) readable without loading the model. Format-1 files (bpnn_ts 0.1) are upgraded
+on load by bpnn_ts/format1.py.
 """
 
 import copy
@@ -19,9 +20,9 @@ import torch
 
 from . import __version__, keys
 from .atomic import write_atomically
-from .precision import PRECISIONS, set_precision
 from .elements import symbol
-
+from .model.engine import BPNNModel
+from .precision import PRECISIONS, set_precision
 
 
 class ModelFileError(ValueError):
@@ -38,14 +39,15 @@ def quiet_jit() -> Iterator[None]:
         yield
 
 
-def _metadata(model) -> Dict[str, Any]:
+def _metadata(model: torch.nn.Module) -> Dict[str, Any]:
+    """metadata.json: the typed getters of a (scripted) BPNNModel."""
     return {"format_version": int(model.format_version()), "cutoff": float(model.cutoff()),
             "atomic_numbers": [int(z) for z in model.atomic_numbers()],
             "elements": [symbol(int(z)) for z in model.atomic_numbers()],
             "dtype": str(model.dtype_name()), "length_unit": str(model.length_unit()),
-            "energy_unit": str(model.energy_unit()),
-            "native_kernels": bool(model.uses_native_kernels()) if hasattr(model, "uses_native_kernels") else False,
-            "committee_size": int(model.committee_size()) if hasattr(model, "committee_size") else 1}
+            "energy_unit": str(model.energy_unit()), "native_kernels": bool(model.uses_native_kernels()),
+            "committee_size": int(model.committee_size()),
+            "training_range_known": bool(model.training_range_known())}
 
 
 def parameters_hash(model: torch.nn.Module) -> str:
@@ -61,7 +63,7 @@ def parameters_hash(model: torch.nn.Module) -> str:
 def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] = None,
            description: str = "", provenance: Optional[Dict[str, Any]] = None,
            native_kernels: Optional[bool] = None) -> Path:
-    """Script `model` (in eval mode) and write it to `path` atomically; returns the path.
+    """Script `model` (a BPNNModel in eval mode) and write it to `path` atomically; returns the path.
 
     `dtype`: "float64", "float32" or "mixed" (float32 descriptors and nets, float64 inputs,
     outputs and sums; bpnn_ts/precision.py); None keeps the model's.
@@ -71,6 +73,9 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
     they can be built here. Files with them need the ops wherever they are loaded:
     `bpnn_ts.load` builds them, the C++ loader and the LAMMPS plugin contain them.
     """
+    if not isinstance(model, BPNNModel):
+        raise TypeError(f"`model` must be a BPNNModel (ModelSpec.build(), ModelConfig.build(), bpnn_ts.load ... "
+                        f"is already a model file), got {type(model).__name__}")
     if model.training:
         raise ValueError("export refuses a model in training mode; call model.eval() first")
     if dtype is not None and dtype not in PRECISIONS:
@@ -78,11 +83,10 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
     frozen = copy.deepcopy(model)
     if dtype is not None:
         frozen = set_precision(frozen, dtype)
-    if hasattr(frozen, "use_native_kernels"):
-        wanted = True if native_kernels is None else bool(native_kernels)
-        if frozen.use_native_kernels(wanted) != wanted and native_kernels:
-            from .native import load_error
-            raise ModelFileError(f"native_kernels=True, but the C++ kernels cannot be built here: {load_error()}")
+    wanted = True if native_kernels is None else bool(native_kernels)
+    if frozen.use_native_kernels(wanted) != wanted and native_kernels:
+        from .native import load_error
+        raise ModelFileError(f"native_kernels=True, but the C++ kernels cannot be built here: {load_error()}")
     for parameter in frozen.parameters():
         parameter.requires_grad_(False)
     with quiet_jit():
@@ -90,7 +94,7 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
     metadata = _metadata(scripted)
     record = {"package": "bpnn_ts", "package_version": __version__, "torch_version": torch.__version__,
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "description": description, "model": json.loads(model.spec_json)}
+              "description": description, "model": json.loads(model.model_spec())}
     record.update(provenance or {})
     record["parameters_sha256"] = parameters_hash(scripted)
     extra_files = {keys.METADATA_FILE: json.dumps(metadata, indent=1),
@@ -122,19 +126,29 @@ def inspect(path: Union[str, Path]) -> Dict[str, Any]:
     return {"metadata": records[keys.METADATA_FILE], "provenance": records.get(keys.PROVENANCE_FILE, {})}
 
 
+def is_model_file(path: Union[str, Path]) -> bool:
+    """True if `path` is a zip archive with a bpnn_ts metadata record (any format version)."""
+    try:
+        inspect(path)
+        return True
+    except ModelFileError:
+        return False
+
+
 def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
          verify: bool = True) -> torch.jit.ScriptModule:
     """Load a model file after checking its contract (format version) and, with `verify`, that
-    its parameters still match the hash recorded at export. Loading a model file runs code
-    from it: load only files you trust."""
+    its parameters still match the hash recorded at export. Format-1 files are upgraded in
+    memory (with a FormatWarning; re-export them for C++ and LAMMPS). Loading a model file runs
+    code from it: load only files you trust."""
     info = inspect(path)
     version = info["metadata"].get("format_version")
-    if version != keys.FORMAT_VERSION:
+    if version not in (1, keys.FORMAT_VERSION):
         newer = isinstance(version, int) and version > keys.FORMAT_VERSION
         advice = ("it was written by a newer bpnn_ts: upgrade bpnn_ts to use it" if newer else
-                  "it was written by an older bpnn_ts: re-export the model with this one")
+                  f"convert it with an older bpnn_ts, or re-export the model: {reexport_command(path)}")
         raise ModelFileError(f"{path} has model-file format version {version}; this bpnn_ts "
-                             f"({__version__}) reads version {keys.FORMAT_VERSION} ({advice})")
+                             f"({__version__}) reads versions 1 and {keys.FORMAT_VERSION} ({advice})")
     if info["metadata"].get("native_kernels"):
         from .native import load_error, load_ops
         if not load_ops():
@@ -152,4 +166,21 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
     if verify and recorded and parameters_hash(model) != recorded:
         raise ModelFileError(f"{path}: its parameters do not match the hash recorded when it was exported "
                              "(the file was modified or damaged); load(..., verify=False) skips this check")
+    if version == 1:
+        from .format1 import upgrade
+        warnings.warn(f"{path} is a format-1 model file: upgraded in memory; to use it in C++ or LAMMPS, "
+                      f"re-export it: {reexport_command(path)}", FormatWarning, stacklevel=2)
+        eager = upgrade(model, info["metadata"]).to(device)
+        with quiet_jit():
+            model = torch.jit.script(eager)
     return model.eval()
+
+
+class FormatWarning(UserWarning):
+    """A model file of an older format was upgraded in memory."""
+
+
+def reexport_command(path: Union[str, Path]) -> str:
+    """The command that rewrites an older model file in the current format."""
+    path = Path(path)
+    return f"bpnn-ts export {path} -o {path.with_name(path.stem + '-v' + str(keys.FORMAT_VERSION) + path.suffix)}"

@@ -1,7 +1,8 @@
-"""Extrapolation: symmetry functions outside the range [Gmin, Gmax] seen in training.
+"""Extrapolation policy: what a user sees of symmetry functions outside the range [Gmin, Gmax]
+seen in training.
 
 The model counts them per atom in its graph (`count_extrapolation=True`, output
-keys.EXTRAPOLATION); `ExtrapolationPolicy` turns counts into what a user sees: nothing,
+keys.EXTRAPOLATION; Scaling.count_outside); `ExtrapolationPolicy` turns counts into what a user sees: nothing,
 rate-limited warnings, or an error naming the atoms. The C++ loader, bpnn_run and the LAMMPS
 pair style apply the same three policies.
 """
@@ -10,19 +11,10 @@ import warnings
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
 
 from .elements import symbol
 
 POLICIES = ("ignore", "warn", "stop")
-
-
-def count_outside(g: torch.Tensor, g_min: torch.Tensor, g_max: torch.Tensor) -> torch.Tensor:
-    """Per row of g (B, F): how many of its F functions lie outside [g_min, g_max] (F,) by more
-    than rounding: 1e-9 (float64) or 1e-5 (float32) of the range's width. (The same structure
-    evaluated in another summation order must not flicker at the edges of the range.)"""
-    tolerance = (g_max - g_min).abs() * (1e-9 if g.dtype == torch.float64 else 1e-5)
-    return ((g < g_min - tolerance) | (g > g_max + tolerance)).sum(dim=1)
 
 
 class ExtrapolationWarning(UserWarning):

@@ -16,9 +16,9 @@ INPUT_DTYPES: Dict[str, torch.dtype] = {"float64": torch.float64, "float32": tor
 
 
 def set_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """Convert `model` (a BPNNPotential, eager or scripted) to `precision`; returns it."""
+    """Convert `model` (a BPNNModel, eager or scripted) to `precision`; returns it."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     model = model.to(torch.float64 if precision == "float64" else torch.float32)
-    model.mixed_precision = precision == "mixed"
+    model.potential.mixed_precision = precision == "mixed"
     return model

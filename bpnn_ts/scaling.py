@@ -9,8 +9,10 @@ from . import keys
 
 
 def descriptor_statistics(model: torch.nn.Module, structures: Iterable[Atoms]) -> Dict[int, torch.Tensor]:
-    """{Z: (n_functions, 4) [Gmin, Gmax, Gmean, sigma]} over every atom of `structures`."""
-    dtype = model.atomic_energy_shift.dtype
+    """{Z: (n_functions, 4) [Gmin, Gmax, Gmean, sigma]} over every atom of `structures`
+    (`model`: a BPNNModel)."""
+    potential = model.potential
+    dtype = torch.float64 if potential.mixed_precision else potential.atomic_energy_shift.dtype
     values: Dict[int, list] = {int(z): [] for z in model.atomic_numbers()}
     for atoms in structures:
         out = model.compute_descriptors(
@@ -19,10 +21,10 @@ def descriptor_statistics(model: torch.nn.Module, structures: Iterable[Atoms]) -
         g = out[keys.DESCRIPTORS]
         numbers = torch.tensor(atoms.numbers)
         for k, z in enumerate(model.atomic_numbers()):
-            values[int(z)].append(g[numbers == z, : model.n_functions[k]])
+            values[int(z)].append(g[numbers == z, : potential.n_functions[k]])
     statistics = {}
     for k, z in enumerate(model.atomic_numbers()):
-        data = torch.cat(values[int(z)]) if values[int(z)] else torch.zeros((0, model.n_functions[k]))
+        data = torch.cat(values[int(z)]) if values[int(z)] else torch.zeros((0, potential.n_functions[k]))
         if data.shape[0] == 0:
             raise ValueError(f"no atoms of element Z={z} in the data: cannot compute its scaling statistics")
         statistics[int(z)] = torch.stack([data.min(0).values, data.max(0).values, data.mean(0),
@@ -31,8 +33,9 @@ def descriptor_statistics(model: torch.nn.Module, structures: Iterable[Atoms]) -
 
 
 def fit_scaling(model: torch.nn.Module, structures: Iterable[Atoms]) -> Dict[int, torch.Tensor]:
-    """Set every element's scaling statistics from `structures`; returns them."""
+    """Set every element's scaling statistics (and so its training range) from `structures`;
+    returns them."""
     statistics = descriptor_statistics(model, list(structures))
-    for z, element in zip(model.atomic_numbers(), model.elements):
+    for z, element in zip(model.atomic_numbers(), model.potential.elements):
         element.scaling.set_statistics(*statistics[int(z)].T)
     return statistics

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from ase.neighborlist import neighbor_list
 
-from bpnn_ts.descriptors.params import RadialSF
+from bpnn_ts.model.descriptors.params import RadialSF
 
 
 def cutoff_reference(r: float, r_c: float, kind: int, alpha: float) -> float:

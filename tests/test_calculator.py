@@ -10,7 +10,7 @@ from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
 from bpnn_ts import BPNNCalculator, export, fit_scaling, parse_model_config
-from conftest import TOL, evaluate
+from helpers import TOL, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_validation_at_the_calculator_boundary():
     """Empty systems, absurd cells and too-close atoms: clear answers, never a crash in torch."""
     import warnings
     from bpnn_ts.calculator import CloseAtomsWarning
-    from conftest import mixed_model
+    from helpers import mixed_model
     model = mixed_model()
     empty = Atoms("", cell=[5, 5, 5], pbc=True)
     empty.calc = BPNNCalculator(model)

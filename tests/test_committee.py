@@ -12,9 +12,8 @@ from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.cli import main
 from bpnn_ts.committee import build_committee, committee_member
 from bpnn_ts.native import load_ops
-from bpnn_ts.potential import BPNNPotential
 from bpnn_ts.scaling import fit_scaling
-from conftest import evaluate, mixed_functions, mixed_model, randomized, squeezed_box, training_boxes, water_box
+from helpers import evaluate, h2o_spec, mixed_functions, mixed_model, randomized, squeezed_box, training_boxes, water_box
 
 UNCERTAINTY_KEYS = (keys.COMMITTEE_ENERGY, keys.COMMITTEE_ENERGIES, keys.COMMITTEE_FORCES, keys.COMMITTEE_VIRIAL, keys.ENERGY_UNCERTAINTY,
                     keys.ENERGIES_UNCERTAINTY, keys.FORCES_UNCERTAINTY)
@@ -22,10 +21,9 @@ UNCERTAINTY_KEYS = (keys.COMMITTEE_ENERGY, keys.COMMITTEE_ENERGIES, keys.COMMITT
 
 def scaled_model(seed: int, boxes, energy_scale: float = 1.0, shifts=(-1.5, -4.0), scaling: str = "scale"):
     """An H/O model with its own seed, scaling statistics, energy scale and reference energies."""
-    model = BPNNPotential([1, 8], mixed_functions(), [8, 8], ["tanh", "softplus", "identity"], scaling=scaling,
-                          scale_min=-1.0, scale_max=1.0, energy_scale=energy_scale,
-                          atomic_energy_shift={1: shifts[0], 8: shifts[1]})
-    model = randomized(model.double(), seed)
+    model = h2o_spec(scaling=scaling, scale_min=-1.0, scale_max=1.0, energy_scale=energy_scale,
+                     atomic_energy_shift={1: shifts[0], 8: shifts[1]}).build()
+    model = randomized(model, seed)
     fit_scaling(model, boxes)
     return model
 
@@ -58,8 +56,8 @@ def test_committee_is_the_mean_of_its_members(members, committee):
         torch.testing.assert_close(result[key], mean, rtol=0, atol=1e-10)
     assert committee.committee_size() == 3
     assert committee.training_range_known()
-    for s, element in enumerate(committee.elements):  # the union of the members' ranges
-        low = torch.stack([m.elements[s].scaling.g_min for m in members]).min(dim=0).values
+    for s, element in enumerate(committee.potential.elements):  # the union of the members' ranges
+        low = torch.stack([m.potential.elements[s].scaling.g_min for m in members]).min(dim=0).values
         torch.testing.assert_close(element.scaling.g_min, low)
 
 
@@ -176,13 +174,13 @@ def test_calculator_uncertainties(committee, members):
 def test_clear_errors(members):
     with pytest.raises(ValueError, match="at least 2"):
         build_committee(members[:1])
-    other = BPNNPotential([1, 8], mixed_functions(cutoff=3.5), [8, 8], ["tanh", "softplus", "identity"]).double()
+    other = h2o_spec(functions=tuple(mixed_functions(cutoff=3.5))).build()
     with pytest.raises(ValueError, match="functions"):
         build_committee([members[0], other])
-    wider = BPNNPotential([1, 8], mixed_functions(), [8, 9], ["tanh", "softplus", "identity"]).double()
+    wider = h2o_spec(hidden_layers=(8, 9)).build()
     with pytest.raises(ValueError, match="hidden_layers"):
         build_committee([members[0], wider])
-    bent = [BPNNPotential([1, 8], mixed_functions(), [8], ["tanh", "tanh"], energy_scale=e).double()
+    bent = [h2o_spec(hidden_layers=(8,), activations=("tanh", "tanh"), energy_scale=e, atomic_energy_shift={}).build()
             for e in (1.0, 2.0)]
     with pytest.raises(ValueError, match="output activation"):
         build_committee(bent)

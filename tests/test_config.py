@@ -44,7 +44,7 @@ model:
     config = load_model_config(path)
     assert config.elements == (1, 8) and config.cutoff_type == 6 and config.cutoff_alpha == 0.1
     model = config.build()
-    assert model.n_functions == [2, 2] and model.cutoff() == 5.0
+    assert model.potential.n_functions == [2, 2] and model.cutoff() == 5.0
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

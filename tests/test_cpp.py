@@ -14,7 +14,7 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, export, keys, load
-from conftest import export_with_format_version, mixed_model, ranged_model, squeezed_box, tampered_copy
+from helpers import export_with_format_version, mixed_model, ranged_model, squeezed_box, tampered_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))

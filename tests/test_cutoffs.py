@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bpnn_ts.cutoffs import CUTOFF_TYPES, cutoff_function, cutoff_type_id
+from bpnn_ts.model.cutoffs import CUTOFF_TYPES, cutoff_function, cutoff_type_id
 from reference_acsf import cutoff_reference
 
 SMOOTH = ["cos", "tanhu", "tanh", "exp", "poly1", "poly2", "poly3", "poly4"]
@@ -50,7 +50,7 @@ def test_unknown_type():
 @pytest.mark.parametrize("name", sorted(CUTOFF_TYPES))
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_analytic_slope_matches_autograd(name, alpha):
-    from bpnn_ts.cutoffs import cutoff_function_and_slope
+    from bpnn_ts.model.cutoffs import cutoff_function_and_slope
     kind = cutoff_type_id(name)
     r = torch.linspace(0.01, 6.0, 577, dtype=torch.float64, requires_grad=True).unsqueeze(-1)
     r_c = torch.tensor([5.0, 4.0], dtype=torch.float64)

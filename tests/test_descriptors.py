@@ -8,9 +8,9 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import keys
-from bpnn_ts.cutoffs import CUTOFF_TYPES
-from bpnn_ts.descriptors.params import AngularSF, RadialSF, function_from_dict, n2p2_sorted
-from conftest import mixed_functions, mixed_model, water_box
+from bpnn_ts.model.cutoffs import CUTOFF_TYPES
+from bpnn_ts.model.descriptors.params import AngularSF, RadialSF, function_from_dict, n2p2_sorted
+from helpers import mixed_functions, mixed_model, water_box
 from reference_acsf import reference_descriptors
 
 
@@ -54,7 +54,7 @@ def test_chunking_does_not_change_results(chunk, budget, uniform):
     reference = model(*args, compute_virial=True)
     model.set_chunk_size(chunk, chunk)
     model.set_block_budget(budget, budget)
-    model.uniform_blocks = uniform
+    model.potential.uniform_blocks = uniform
     other = model(*args, compute_virial=True)
     descriptors = model.compute_descriptors(*args)
     for key in (keys.FORCES, keys.VIRIAL, keys.ENERGIES):

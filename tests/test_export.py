@@ -10,7 +10,7 @@ from bpnn_ts import export, inspect, keys, load
 from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.cli import main
 from bpnn_ts.export import ModelFileError
-from conftest import evaluate, export_with_format_version, tampered_copy, two_element_config, water_box
+from helpers import evaluate, export_with_format_version, tampered_copy, two_element_config, water_box
 
 
 def test_metadata_getters_and_provenance(water_model, tmp_path):
@@ -19,7 +19,7 @@ def test_metadata_getters_and_provenance(water_model, tmp_path):
     meta = info["metadata"]
     assert meta == {"format_version": keys.FORMAT_VERSION, "cutoff": 4.0, "atomic_numbers": [1, 8],
                     "elements": ["H", "O"], "dtype": "float64", "length_unit": "angstrom", "energy_unit": "eV",
-                    "native_kernels": True, "committee_size": 1}
+                    "native_kernels": True, "committee_size": 1, "training_range_known": False}
     assert info["provenance"]["description"] == "unit test"
     assert info["provenance"]["torch_version"] == torch.__version__
     loaded = load(path)
@@ -81,10 +81,10 @@ def test_other_format_version_is_refused(water_model, tmp_path):
                 meta["format_version"] = keys.FORMAT_VERSION + 1
                 data = json.dumps(meta).encode()
             dst.writestr(item, data)
-    with pytest.raises(ModelFileError, match="format version 2; this bpnn_ts .* reads version 1 .*newer.*upgrade"):
+    with pytest.raises(ModelFileError, match="format version 3; this bpnn_ts .* reads versions 1 and 2 .*newer.*upgrade"):
         load(patched)
     older = export_with_format_version(tmp_path / "v0.pt", 0)
-    with pytest.raises(ModelFileError, match="format version 0; .*older bpnn_ts: re-export"):
+    with pytest.raises(ModelFileError, match="format version 0; .*re-export the model: bpnn-ts export .*v0.pt -o .*v0-v2.pt"):
         load(older)
 
 
@@ -114,7 +114,7 @@ def test_cli_export_and_inspect(tmp_path, capsys):
     assert main(["export", str(config), "-o", str(out), "--dtype", "float32"]) == 0
     assert main(["inspect", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "['Cu']" in printed and "float32" in printed and "format_version  1" in printed
+    assert "['Cu']" in printed and "float32" in printed and f"format_version  {keys.FORMAT_VERSION}" in printed
     assert main(["inspect", str(out), "--verify"]) == 0
     assert "parameters match parameters_sha256; training range known: False" in capsys.readouterr().out
     # same seed -> same model file contents (reproducible)

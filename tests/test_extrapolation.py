@@ -11,7 +11,7 @@ from bpnn_ts import export, keys, load
 from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.extrapolation import ExtrapolationError, ExtrapolationWarning, describe
 from bpnn_ts.native import load_ops
-from conftest import mixed_model, ranged_model, squeezed_box, training_boxes
+from helpers import mixed_model, ranged_model, squeezed_box, training_boxes
 
 
 def inputs(atoms, dtype=torch.float64):
@@ -23,9 +23,9 @@ def expected_counts(model, atoms) -> np.ndarray:
     """Direct comparison of the model's descriptors with its stored range."""
     g = model.compute_descriptors(*inputs(atoms))[keys.DESCRIPTORS]
     counts = np.zeros(len(atoms), dtype=np.int64)
-    for k, (z, element) in enumerate(zip(model.atomic_numbers(), model.elements)):
+    for k, (z, element) in enumerate(zip(model.atomic_numbers(), model.potential.elements)):
         rows = atoms.numbers == z
-        n = model.n_functions[k]
+        n = model.potential.n_functions[k]
         low, high = element.scaling.g_min.numpy(), element.scaling.g_max.numpy()
         margin = 1e-9 * (high - low)
         counts[rows] = ((g[rows, :n].numpy() < low - margin) | (g[rows, :n].numpy() > high + margin)).sum(1)
@@ -122,8 +122,8 @@ def _tmp():
 def test_training_range_survives_a_state_dict_round_trip(model):
     """Checkpoints store state dicts: a model rebuilt from spec + state must still know its range
     (`bpnn-ts export CHECKPOINT` used to write files that could not count extrapolation)."""
-    from bpnn_ts.potential import potential_from_spec
-    rebuilt = potential_from_spec(model.spec_json)
+    from bpnn_ts import ModelSpec
+    rebuilt = ModelSpec.from_json(model.model_spec()).build()
     assert not rebuilt.training_range_known()
     rebuilt.load_state_dict(model.state_dict())
     assert rebuilt.training_range_known()

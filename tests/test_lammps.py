@@ -14,7 +14,7 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, export, load
-from conftest import export_with_format_version, mixed_model, ranged_model, squeezed_box, training_boxes, water_box
+from helpers import export_with_format_version, mixed_model, ranged_model, squeezed_box, training_boxes, water_box
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
@@ -251,7 +251,7 @@ def test_close_atoms_warning_and_uncertainty_errors(model_file, tmp_path):
 
 
 def test_modified_model_file_is_refused(model_file, tmp_path):
-    from conftest import tampered_copy
+    from helpers import tampered_copy
     write_data(tmp_path / "data.lmp", triclinic_water())
     tampered = tampered_copy(model_file, tmp_path / "tampered.pt")
     result = run_lammps(tmp_path, header(tampered, True) + "run 0\n")

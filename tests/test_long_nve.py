@@ -14,7 +14,7 @@ import pytest
 from bpnn_ts import export
 from bpnn_ts.io.n2p2 import load_n2p2
 from bpnn_ts.io.n2p2_data import read_input_data
-from conftest import N2P2_TRAIN, N2P2_WATER
+from helpers import N2P2_TRAIN, N2P2_WATER
 from test_cpp import BPNN_RUN, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not N2P2_WATER.is_dir(), reason="needs ../shared (n2p2 water)"),

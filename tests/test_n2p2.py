@@ -10,7 +10,7 @@ from bpnn_ts.cli import main
 from bpnn_ts.io.n2p2 import N2P2FormatError, load_n2p2, read_input_nn
 from bpnn_ts.io.n2p2_data import InputDataError, read_input_data, write_input_data
 from bpnn_ts.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
-from conftest import N2P2_TRAIN, N2P2_WATER, TOL, evaluate, needs_shared
+from helpers import N2P2_TRAIN, N2P2_WATER, TOL, evaluate, needs_shared
 
 FORCE_UNIT = HARTREE_IN_EV / BOHR_IN_ANGSTROM
 MEAN_ENERGY = -2.5521343547039809e01  # Ha, input.nn mean_energy
@@ -137,11 +137,10 @@ def test_unsupported_n2p2_keywords_are_refused(tmp_path):
 def scaled_random_model():
     """H/O model whose own function order differs from n2p2's sorted order, with
     scalecenter statistics, an energy scale and reference energies."""
-    from bpnn_ts import BPNNPotential, fit_scaling
-    from conftest import mixed_functions, randomized, water_box
-    model = BPNNPotential([1, 8], list(reversed(mixed_functions())), [6, 5], ["tanh", "softplus", "identity"],
-                          cutoff_type=6, cutoff_alpha=0.2, scaling="scalecenter", energy_scale=0.3,
-                          atomic_energy_shift={1: -1.5, 8: -4.0}).double()
+    from bpnn_ts import fit_scaling
+    from helpers import h2o_spec, mixed_functions, randomized, water_box
+    model = h2o_spec(6, 0.2, functions=tuple(reversed(mixed_functions())), hidden_layers=(6, 5), scaling="scalecenter",
+                     energy_scale=0.3).build()
     randomized(model, seed=5)
     fit_scaling(model, [water_box(6, seed=s) for s in range(3)])
     return model.eval()
@@ -150,7 +149,7 @@ def scaled_random_model():
 @pytest.mark.parametrize("units", [("angstrom", "eV"), ("bohr", "hartree")])
 def test_write_n2p2_round_trip(units, tmp_path):
     from bpnn_ts.io.n2p2_writer import write_n2p2
-    from conftest import water_box
+    from helpers import water_box
     model = scaled_random_model()
     write_n2p2(model, tmp_path, *units)
     back = load_n2p2(tmp_path, *units)

@@ -7,7 +7,7 @@ import torch
 
 from bpnn_ts import export, inspect, keys, load
 from bpnn_ts.native import load_error, load_ops
-from conftest import evaluate, mixed_model, water_box
+from helpers import evaluate, mixed_model, water_box
 
 pytestmark = pytest.mark.skipif(not load_ops(), reason=f"C++ kernels cannot be built here: {load_error()}")
 
@@ -76,7 +76,7 @@ def test_float32_kernels_close_to_float64(tmp_path):
 
 def _kernel_call(model, atoms):
     """Inputs of the O centres' kernel for `atoms`, and the kernel (the captured call)."""
-    from bpnn_ts.native.kernel import NativeKernel
+    from bpnn_ts.model.kernels import NativeKernel
     captured = {}
     original = NativeKernel.forward
 
@@ -143,7 +143,7 @@ def _pair_set(pairs, shifts):
 
 @pytest.mark.parametrize("case", ["triclinic_small", "slab", "wire", "molecule", "far_apart", "empty_neighbours"])
 def test_native_cell_list_equals_torch_cell_list(case):
-    from bpnn_ts.neighbors import native_neighbor_list, neighbor_list
+    from bpnn_ts.model.neighbors import native_neighbor_list, neighbor_list
     rng = np.random.default_rng(5)
     cell = torch.tensor([[3.1, 0, 0], [0.9, 2.8, 0], [-0.6, 0.7, 3.3]], dtype=torch.float64)
     positions = torch.tensor(rng.uniform(0, 3, (7, 3)))

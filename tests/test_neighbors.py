@@ -7,7 +7,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from bpnn_ts.neighbors import neighbor_list
+from bpnn_ts.model.neighbors import neighbor_list
 
 scripted_neighbor_list = torch.jit.script(neighbor_list)
 

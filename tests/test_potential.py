@@ -9,7 +9,7 @@ from ase.neighborlist import neighbor_list as ase_neighbor_list
 from scipy.spatial.transform import Rotation
 
 from bpnn_ts import keys
-from conftest import TOL, evaluate, water_box
+from helpers import TOL, evaluate, water_box
 
 VARIANTS = ["eager", "scripted", "loaded"]
 
@@ -210,11 +210,11 @@ def test_bad_input_errors(model_variants, variant):
 def test_analytic_forces_equal_autograd_oracle(cutoff_type):
     """Analytic descriptor derivatives (the default) against autograd through the
     descriptor, for every cutoff type, with radial, wide and narrow functions."""
-    from conftest import mixed_model
+    from helpers import mixed_model
     model = mixed_model(cutoff_type, 0.3 if cutoff_type in (1, 4, 6, 8) else 0.0)
     atoms = triclinic_water(cutoff_type)
     analytic = evaluate(model, atoms, compute_virial=True)
-    model.analytic_forces = False
+    model.potential.analytic_forces = False
     oracle = evaluate(model, atoms, compute_virial=True)
     scale = float(oracle[keys.FORCES].abs().max())
     assert scale > 0.1
@@ -231,7 +231,7 @@ def test_analytic_force_loss_gradient_equals_autograd_oracle(water_model):
     gradients = []
     for analytic in (True, False):
         model = copy.deepcopy(water_model).train()
-        model.analytic_forces = analytic
+        model.potential.analytic_forces = analytic
         out = evaluate(model, atoms)
         loss = (out[keys.FORCES] ** 2).sum() + out[keys.ENERGY] ** 2
         gradients.append(torch.autograd.grad(loss, list(model.parameters())))

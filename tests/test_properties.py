@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bpnn_ts import keys
 from bpnn_ts.export import quiet_jit
 from bpnn_ts.native import load_ops
-from conftest import mixed_model
+from helpers import mixed_model
 
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MODEL = mixed_model()

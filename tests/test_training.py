@@ -16,7 +16,7 @@ from bpnn_ts.io.datasets import DataError, read_structures
 from bpnn_ts.training import Trainer, fit_atomic_energies, parse_train_config
 from bpnn_ts.training.batch import concatenate, make_batches, predict
 from bpnn_ts.training.checkpoint import load_checkpoint
-from conftest import N2P2_TRAIN, TOL, mixed_model, needs_shared, water_box
+from helpers import N2P2_TRAIN, TOL, mixed_model, needs_shared, water_box
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""n2p2 potentials (input.nn + scaling.data + weights.ZZZ.data) -> BPNNPotential, exactly.
+"""n2p2 potentials (input.nn + scaling.data + weights.ZZZ.data) -> BPNNModel, exactly.
 
 Conventions: ../shared/reference/n2p2/FORMAT.md. The built model works in eV and
 Å; `length_unit` / `energy_unit` say what the n2p2 files use. Keywords that
@@ -13,11 +13,12 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from ..cutoffs import cutoff_type_id
-from ..descriptors.params import AngularSF, RadialSF, SymmetryFunction, n2p2_sorted
 from ..elements import sorted_atomic_numbers, symbol, to_atomic_number
-from ..nn import N2P2_ACTIVATIONS
-from ..potential import BPNNPotential
+from ..model.cutoffs import cutoff_type_id
+from ..model.descriptors.params import AngularSF, RadialSF, SymmetryFunction, n2p2_sorted
+from ..model.engine import BPNNModel
+from ..model.nn import N2P2_ACTIVATIONS
+from ..model.spec import ModelSpec
 from ..units import energy_factor, length_factor
 
 _TRAINING_PREFIXES = ("gradient_", "kalman_", "write_", "short_energy_", "short_force_",
@@ -211,7 +212,7 @@ def read_weights(path, layer_sizes: List[int]) -> List[Tuple[torch.Tensor, torch
     return layers
 
 
-def load_n2p2(directory, length_unit: str = "angstrom", energy_unit: str = "eV") -> BPNNPotential:
+def load_n2p2(directory, length_unit: str = "angstrom", energy_unit: str = "eV") -> BPNNModel:
     """Build the bpnn_ts model (float64, eval mode, eV and Å) of an n2p2 potential directory."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -221,12 +222,12 @@ def load_n2p2(directory, length_unit: str = "angstrom", energy_unit: str = "eV")
     statistics = read_scaling_data(directory / "scaling.data", settings)
     shift = {z: (settings.mean_energy + settings.atom_energy.get(z, 0.0)) * to_ev
              for z in settings.elements}
-    model = BPNNPotential(
-        settings.elements, [f.scaled(to_angstrom) for f in settings.functions],
-        settings.hidden_layers, settings.activations, settings.cutoff_type, settings.cutoff_alpha,
+    model = ModelSpec(
+        tuple(settings.elements), tuple(f.scaled(to_angstrom) for f in settings.functions),
+        tuple(settings.hidden_layers), tuple(settings.activations), settings.cutoff_type, settings.cutoff_alpha,
         settings.scaling, settings.scale_min, settings.scale_max,
-        energy_scale=to_ev / settings.conv_energy, atomic_energy_shift=shift).double()
-    for z, element in zip(settings.elements, model.elements):
+        energy_scale=to_ev / settings.conv_energy, atomic_energy_shift=shift).build()
+    for z, element in zip(settings.elements, model.potential.elements):
         element.scaling.set_statistics(*statistics[z].T)
         weights_file = directory / f"weights.{z:03d}.data"
         if not weights_file.exists():

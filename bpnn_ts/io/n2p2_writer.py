@@ -1,6 +1,6 @@
 """bpnn_ts model -> n2p2 potential files (input.nn, scaling.data, weights.ZZZ.data).
 
-Works from a live model or a loaded model file (it reads `spec_json` and the
+Works from a live model or a loaded model file (it reads `model_spec()` and the
 state dict). n2p2 sorts each element's symmetry functions (FORMAT.md): the
 first-layer weights and scaling rows are permuted into that order. Models
 using features n2p2 lacks are refused.
@@ -12,10 +12,10 @@ from typing import Union
 
 import torch
 
-from ..cutoffs import CUTOFF_NAMES
-from ..descriptors.params import RadialSF, function_from_dict, n2p2_sorted
 from ..elements import symbol
-from ..nn import N2P2_ACTIVATIONS
+from ..model.cutoffs import CUTOFF_NAMES
+from ..model.descriptors.params import RadialSF, function_from_dict, n2p2_sorted
+from ..model.nn import N2P2_ACTIVATIONS
 from ..units import energy_factor, length_factor
 
 _LETTER = {name: letter for letter, name in N2P2_ACTIVATIONS.items()}
@@ -38,7 +38,7 @@ def write_n2p2(model: torch.nn.Module, directory: Union[str, Path], length_unit:
                energy_unit: str = "eV") -> Path:
     """Write `model` as an n2p2 potential in `directory` (created); lengths and
     energies in the given units. Returns the directory."""
-    spec = json.loads(model.spec_json)
+    spec = json.loads(model.model_spec())
     if int(spec.get("committee_size", 1)) > 1:
         raise ValueError(f"n2p2 has no committees and this model has {spec['committee_size']} networks per element: "
                          "write one member (bpnn_ts.committee.committee_member(model, k))")
@@ -53,7 +53,7 @@ def write_n2p2(model: torch.nn.Module, directory: Union[str, Path], length_unit:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
 
-    shifts = {int(z): float(v) * per_ev for z, v in spec["atomic_energy_shift"].items()}
+    shifts = {z: float(v) * per_ev for z, v in zip(numbers, state["potential.atomic_energy_shift"])}
     lines = ["# n2p2 potential written by bpnn_ts", f"number_of_elements {len(numbers)}",
              "elements " + " ".join(symbol(z) for z in numbers)]
     energy_scale = spec["energy_scale"] * per_ev  # file energy per network output
@@ -73,7 +73,7 @@ def write_n2p2(model: torch.nn.Module, directory: Union[str, Path], length_unit:
         ordered = n2p2_sorted(own)
         order = [own.index(f) for f in ordered]  # n2p2 input position -> our column
         lines += [_line(f, to_unit) for f in ordered]
-        prefix = f"elements.{k}."
+        prefix = f"potential.elements.{k}."
         stats = torch.stack([state[prefix + f"scaling.{name}"] for name in ("g_min", "g_max", "g_mean", "g_sigma")], 1)
         for position, column in enumerate(order):
             values = " ".join(f"{float(v):24.16E}" for v in stats[column])

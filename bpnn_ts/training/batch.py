@@ -77,8 +77,8 @@ def labelled_batch(atoms: Atoms, dtype: torch.dtype, device: torch.device,
 
 def make_batches(model: torch.nn.Module, structures: Sequence[Atoms], cached: bool) -> List[Batch]:
     """One single-structure Batch per structure (concatenate them with `concatenate`)."""
-    dtype = model.atomic_energy_shift.dtype
-    device = model.atomic_energy_shift.device
+    dtype = model.potential.atomic_energy_shift.dtype
+    device = model.potential.atomic_energy_shift.device
     batches = []
     for atoms in structures:
         batch = labelled_batch(atoms, dtype, device, model.species_of_z)
@@ -122,24 +122,13 @@ def concatenate(parts: Sequence[Batch]) -> Batch:
 def predict(model: torch.nn.Module, batch: Batch, create_graph: bool) -> Dict[str, torch.Tensor]:
     """Energies (S,), forces (N, 3) and virials (S, 3, 3) of a batch.
 
-    Cached batches: per element, energies and dE/dG from the net
-    (`ElementModel.energies_and_slopes`), then dE/dr_ij = sum_f dE_i/dG_if dG_if/dr_ij
+    Cached batches: energies and dE/dG from the nets
+    (`BPNNPotential.energies_from_descriptors`), then dE/dr_ij = sum_f dE_i/dG_if dG_if/dr_ij
     and the same force/virial assembly as the model's forward. Uncached batches
     call the model on each structure."""
     if batch.jacobian is None:
         return _predict_uncached(model, batch)
-    n_atoms = batch.numbers.shape[0]
-    slopes = torch.zeros_like(batch.descriptors)
-    atom_energies = torch.zeros(n_atoms, dtype=batch.descriptors.dtype, device=batch.descriptors.device)
-    for s, element in enumerate(model.elements):
-        index = torch.where(batch.species == s)[0]
-        if index.numel() == 0:
-            continue
-        width = model.n_functions[s]
-        energies, _, d_g = element.energies_and_slopes(batch.descriptors[index, :width], model.energy_scale,
-                                                       model.atomic_energy_shift[s], create_graph)
-        atom_energies = atom_energies.index_put((index,), energies)
-        slopes = _put_rows(slopes, index, d_g)
+    atom_energies, slopes = model.potential.energies_from_descriptors(batch.descriptors, batch.species, create_graph)
     d_vectors = torch.einsum("pf,pfc->pc", slopes[batch.centres], batch.jacobian)
     forces = torch.zeros_like(batch.forces).index_add(0, batch.centres, d_vectors).index_add(0, batch.neighbours, -d_vectors)
     pair_virial = -(batch.vectors.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
@@ -148,12 +137,6 @@ def predict(model: torch.nn.Module, batch: Batch, create_graph: bool) -> Dict[st
     energy = torch.zeros(batch.n_structures, dtype=forces.dtype, device=forces.device)
     energy = energy.index_add(0, batch.structure_of_atom, atom_energies)
     return {keys.ENERGY: energy, keys.FORCES: forces, keys.VIRIAL: virial}
-
-
-def _put_rows(target: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """target with target[rows, :values.shape[1]] = values (out of place, differentiable)."""
-    padded = torch.nn.functional.pad(values, [0, target.shape[1] - values.shape[1]])
-    return target.index_put((rows,), padded)
 
 
 def _predict_uncached(model: torch.nn.Module, batch: Batch) -> Dict[str, torch.Tensor]:

@@ -29,7 +29,9 @@ from ..config import DTYPES, parse_model_config
 from ..elements import symbol
 from ..export import export
 from ..io.datasets import check_structures, read_many
-from ..potential import BPNNPotential, potential_from_spec
+from ..format1 import is_format1_state, state_dict_from_format1
+from ..model.engine import BPNNModel
+from ..model.spec import ModelSpec
 from ..scaling import fit_scaling
 from .batch import Batch, concatenate, make_batches, predict, stress_from_virial
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -126,11 +128,11 @@ class Trainer:
         self.log(f"data: {len(train)} training, {len(validation)} validation, {len(test)} test structures "
                  f"({sum(len(a) for a in train)} training atoms)")
 
-    def _build_model(self, checkpoint: Optional[Dict[str, Any]]) -> BPNNPotential:
+    def _build_model(self, checkpoint: Optional[Dict[str, Any]]) -> BPNNModel:
         dtype = DTYPES[self.config.model.dtype]
         if checkpoint is not None:
-            model = potential_from_spec(checkpoint["model_spec"]).to(dtype)
-            model.load_state_dict(checkpoint["model_state"])
+            model = ModelSpec.from_json(checkpoint["model_spec"]).build().to(dtype)
+            model.load_state_dict(checkpoint_weights(checkpoint["model_state"]))
             return model.to(self.device).train()
         model_config = self.config.model
         raw_model = self.config.raw.get("model", {})
@@ -173,7 +175,7 @@ class Trainer:
                 self.scheduler.load_state_dict(checkpoint["scheduler"])
             self.epoch = checkpoint["epoch"]
             self.best_loss = checkpoint["best_loss"]
-            self.best_state = checkpoint["best_state"]
+            self.best_state = checkpoint_weights(checkpoint["best_state"])
             self.stale_epochs = checkpoint["stale_epochs"]
             self.history = checkpoint["history"]
 
@@ -243,7 +245,7 @@ class Trainer:
 
     # ---- the loop ----
     def _state(self) -> Dict[str, Any]:
-        return {"epoch": self.epoch, "model_spec": self.model.spec_json,
+        return {"epoch": self.epoch, "model_spec": self.model.model_spec(),
                 "model_state": copy.deepcopy(self.model.state_dict()),
                 "optimizer": copy.deepcopy(self.optimizer.state_dict()),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -339,11 +341,16 @@ class Trainer:
         learning_curve(self.history, self.output / "learning_curve.png")
 
 
-def model_from_checkpoint(path) -> BPNNPotential:
+def checkpoint_weights(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A checkpoint's state dict with current names (checkpoints of bpnn_ts 0.1: format 1)."""
+    return state_dict_from_format1(state) if is_format1_state(state) else state
+
+
+def model_from_checkpoint(path) -> BPNNModel:
     """The best model of a checkpoint (eval mode, float64 or the trained dtype)."""
     state = load_checkpoint(path)
-    model = potential_from_spec(state["model_spec"])
-    weights = state.get("best_state") or state["model_state"]
-    model = model.to(weights["atomic_energy_shift"].dtype)
+    model = ModelSpec.from_json(state["model_spec"]).build()
+    weights = checkpoint_weights(state.get("best_state") or state["model_state"])
+    model = model.to(weights["potential.atomic_energy_shift"].dtype)
     model.load_state_dict(weights)
     return model.eval()

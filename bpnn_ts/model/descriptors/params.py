@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Sequence, Tuple, Union
 
-from ..elements import symbol, to_atomic_number
+from ...elements import symbol, to_atomic_number
 
 RADIAL = 2
 ANGULAR_NARROW = 3

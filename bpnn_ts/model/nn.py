@@ -1,7 +1,7 @@
 """Element networks: one multilayer perceptron per chemical element."""
 
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -83,9 +83,9 @@ class ElementMLP(torch.nn.Module):
         return x.squeeze(-1)
 
     @torch.jit.export
-    def member_output(self, x: torch.Tensor, member: int) -> torch.Tensor:
-        """The network's output (B,): a single net is its own only member (-1 or 0)."""
-        if member > 0:
+    def member_output(self, x: torch.Tensor, member: Optional[int]) -> torch.Tensor:
+        """The network's output (B,): a single net is its own only member (None or 0)."""
+        if member is not None and member != 0:
             raise ValueError("member " + str(member) + " asked of a single network (committee size 1)")
         return self.forward(x)
 
@@ -103,7 +103,7 @@ class ElementMLP(torch.nn.Module):
 class CommitteeMLP(torch.nn.Module):
     """A committee of K element networks of one architecture on the same input: the output
     (B,) is their mean; `member_output(x, k)` is member k's own. Their spread is the
-    committee's uncertainty (bpnn_ts/committee.py)."""
+    committee's uncertainty (bpnn_ts/model/uncertainty.py)."""
 
     def __init__(self, members: Sequence[ElementMLP]):
         super().__init__()
@@ -119,11 +119,11 @@ class CommitteeMLP(torch.nn.Module):
         return total / float(self.n_members)
 
     @torch.jit.export
-    def member_output(self, x: torch.Tensor, member: int) -> torch.Tensor:
-        """Member `member`'s output (B,); -1: the committee mean."""
-        if member < 0:
+    def member_output(self, x: torch.Tensor, member: Optional[int]) -> torch.Tensor:
+        """Member `member`'s output (B,); None: the committee mean."""
+        if member is None:
             return self.forward(x)
-        if member >= self.n_members:
+        if member < 0 or member >= self.n_members:
             raise ValueError("member " + str(member) + " asked of a committee of " + str(self.n_members))
         output = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
         for k, net in enumerate(self.members):  # (TorchScript indexes ModuleLists by constants only)

@@ -1,4 +1,5 @@
-"""Linear-scaling neighbour list (cell list) in pure, scriptable torch.
+"""Linear-scaling neighbour list (cell list) in pure, scriptable torch, and the model's pair-search
+slot (`PairSearch`: the torch cell list, or the C++ one of the fused kernels).
 
 Convention (also in export/CONTRACT.md): for a pair (i, j) with integer cell
 shift S (3,), the vector from i to j is r_ij = R_j - R_i + S @ cell, where the
@@ -52,7 +53,9 @@ def effective_cell(cell: torch.Tensor, pbc: List[bool]) -> torch.Tensor:
 
 
 def check_cell(cell: torch.Tensor, pbc: List[bool]) -> None:
-    """Raise if the periodic lattice vectors span no volume (or area, or length)."""
+    """Raise if the periodic lattice vectors span no volume (3 periodic axes), area (2) or
+    length (1): the Gram determinant of the periodic rows must not vanish against the product
+    of their lengths (every pbc pattern; NaN-safe)."""
     periodic = _axes(pbc, True)
     if len(periodic) == 0:
         return
@@ -60,14 +63,17 @@ def check_cell(cell: torch.Tensor, pbc: List[bool]) -> None:
         if float(torch.linalg.norm(cell[k])) < 1e-8:
             raise ValueError("`cell` row " + str(k) + " is zero but pbc is True along that axis; "
                              + "give a lattice vector or set pbc False there")
-    eff = effective_cell(cell, pbc)
-    volume = float(torch.abs(torch.linalg.det(eff)))
+    rows = torch.stack([cell[k] for k in periodic])  # (n_periodic, 3)
+    gram = float(torch.linalg.det(rows @ rows.transpose(0, 1)))
     scale = 1.0
     for k in periodic:
-        scale = scale * float(torch.linalg.norm(cell[k]))
-    if volume <= 1e-10 * scale:
-        raise ValueError("`cell` has zero volume along its periodic axes (lattice vectors are "
-                         + "linearly dependent); got cell " + str(cell))
+        scale = scale * float(torch.dot(cell[k], cell[k]))
+    if not gram > 1e-20 * scale:  # (measure / product of lengths)^2 below 1e-10^2, or NaN
+        what = ["length", "area", "volume"][len(periodic) - 1]
+        values: List[List[float]] = cell.tolist()
+        raise ValueError("`cell` has zero " + what + " along its periodic axes " + str(periodic)
+                         + " (the periodic lattice vectors are linearly dependent); got cell "
+                         + str(values) + " with pbc " + str(pbc))
 
 
 def _periodic_images(
@@ -220,3 +226,29 @@ def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch
     i, j_point = found[0], found[1]
     j = point_atom[j_point]
     return torch.stack([i, j]), point_shift[j_point] - wrap[j] + wrap[i]
+
+
+@torch.jit.interface
+class PairSearch(torch.nn.Module):
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        """pairs (2, P) and integer shifts (P, 3) of every pair closer than `cutoff` (Å)."""
+        pass
+
+
+class TorchPairSearch(torch.nn.Module):
+    """The pure-torch cell list (`neighbor_list`)."""
+
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        return neighbor_list(positions, cell, pbc, cutoff)
+
+
+class NativePairSearch(torch.nn.Module):
+    """Periodic images in torch, the pair search in C++ (torch.ops.bpnn.cell_list); CPU only."""
+
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        if positions.device.type != "cpu":
+            return neighbor_list(positions, cell, pbc, cutoff)
+        return native_neighbor_list(positions, cell, pbc, cutoff)

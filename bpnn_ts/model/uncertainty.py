@@ -8,7 +8,7 @@ from typing import Dict, List
 
 import torch
 
-from . import keys
+from .. import keys
 
 
 def _spread(values: torch.Tensor) -> torch.Tensor:
@@ -18,7 +18,7 @@ def _spread(values: torch.Tensor) -> torch.Tensor:
 
 
 def combine_members(members: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-    """One result from K members' results (each as BPNNPotential._evaluate returns it):
+    """One result from K members' results (each as BPNNPotential evaluates it):
     energies, forces and virials become means; committee_* keep the members' values;
     *_uncertainty are spreads (keys.py). Other entries (descriptors) come from member 0."""
     result: Dict[str, torch.Tensor] = {}

@@ -4,7 +4,7 @@ from typing import Dict
 
 import torch
 
-from . import keys
+from .. import keys
 
 
 def zero_forces_and_virials(n_atoms: int, dtype: torch.dtype, device: torch.device, compute_forces: bool,

@@ -1,4 +1,4 @@
-"""Atom-centred symmetry functions of one centre element, and their scaling."""
+"""All atom-centred symmetry functions of one centre element, as radial and angular blocks."""
 
 from typing import Dict, List, Sequence, Tuple
 
@@ -7,8 +7,6 @@ import torch
 from .angular import AngularBlock
 from .params import RadialSF, SymmetryFunction
 from .radial import RadialBlock
-
-SCALING_TYPES: Dict[str, int] = {"none": 0, "scale": 1, "center": 2, "scalecenter": 3, "sigma": 4}
 
 
 class ElementDescriptor(torch.nn.Module):
@@ -144,65 +142,3 @@ class ElementDescriptor(torch.nn.Module):
             first = last
             index += 1
         return jac
-
-
-class Scaling(torch.nn.Module):
-    """n2p2's five input scalings as G_hat = (G - shift) * factor + offset (per function).
-
-      none        G
-      scale       Smin + (Smax - Smin)(G - Gmin) / (Gmax - Gmin)
-      center      G - Gmean
-      scalecenter Smin + (Smax - Smin)(G - Gmean) / (Gmax - Gmin)
-      sigma       Smin + (Smax - Smin)(G - Gmean) / sigma
-    A function with Gmax == Gmin (or sigma == 0) gets factor 0, as in n2p2.
-    The statistics (Gmin, Gmax, Gmean, sigma) are kept for extrapolation checks.
-    """
-
-    def __init__(self, n_functions: int, kind: str = "none", s_min: float = 0.0, s_max: float = 1.0):
-        super().__init__()
-        if kind not in SCALING_TYPES:
-            raise ValueError(f"scaling type must be one of {sorted(SCALING_TYPES)}, got {kind!r}")
-        self.kind = kind
-        self.s_min = float(s_min)
-        self.s_max = float(s_max)
-        zeros = torch.zeros(n_functions, dtype=torch.float64)
-        for name in ("g_min", "g_max", "g_mean", "g_sigma", "shift", "offset"):
-            self.register_buffer(name, zeros.clone())
-        self.register_buffer("factor", torch.ones(n_functions, dtype=torch.float64))
-        self.has_statistics = False  # until set_statistics: identity scaling
-
-    @torch.jit.unused
-    def set_statistics(self, g_min, g_max, g_mean, g_sigma) -> None:
-        """Set the statistics (each (n_functions,)) and derive shift/factor/offset."""
-        stats = [torch.as_tensor(v, dtype=self.factor.dtype, device=self.factor.device).reshape(-1)
-                 for v in (g_min, g_max, g_mean, g_sigma)]
-        for name, value in zip(("g_min", "g_max", "g_mean", "g_sigma"), stats):
-            if value.shape != self.factor.shape:
-                raise ValueError(f"scaling statistic `{name}` must have shape "
-                                 f"{tuple(self.factor.shape)}, got {tuple(value.shape)}")
-            if not torch.isfinite(value).all():
-                raise ValueError(f"scaling statistic `{name}` must be finite, got {value.tolist()}")
-            getattr(self, name).copy_(value)
-        g_min, g_max, g_mean, g_sigma = stats
-        span = self.s_max - self.s_min
-        safe_ratio = lambda den: torch.where(den > 0, span / torch.where(den > 0, den, torch.ones_like(den)),  # noqa: E731
-                                             torch.zeros_like(den))
-        kind = self.kind
-        shift = {"none": 0.0 * g_min, "scale": g_min}.get(kind, g_mean)
-        factor = {"none": torch.ones_like(g_min), "center": torch.ones_like(g_min),
-                  "sigma": safe_ratio(g_sigma)}.get(kind, safe_ratio(g_max - g_min))
-        offset = torch.full_like(g_min, self.s_min if kind in ("scale", "scalecenter", "sigma") else 0.0)
-        self.shift.copy_(shift)
-        self.factor.copy_(factor)
-        self.offset.copy_(offset)
-        self.has_statistics = True
-
-    @torch.jit.unused
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        """Loading a state dict restores `has_statistics` too (it is not a tensor): statistics
-        were set if any function's recorded range [Gmin, Gmax] or sigma is not empty."""
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self.has_statistics = bool((self.g_max > self.g_min).any() or (self.g_sigma > 0).any())
-
-    def forward(self, g: torch.Tensor) -> torch.Tensor:
-        return (g - self.shift) * self.factor + self.offset

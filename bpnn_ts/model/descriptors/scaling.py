@@ -1,0 +1,78 @@
+"""Input scaling of the element networks (n2p2's five kinds) and the training range it records."""
+
+from typing import Dict
+
+import torch
+
+SCALING_TYPES: Dict[str, int] = {"none": 0, "scale": 1, "center": 2, "scalecenter": 3, "sigma": 4}
+
+
+class Scaling(torch.nn.Module):
+    """n2p2's five input scalings as G_hat = (G - shift) * factor + offset (per function).
+
+      none        G
+      scale       Smin + (Smax - Smin)(G - Gmin) / (Gmax - Gmin)
+      center      G - Gmean
+      scalecenter Smin + (Smax - Smin)(G - Gmean) / (Gmax - Gmin)
+      sigma       Smin + (Smax - Smin)(G - Gmean) / sigma
+    A function with Gmax == Gmin (or sigma == 0) gets factor 0, as in n2p2.
+    The statistics (Gmin, Gmax, Gmean, sigma) are kept for extrapolation checks.
+    """
+
+    def __init__(self, n_functions: int, kind: str = "none", s_min: float = 0.0, s_max: float = 1.0):
+        super().__init__()
+        if kind not in SCALING_TYPES:
+            raise ValueError(f"scaling type must be one of {sorted(SCALING_TYPES)}, got {kind!r}")
+        self.kind = kind
+        self.s_min = float(s_min)
+        self.s_max = float(s_max)
+        zeros = torch.zeros(n_functions, dtype=torch.float64)
+        for name in ("g_min", "g_max", "g_mean", "g_sigma", "shift", "offset"):
+            self.register_buffer(name, zeros.clone())
+        self.register_buffer("factor", torch.ones(n_functions, dtype=torch.float64))
+        self.has_statistics = False  # until set_statistics: identity scaling
+
+    @torch.jit.unused
+    def set_statistics(self, g_min, g_max, g_mean, g_sigma) -> None:
+        """Set the statistics (each (n_functions,)) and derive shift/factor/offset."""
+        stats = [torch.as_tensor(v, dtype=self.factor.dtype, device=self.factor.device).reshape(-1)
+                 for v in (g_min, g_max, g_mean, g_sigma)]
+        for name, value in zip(("g_min", "g_max", "g_mean", "g_sigma"), stats):
+            if value.shape != self.factor.shape:
+                raise ValueError(f"scaling statistic `{name}` must have shape "
+                                 f"{tuple(self.factor.shape)}, got {tuple(value.shape)}")
+            if not torch.isfinite(value).all():
+                raise ValueError(f"scaling statistic `{name}` must be finite, got {value.tolist()}")
+            getattr(self, name).copy_(value)
+        g_min, g_max, g_mean, g_sigma = stats
+        span = self.s_max - self.s_min
+        safe_ratio = lambda den: torch.where(den > 0, span / torch.where(den > 0, den, torch.ones_like(den)),  # noqa: E731
+                                             torch.zeros_like(den))
+        kind = self.kind
+        shift = {"none": 0.0 * g_min, "scale": g_min}.get(kind, g_mean)
+        factor = {"none": torch.ones_like(g_min), "center": torch.ones_like(g_min),
+                  "sigma": safe_ratio(g_sigma)}.get(kind, safe_ratio(g_max - g_min))
+        offset = torch.full_like(g_min, self.s_min if kind in ("scale", "scalecenter", "sigma") else 0.0)
+        self.shift.copy_(shift)
+        self.factor.copy_(factor)
+        self.offset.copy_(offset)
+        self.has_statistics = True
+
+    @torch.jit.unused
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Loading a state dict restores `has_statistics` too (it is not a tensor): statistics
+        were set if any function's recorded range [Gmin, Gmax] or sigma is not empty."""
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.has_statistics = bool((self.g_max > self.g_min).any() or (self.g_sigma > 0).any())
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        return (g - self.shift) * self.factor + self.offset
+
+    @torch.jit.export
+    def count_outside(self, g: torch.Tensor) -> torch.Tensor:
+        """Per row of g (B, F): how many of its F functions lie outside the training range
+        [g_min, g_max] by more than rounding: 1e-9 (float64) or 1e-5 (float32) of the range's
+        width. (The same structure evaluated in another summation order must not flicker at
+        the edges of the range.)"""
+        tolerance = (self.g_max - self.g_min).abs() * (1e-9 if g.dtype == torch.float64 else 1e-5)
+        return ((g < self.g_min - tolerance) | (g > self.g_max + tolerance)).sum(dim=1)

@@ -1,0 +1,276 @@
+"""BPNNModel: the engine contract of export/CONTRACT.md around the physics (potential.py). It
+holds the typed getters, the input checks, the neighbour search, the tuning knobs and the one
+forward that ASE, the C++ loader and LAMMPS call; every method exists in every format-2 file,
+so loaders never probe."""
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from .. import keys
+from ..elements import SYMBOLS, species_table
+from .neighbors import NativePairSearch, PairSearch, TorchPairSearch, check_cell
+from .pairs import PairList, Request
+from .potential import BPNNPotential
+from .spec import ModelSpec
+
+
+class BPNNModel(torch.nn.Module):
+    """A BPNN with the engine contract: positions (Å), atomic numbers, cell and pbc (or an engine's
+    pair list) in; energy (eV), per-atom energies, forces (eV/Å), virial (eV) and the optional
+    outputs of keys.py out. `potential` is the physics; `pair_search` the neighbour-search slot
+    (torch, or the C++ cell list of the fused kernels)."""
+
+    pair_search: PairSearch
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.potential = BPNNPotential(spec)
+        self.spec_json: str = spec.to_json()
+        self.element_symbols: List[str] = [SYMBOLS[z - 1] for z in spec.atomic_numbers]
+        self.all_symbols: List[str] = ["X"] + list(SYMBOLS)  # index = atomic number
+        self.register_buffer("species_of_z", species_table(spec.atomic_numbers))
+        self.pair_search = TorchPairSearch()
+        self.validate_inputs = True  # NaN/inf and overlapping-atom checks (cheap; off only in benchmarks)
+
+    @torch.jit.unused
+    def use_native_kernels(self, enable: bool = True) -> bool:
+        """Compute descriptors, their force contraction and the pair search with the fused C++
+        kernels on the CPU (torch.ops.bpnn; built on first use, see bpnn_ts.native). Returns whether
+        they are on: False, with nothing changed, where the kernels cannot be built. Training
+        (create_graph), descriptor Jacobians and CUDA inputs keep the torch path."""
+        from ..native import load_ops
+        if enable and not load_ops():
+            return False
+        self.potential.use_native_kernels(ModelSpec.from_json(self.spec_json), enable)
+        self.pair_search = NativePairSearch() if enable else TorchPairSearch()
+        return enable
+
+    # ---- typed getters (the contract) ----
+    @torch.jit.export
+    def format_version(self) -> int:
+        return keys.FORMAT_VERSION
+
+    @torch.jit.export
+    def cutoff(self) -> float:
+        """Largest symmetry-function cutoff, Å: engines must give every neighbour closer than this."""
+        return self.potential.cutoff_radius
+
+    @torch.jit.export
+    def atomic_numbers(self) -> List[int]:
+        """Supported elements, ascending."""
+        return self.potential.atomic_numbers_list
+
+    @torch.jit.export
+    def committee_size(self) -> int:
+        """Networks per element: 1, or K > 1 for a committee (forward's `compute_uncertainty`)."""
+        return self.potential.n_members
+
+    @torch.jit.export
+    def dtype_name(self) -> str:
+        """"float64", "float32" or "mixed" (bpnn_ts/precision.py)."""
+        return self.potential.dtype_name()
+
+    @torch.jit.export
+    def length_unit(self) -> str:
+        return "angstrom"
+
+    @torch.jit.export
+    def energy_unit(self) -> str:
+        return "eV"
+
+    @torch.jit.export
+    def training_range_known(self) -> bool:
+        """True if the model can count extrapolation (it stores every function's training range)."""
+        return self.potential.training_range_known()
+
+    @torch.jit.export
+    def uses_native_kernels(self) -> bool:
+        """True if the graph calls the fused C++ ops (torch.ops.bpnn)."""
+        return self.potential.fused_kernels
+
+    @torch.jit.export
+    def model_spec(self) -> str:
+        """The architecture as JSON (bpnn_ts.model.spec.ModelSpec)."""
+        return self.spec_json
+
+    # ---- tuning knobs (results do not depend on them) ----
+    @torch.jit.export
+    def set_chunk_size(self, cpu: int, cuda: int) -> None:
+        """Most centres per chunk of the torch path on CPU / CUDA (memory vs speed)."""
+        if cpu < 1 or cuda < 1:
+            raise ValueError("chunk sizes must be >= 1, got " + str(cpu) + ", " + str(cuda))
+        self.potential.chunk_size_cpu = cpu
+        self.potential.chunk_size_cuda = cuda
+
+    @torch.jit.export
+    def set_block_budget(self, cpu: int, cuda: int) -> None:
+        """Most elements of a chunk's largest triplet block on CPU / CUDA (cache use vs per-chunk
+        overhead)."""
+        if cpu < 1 or cuda < 1:
+            raise ValueError("block budgets must be >= 1, got " + str(cpu) + ", " + str(cuda))
+        self.potential.block_budget_cpu = cpu
+        self.potential.block_budget_cuda = cuda
+
+    # ---- the engine forward ----
+    def forward(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
+                cell: Optional[torch.Tensor] = None, pbc: Optional[torch.Tensor] = None,
+                pairs: Optional[torch.Tensor] = None, shifts: Optional[torch.Tensor] = None,
+                n_local: Optional[int] = None, compute_forces: bool = True,
+                compute_virial: bool = False, count_extrapolation: bool = False,
+                compute_uncertainty: bool = False) -> Dict[str, torch.Tensor]:
+        """Energy (eV), per-atom energies, forces (eV/Å) and virial (eV); see export/CONTRACT.md.
+
+        positions (N, 3) Å; atomic_numbers (N,); cell (3, 3) rows = lattice vectors; pbc (3,) bool.
+        Without `pairs` the model builds its own neighbour list. With `pairs` (2, P) and `shifts`
+        (P, 3) from an engine, atoms from `n_local` on are ghosts: they carry no energy but
+        receive forces. `compute_uncertainty` (committees): every member is evaluated; outputs
+        are their mean plus the committee outputs of keys.py.
+        """
+        if compute_uncertainty and self.potential.n_members < 2:
+            raise ValueError("compute_uncertainty needs a committee model (committee_size() > 1); this one has "
+                             + "one network per element (build one with bpnn_ts.build_committee)")
+        if count_extrapolation and not self.potential.training_range_known():
+            raise ValueError("count_extrapolation: this model has no training range [Gmin, Gmax] of its symmetry "
+                             + "functions (no scaling statistics): it cannot count extrapolation")
+        pair_list, closest_pair, closest_distance = self._pair_list(positions, atomic_numbers, cell, pbc, pairs,
+                                                                    shifts, n_local)
+        request = Request(compute_forces, compute_virial, False, False, count_extrapolation)
+        result = self.potential(pair_list, request, compute_uncertainty)
+        result[keys.CLOSEST_PAIR] = closest_pair
+        result[keys.MIN_DISTANCE] = closest_distance
+        return result
+
+    @torch.jit.export
+    def compute_descriptors(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
+                            cell: Optional[torch.Tensor] = None,
+                            pbc: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Raw and scaled symmetry functions of every atom, (N, max F), zero-padded beyond each
+        element's own function count (with the energies)."""
+        pair_list, _, _ = self._pair_list(positions, atomic_numbers, cell, pbc, None, None, None)
+        return self.potential(pair_list, Request(False, False, True, False, False), False)
+
+    @torch.jit.export
+    def compute_descriptor_jacobian(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
+                                    cell: Optional[torch.Tensor] = None,
+                                    pbc: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """G (N, max F) and dG_i/dr_ij per pair (P, max F, 3) with the pairs' centres i, neighbours
+        j (P,) and vectors r_ij (P, 3): what a training cache needs.
+        dE/dr_ij = sum_f dE_i/dG_if dG_if/dr_ij; F_i += dE/dr_ij, F_j -= dE/dr_ij."""
+        pair_list, _, _ = self._pair_list(positions, atomic_numbers, cell, pbc, None, None, None)
+        return self.potential(pair_list, Request(False, False, True, True, False), False)
+
+    # ---- inputs ----
+    def _pair_list(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: Optional[torch.Tensor],
+                   pbc: Optional[torch.Tensor], pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
+                   n_local: Optional[int]) -> Tuple[PairList, torch.Tensor, torch.Tensor]:
+        """Checked inputs as the potential's PairList (local centres within the cutoff), and the
+        closest pair (2,) with its distance (Å; -1, -1 and inf without pairs or validation)."""
+        dtype = torch.float64 if self.potential.mixed_precision else self.potential.atomic_energy_shift.dtype
+        device = positions.device
+        if cell is None:
+            cell = torch.zeros((3, 3), dtype=dtype, device=device)
+        if pbc is None:
+            pbc = torch.zeros(3, dtype=torch.bool, device=device)
+        self._check_system(positions, atomic_numbers, cell, pbc)
+        if pairs is None and self.validate_inputs:
+            periodic: List[bool] = pbc.tolist()
+            check_cell(cell.to(dtype), periodic)
+        species = self._species(atomic_numbers)
+        n_atoms = positions.shape[0]
+        positions = positions.to(dtype).detach()
+        cell = cell.to(dtype=dtype, device=device).detach()
+        engine_list = pairs is not None
+        if pairs is None:
+            pairs, shifts = self.pair_search(positions, cell, pbc.to(device), self.potential.cutoff_radius)
+            n_local = n_atoms
+        else:
+            pairs, shifts, n_local = self._check_engine_list(pairs, shifts, n_local, n_atoms, device)
+        assert shifts is not None
+        vectors = positions[pairs[1]] - positions[pairs[0]] + shifts.to(dtype) @ cell  # (P, 3)
+        closest_pair = torch.full((2,), -1, dtype=torch.long, device=device)
+        closest_distance = torch.full((), float("inf"), dtype=vectors.dtype, device=device)
+        if self.validate_inputs and vectors.shape[0] > 0:
+            closest = int(torch.argmin((vectors * vectors).sum(dim=1)))
+            closest_pair = pairs[:, closest]
+            closest_distance = torch.linalg.norm(vectors[closest])
+            if float(closest_distance) < 1e-6:
+                raise ValueError("atoms " + str(int(pairs[0, closest])) + " and " + str(int(pairs[1, closest]))
+                                 + " overlap (distance < 1e-6 Å)")
+        if engine_list:  # an engine's list: local centres, within the cutoff (no skin)
+            keep = (pairs[0] < n_local) & ((vectors * vectors).sum(dim=1) < self.potential.cutoff_radius ** 2)
+            pairs = pairs[:, keep]
+            vectors = vectors[keep]
+        return PairList(pairs[0], pairs[1], vectors, species, n_local), closest_pair, closest_distance
+
+    def _check_system(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
+                      pbc: torch.Tensor) -> None:
+        """Shapes, dtypes, devices and finiteness of the system's tensors."""
+        if positions.dim() != 2 or positions.shape[1] != 3:
+            raise ValueError("`positions` must have shape (n_atoms, 3), got " + str(positions.shape))
+        if not positions.is_floating_point():
+            raise ValueError("`positions` must be a floating-point tensor, got " + str(positions.dtype))
+        if atomic_numbers.shape != (positions.shape[0],):
+            raise ValueError("`atomic_numbers` must have shape (n_atoms,) = (" + str(positions.shape[0])
+                             + ",), got " + str(atomic_numbers.shape))
+        if atomic_numbers.is_floating_point() or atomic_numbers.is_complex() or atomic_numbers.dtype == torch.bool:
+            raise ValueError("`atomic_numbers` must be an integer tensor, got " + str(atomic_numbers.dtype))
+        if cell.shape != (3, 3):
+            raise ValueError("`cell` must have shape (3, 3) (rows = lattice vectors), got " + str(cell.shape))
+        if not cell.is_floating_point():
+            raise ValueError("`cell` must be a floating-point tensor, got " + str(cell.dtype))
+        if pbc.shape != (3,) or pbc.dtype != torch.bool:
+            raise ValueError("`pbc` must be a bool tensor of shape (3,), got " + str(pbc.dtype)
+                             + " " + str(pbc.shape))
+        others: List[Tuple[str, torch.Tensor]] = [("atomic_numbers", atomic_numbers), ("cell", cell), ("pbc", pbc)]
+        for name, tensor in others:
+            if tensor.device != positions.device:
+                raise ValueError("`" + name + "` must be on the device of `positions` (" + str(positions.device)
+                                 + "), got " + str(tensor.device))
+        if self.validate_inputs:
+            if not bool(torch.isfinite(positions).all()):
+                raise ValueError("`positions` contain NaN or inf")
+            if not bool(torch.isfinite(cell).all()):
+                raise ValueError("`cell` contains NaN or inf")
+
+    def _species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """(N,) species index of each atom; an error naming the first element the model lacks."""
+        z = torch.clamp(atomic_numbers.long(), 0, len(self.all_symbols) - 1)
+        species = self.species_of_z[z]
+        unknown = (species < 0) | (atomic_numbers != z)
+        if bool(unknown.any()):
+            bad = int(atomic_numbers[unknown][0])
+            name = self.all_symbols[bad] if 0 < bad < len(self.all_symbols) else "Z=" + str(bad)
+            raise ValueError("element " + name + " (atomic number " + str(bad) + ") is not in this model; "
+                             + "supported elements: " + ", ".join(self.element_symbols))
+        return species
+
+    def _check_engine_list(self, pairs: torch.Tensor, shifts: Optional[torch.Tensor], n_local: Optional[int],
+                           n_atoms: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, int]:
+        """An engine's pairs (2, P) and shifts (P, 3) checked (int64, in range, on `device`)."""
+        if pairs.dim() != 2 or pairs.shape[0] != 2:
+            raise ValueError("`pairs` must have shape (2, n_pairs), got " + str(pairs.shape))
+        if pairs.is_floating_point() or pairs.is_complex() or pairs.dtype == torch.bool:
+            raise ValueError("`pairs` must be an integer tensor, got " + str(pairs.dtype))
+        if pairs.device != device:
+            raise ValueError("`pairs` must be on the device of `positions` (" + str(device) + "), got "
+                             + str(pairs.device))
+        if shifts is None:
+            shifts = torch.zeros((pairs.shape[1], 3), dtype=torch.long, device=device)
+        if shifts.shape != (pairs.shape[1], 3):
+            raise ValueError("`shifts` must have shape (n_pairs, 3) = (" + str(pairs.shape[1])
+                             + ", 3), got " + str(shifts.shape))
+        if shifts.is_floating_point() or shifts.is_complex() or shifts.dtype == torch.bool:
+            raise ValueError("`shifts` must be an integer tensor (multiples of the lattice vectors), got "
+                             + str(shifts.dtype))
+        if shifts.device != device:
+            raise ValueError("`shifts` must be on the device of `positions` (" + str(device) + "), got "
+                             + str(shifts.device))
+        if n_local is None:
+            n_local = n_atoms
+        if n_local < 0 or n_local > n_atoms:
+            raise ValueError("`n_local` must be in [0, n_atoms=" + str(n_atoms) + "], got " + str(n_local))
+        pairs = pairs.long()
+        if pairs.shape[1] > 0 and (int(pairs.min()) < 0 or int(pairs.max()) >= n_atoms):
+            raise ValueError("`pairs` hold atom indices outside [0, " + str(n_atoms) + ")")
+        return pairs, shifts, n_local
