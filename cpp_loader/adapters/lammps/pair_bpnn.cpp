@@ -42,6 +42,16 @@ void keep_freed_memory_in_heap() {
 #endif
 }
 
+// Adds row-major 3x3 `w` to `out` in LAMMPS order xx yy zz xy xz yz, off-diagonals symmetrised.
+void add_voigt(double* out, const double* w) {
+  out[0] += w[0];
+  out[1] += w[4];
+  out[2] += w[8];
+  out[3] += 0.5 * (w[1] + w[3]);
+  out[4] += 0.5 * (w[2] + w[6]);
+  out[5] += 0.5 * (w[5] + w[7]);
+}
+
 }  // namespace
 
 PairBPNN::PairBPNN(LAMMPS* lmp) : Pair(lmp) {
@@ -84,24 +94,35 @@ void PairBPNN::settings(int narg, char** arg) {
                       "[extrapolation ignore|warn|stop] [extrapolation_every N] [min_distance A] "
                       "[uncertainty_every N]");
   }
-  std::string extrapolation;
-  std::string device = "cpu";
-  int threads = 1;
-  bool tune_malloc = true;
-  for (int i = 1; i < narg; i += 2) {
+  const LoadOptions options = parse_keywords(narg - 1, arg + 1);
+  if (options.tune_malloc) keep_freed_memory_in_heap();
+  load_model(arg[0], options);
+  if (uncertainty_every_ > 0) {  // compute pair bpnn: c_ID[1..3]
+    nextra = 3;
+    delete[] pvector;
+    pvector = new double[nextra]();
+    comm_reverse = 3 * members_;  // members' forces on ghosts go back to their owners
+  }
+}
+
+// Keyword-value pairs after the model file: sets the per-step options, returns the load-time ones.
+PairBPNN::LoadOptions PairBPNN::parse_keywords(int narg, char** arg) {
+  LoadOptions options;
+  for (int i = 0; i < narg; i += 2) {
     const std::string key = arg[i];
     if (key == "device") {
-      device = arg[i + 1];
+      options.device = arg[i + 1];
     } else if (key == "threads") {
-      threads = std::atoi(arg[i + 1]);
+      options.threads = std::atoi(arg[i + 1]);
     } else if (key == "tune_malloc") {
       const std::string value = arg[i + 1];
       if (value != "yes" && value != "no") error->all(FLERR, "pair_style bpnn: tune_malloc takes yes or no");
-      tune_malloc = value == "yes";
+      options.tune_malloc = value == "yes";
     } else if (key == "extrapolation") {
-      extrapolation = arg[i + 1];
-      if (extrapolation != "ignore" && extrapolation != "warn" && extrapolation != "stop") {
-        error->all(FLERR, "pair_style bpnn: extrapolation takes ignore, warn or stop, got '" + extrapolation + "'");
+      options.extrapolation = arg[i + 1];
+      if (options.extrapolation != "ignore" && options.extrapolation != "warn" && options.extrapolation != "stop") {
+        error->all(FLERR,
+                   "pair_style bpnn: extrapolation takes ignore, warn or stop, got '" + options.extrapolation + "'");
       }
     } else if (key == "extrapolation_every") {
       extrapolation_every_ = std::atoi(arg[i + 1]);
@@ -118,10 +139,15 @@ void PairBPNN::settings(int narg, char** arg) {
                             "min_distance, uncertainty_every)");
     }
   }
-  if (tune_malloc) keep_freed_memory_in_heap();
-  model_path_ = arg[0];
+  return options;
+}
+
+// Loads the model; extrapolation defaults to warn if the file knows its training range.
+void PairBPNN::load_model(const std::string& path, const LoadOptions& options) {
+  model_path_ = path;
+  std::string extrapolation = options.extrapolation;
   try {
-    model_ = std::make_unique<bpnn::Model>(model_path_, device, threads);
+    model_ = std::make_unique<bpnn::Model>(model_path_, options.device, options.threads);
     if (extrapolation.empty()) extrapolation = model_->training_range_known() ? "warn" : "ignore";
     model_->set_count_extrapolation(extrapolation != "ignore");
     if (uncertainty_every_ > 0) model_->set_compute_uncertainty(true);  // throws unless a committee
@@ -130,19 +156,16 @@ void PairBPNN::settings(int narg, char** arg) {
     error->all(FLERR, e.what());
   }
   members_ = static_cast<int>(model_->committee_size());
-  if (uncertainty_every_ > 0) {  // compute pair bpnn: c_ID[1..3]
-    nextra = 3;
-    delete[] pvector;
-    pvector = new double[nextra]();
-    comm_reverse = 3 * members_;  // members' forces on ghosts go back to their owners
-  }
   stop_on_extrapolation_ = extrapolation == "stop";
   cutoff_ = model_->cutoff();
 }
 
 // Policy on the local atoms' counts of functions outside the training range: stop (error on
 // this rank, naming atom IDs) or warn (at most once every extrapolation_every such steps).
-void PairBPNN::report_extrapolation(const int64_t* counts, int nlocal) {
+void PairBPNN::report_extrapolation(const bpnn::Result& result) {
+  if (!result.extrapolation.defined()) return;  // not counting
+  const int64_t* counts = result.extrapolation.data_ptr<int64_t>();
+  const int nlocal = atom->nlocal;
   std::vector<int64_t> value(counts, counts + nlocal), ids(nlocal), numbers(nlocal);
   int64_t total = 0;
   for (int i = 0; i < nlocal; ++i) {
@@ -178,7 +201,8 @@ void PairBPNN::report_close_atoms(const bpnn::Result& result) {
 // Committee spreads over all ranks into pvector (on rank 0; compute pair sums over ranks):
 // largest and mean per-atom force spread (members' ghost forces reverse-communicated first),
 // and the spread of the members' total energies. NULL-type atoms are left out.
-void PairBPNN::tally_uncertainty(const bpnn::Result& result, int nlocal, int nall) {
+void PairBPNN::tally_uncertainty(const bpnn::Result& result) {
+  const int nlocal = atom->nlocal, nall = nlocal + atom->nghost;
   const int k_members = members_;
   member_forces_.assign(static_cast<size_t>(nall) * 3 * k_members, 0.0);
   const double* forces = result.committee_forces.data_ptr<double>();  // (K, nall, 3)
@@ -282,22 +306,36 @@ double PairBPNN::init_one(int i, int j) {
 
 void PairBPNN::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
-  const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
-  double** x = atom->x;
-  double** f = atom->f;
-  const int* type = atom->type;
+  gather_atoms();
+  gather_pairs();
+  const bool spreads = spreads_this_step();
+  const bpnn::Result result = evaluate(spreads);
+  report_extrapolation(result);
+  report_close_atoms(result);
+  if (spreads) tally_uncertainty(result);
+  add_forces(result);
+  if (eflag_either) add_energies(result);
+  if (vflag_either) add_virials(result);
+}
 
-  // Every local and ghost atom goes in; atoms of NULL types get a stand-in element and no pairs.
+// Positions and atomic numbers of local + ghost atoms; NULL types get a stand-in element.
+void PairBPNN::gather_atoms() {
+  const int nall = atom->nlocal + atom->nghost;
+  double** x = atom->x;
   const int64_t stand_in = model_->atomic_numbers().front();
   positions_.resize(3 * static_cast<size_t>(nall));
   numbers_.resize(nall);
   for (int i = 0; i < nall; ++i) {
     for (int k = 0; k < 3; ++k) positions_[3 * i + k] = x[i][k];
-    const int64_t z = type_to_z_[type[i]];
+    const int64_t z = type_to_z_[atom->type[i]];
     numbers_[i] = z > 0 ? z : stand_in;
   }
-  // The full list of local centres, without the skin.
+}
+
+// Full list of local centres within the cutoff (no skin); ghosts are the images: zero shifts.
+void PairBPNN::gather_pairs() {
+  double** x = atom->x;
+  const int* type = atom->type;
   const double cut2 = cutoff_ * cutoff_;
   pairs_i_.clear();
   pairs_j_.clear();
@@ -315,44 +353,51 @@ void PairBPNN::compute(int eflag, int vflag) {
     }
   }
   shifts_.assign(3 * pairs_i_.size(), 0);
+}
 
+// Committee spreads are computed on every uncertainty_every-th step.
+bool PairBPNN::spreads_this_step() const {
+  return uncertainty_every_ > 0 && update->ntimestep % uncertainty_every_ == 0;
+}
+
+// One model call on the gathered atoms and pairs (virials only when LAMMPS asks for them).
+bpnn::Result PairBPNN::evaluate(bool spreads) {
   bpnn::Result result;
-  const bool spreads = uncertainty_every_ > 0 && update->ntimestep % uncertainty_every_ == 0;
   try {
     model_->set_compute_uncertainty(spreads);
     result = model_->compute_with_pairs(positions_, numbers_, std::vector<double>(9, 0.0), pairs_i_, pairs_j_,
-                                        shifts_, nlocal, vflag_either != 0);
+                                        shifts_, atom->nlocal, vflag_either != 0);
   } catch (const std::exception& e) {
     error->one(FLERR, e.what());
   }
+  return result;
+}
 
-  if (result.extrapolation.defined()) report_extrapolation(result.extrapolation.data_ptr<int64_t>(), nlocal);
-  report_close_atoms(result);
-  if (spreads) tally_uncertainty(result, nlocal, nall);
-
+// Forces on local and ghost atoms (newton on: ghosts' forces go back to their owners).
+void PairBPNN::add_forces(const bpnn::Result& result) {
+  const int nall = atom->nlocal + atom->nghost;
+  double** f = atom->f;
   const double* forces = result.forces.data_ptr<double>();
   for (int i = 0; i < nall; ++i) {
     for (int k = 0; k < 3; ++k) f[i][k] += forces[3 * i + k];
   }
-  if (eflag_either) {
-    const double* energies = result.energies.data_ptr<double>();
-    for (int i = 0; i < nlocal; ++i) {
-      if (type_to_z_[type[i]] == 0) continue;
-      if (eflag_global) eng_vdwl += energies[i];
-      if (eflag_atom) eatom[i] += energies[i];
-    }
+}
+
+// Global and per-atom energies of the local atoms of this model's elements.
+void PairBPNN::add_energies(const bpnn::Result& result) {
+  const double* energies = result.energies.data_ptr<double>();
+  for (int i = 0; i < atom->nlocal; ++i) {
+    if (type_to_z_[atom->type[i]] == 0) continue;
+    if (eflag_global) eng_vdwl += energies[i];
+    if (eflag_atom) eatom[i] += energies[i];
   }
-  // LAMMPS order xx yy zz xy xz yz; the off-diagonal terms are symmetrised.
-  auto add_voigt = [](double* out, const double* w) {
-    out[0] += w[0];
-    out[1] += w[4];
-    out[2] += w[8];
-    out[3] += 0.5 * (w[1] + w[3]);
-    out[4] += 0.5 * (w[2] + w[6]);
-    out[5] += 0.5 * (w[5] + w[7]);
-  };
+}
+
+// Global and per-atom (local and ghost) virials.
+void PairBPNN::add_virials(const bpnn::Result& result) {
   if (vflag_global) add_voigt(virial, result.virial.data_ptr<double>());
   if (vflag_atom) {
+    const int nall = atom->nlocal + atom->nghost;
     const double* atomic = result.atomic_virials.data_ptr<double>();
     for (int i = 0; i < nall; ++i) add_voigt(vatom[i], atomic + 9 * i);
   }

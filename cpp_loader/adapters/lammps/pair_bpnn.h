@@ -42,10 +42,29 @@ class PairBPNN : public Pair {
   void unpack_reverse_comm(int n, int *list, double *buf) override;
 
  private:
+  // pair_style keywords needed only while settings() loads the model
+  struct LoadOptions {
+    std::string device = "cpu";
+    int threads = 1;
+    bool tune_malloc = true;
+    std::string extrapolation;  // ignore|warn|stop; empty: warn if the file knows its training range
+  };
+
   void allocate();
-  void report_extrapolation(const int64_t *counts, int nlocal);
+  // settings() steps
+  LoadOptions parse_keywords(int narg, char **arg);
+  void load_model(const std::string &path, const LoadOptions &options);
+  // compute() steps, in order
+  void gather_atoms();
+  void gather_pairs();
+  bool spreads_this_step() const;
+  bpnn::Result evaluate(bool spreads);
+  void report_extrapolation(const bpnn::Result &result);
   void report_close_atoms(const bpnn::Result &result);
-  void tally_uncertainty(const bpnn::Result &result, int nlocal, int nall);
+  void tally_uncertainty(const bpnn::Result &result);
+  void add_forces(const bpnn::Result &result);
+  void add_energies(const bpnn::Result &result);
+  void add_virials(const bpnn::Result &result);
 
   std::unique_ptr<bpnn::Model> model_;
   std::string model_path_;
