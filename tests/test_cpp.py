@@ -1,11 +1,9 @@
 """The C++ loader (`bpnn_run`) against the Python side: same file, same numbers; clear errors.
 
-Needs the CMake build (build/cpp_loader/bpnn_run, or BPNN_BUILD_DIR); skips without it."""
+Needs the CMake build; the `cpp_build` fixture makes it (build/, or BPNN_BUILD_DIR)."""
 
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -14,19 +12,10 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, export, keys, load
-from helpers import export_with_format_version, mixed_model, ranged_model, squeezed_box, tampered_copy
+from helpers import (BPNN_RUN, BUILD, FORMAT1, TOL, export_with_format_version, mixed_model, ranged_model,
+                     squeezed_box, tampered_copy, tool, triclinic_water, water_dimer)
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
-BPNN_RUN = BUILD / "cpp_loader" / "bpnn_run"
-REQUIRED = os.environ.get("BPNN_REQUIRE_CPP") == "1"  # CI: a missing build fails, never skips
-pytestmark = [pytest.mark.cpp, pytest.mark.skipif(
-    not REQUIRED and not BPNN_RUN.is_file(), reason=f"C++ loader not built ({BPNN_RUN} missing; see README, C++ build)")]
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    return export(mixed_model(), tmp_path_factory.mktemp("cpp") / "model.pt")
+pytestmark = [pytest.mark.cpp, pytest.mark.usefixtures("cpp_build")]
 
 
 def run(*args):
@@ -45,20 +34,20 @@ def cpp_and_ase(model, atoms, folder):
     return json.loads(result.stdout), atoms
 
 
-def triclinic_water():
-    rng = np.random.default_rng(3)
-    atoms = Atoms("OH2" * 6, positions=rng.uniform(0, 6, (18, 3)),
-                  cell=[[5.6, 0, 0], [1.2, 5.3, 0], [-0.7, 0.9, 5.1]], pbc=True)
-    atoms.positions += [2.0, -3.0, 7.5]  # some atoms outside the cell
-    return atoms
+def test_ctest_suite_passes():
+    """The CMake project's own tests (bpnn_run usage and errors, a water single point)."""
+    ctest = tool("ctest")
+    if ctest is None:
+        pytest.skip("no `ctest` on PATH")
+    result = subprocess.run([ctest, "--test-dir", str(BUILD), "--output-on-failure"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("system", ["triclinic_water", "molecule"])
 def test_same_numbers_as_the_ase_calculator(model_file, tmp_path, system):
-    atoms = triclinic_water()
+    atoms = triclinic_water(3)
     if system == "molecule":  # non-periodic water dimer
-        atoms = Atoms("OH2OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0],
-                                            [2.8, 0.1, 0.2], [3.3, 0.8, 0.5], [3.2, -0.7, 0.4]])
+        atoms = water_dimer()
     cpp, atoms = cpp_and_ase(model_file, atoms, tmp_path)
     energy = atoms.get_potential_energy()
     assert abs(cpp["energy"] - energy) <= 1e-10 * abs(energy)
@@ -73,7 +62,7 @@ def test_same_numbers_as_the_ase_calculator(model_file, tmp_path, system):
 def test_mixed_precision_file_same_numbers_as_python(tmp_path):
     """A mixed-precision file takes and gives float64 in C++ as in Python."""
     path = export(mixed_model(), tmp_path / "mixed.pt", dtype="mixed")
-    cpp, atoms = cpp_and_ase(path, triclinic_water(), tmp_path)
+    cpp, atoms = cpp_and_ase(path, triclinic_water(3), tmp_path)
     energy = atoms.get_potential_energy()
     assert abs(cpp["energy"] - energy) <= 1e-6 * abs(energy)
     forces = atoms.get_forces()
@@ -105,11 +94,10 @@ def test_extrapolation_policies(tmp_path):
     assert unranged.returncode == 1 and "no training range" in unranged.stderr
 
 
-def test_committee_uncertainty_same_as_python(tmp_path):
-    from bpnn_ts.committee import build_committee
-    path = export(build_committee([ranged_model(seed) for seed in (1, 2, 3)]), tmp_path / "committee.pt")
+def test_committee_uncertainty_same_as_python(committee_file, tmp_path):
+    path = committee_file
     structure = tmp_path / "water.xyz"
-    ase.io.write(structure, triclinic_water(), format="extxyz")
+    ase.io.write(structure, triclinic_water(3), format="extxyz")
     atoms = ase.io.read(structure)
     result = run(path, structure, "--uncertainty", "--extrapolation", "ignore")
     assert result.returncode == 0, result.stderr
@@ -139,7 +127,7 @@ def test_close_atoms_warning(model_file, tmp_path):
 def test_modified_parameters_are_refused(model_file, tmp_path):
     """The loader recomputes the SHA-256 of the parameters recorded at export (as bpnn_ts.load)."""
     structure = tmp_path / "water.xyz"
-    ase.io.write(structure, triclinic_water(), format="extxyz")
+    ase.io.write(structure, triclinic_water(3), format="extxyz")
     tampered = tampered_copy(model_file, tmp_path / "tampered.pt")
     result = run(tampered, structure)
     assert result.returncode == 1 and "do not match the hash recorded when it was exported" in result.stderr
@@ -151,21 +139,42 @@ def test_modified_parameters_are_refused(model_file, tmp_path):
 
 def test_md_mode_conserves_energy(model_file, tmp_path):
     path = tmp_path / "water.xyz"
-    ase.io.write(path, triclinic_water(), format="extxyz")
+    ase.io.write(path, triclinic_water(3), format="extxyz")
     result = run(model_file, path, "--md", 40, "--dt", 0.25, "--every", 10)
     assert result.returncode == 0, result.stderr
     totals = [json.loads(line)["total"] for line in result.stdout.splitlines()]
     assert len(totals) == 5
-    assert max(totals) - min(totals) < 1e-3 * len(triclinic_water())
+    assert max(totals) - min(totals) < 1e-3 * len(triclinic_water(3))
 
 
 def test_model_file_of_another_format_version(tmp_path):
     export_with_format_version(tmp_path / "v99.pt", 99)
     path = tmp_path / "water.xyz"
-    ase.io.write(path, triclinic_water(), format="extxyz")
+    ase.io.write(path, triclinic_water(3), format="extxyz")
     result = run(tmp_path / "v99.pt", path)
     assert result.returncode == 1
-    assert "bpnn: " in result.stderr and "format version 99" in result.stderr and "reads version 1" in result.stderr
+    assert "bpnn: " in result.stderr and "format version 99" in result.stderr
+    assert f"reads version {keys.FORMAT_VERSION} (written by a newer bpnn_ts: upgrade this loader)" in result.stderr
+
+
+def test_format1_file_is_refused_with_the_command_that_converts_it(tmp_path):
+    """Format-1 files load in Python (upgraded in memory); C++ refuses them and names the command,
+    and the converted file gives the numbers the format-1 file gave."""
+    old = FORMAT1 / "mixed_native.pt"
+    structure = tmp_path / "water.xyz"
+    ase.io.write(structure, triclinic_water(3), format="extxyz")
+    result = run(old, structure)
+    assert result.returncode == 1
+    assert (f"format version 1; this loader reads version 2 (written by an older bpnn_ts); convert it with: "
+            f"bpnn-ts export {old} -o {FORMAT1 / 'mixed_native-v2.pt'}") in result.stderr
+    from bpnn_ts.cli import main
+    converted = tmp_path / "converted.pt"
+    assert main(["export", str(old), "-o", str(converted)]) == 0
+    cpp = json.loads(run(converted, structure).stdout)
+    atoms = ase.io.read(structure)
+    with pytest.warns(UserWarning, match="format-1 model file"):
+        atoms.calc = BPNNCalculator(old, extrapolation="ignore")
+    assert abs(cpp["energy"] - atoms.get_potential_energy()) <= TOL["mixed"] * abs(cpp["energy"])
 
 
 def test_clear_errors(model_file, tmp_path):
@@ -198,7 +207,7 @@ def test_clear_errors(model_file, tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 def test_cuda_device_gives_the_cpu_numbers(model_file, tmp_path):
     path = tmp_path / "water.xyz"
-    ase.io.write(path, triclinic_water(), format="extxyz")
+    ase.io.write(path, triclinic_water(3), format="extxyz")
     cpu = run(model_file, path)
     cuda = run(model_file, path, "--device", "cuda")
     assert cpu.returncode == 0 and cuda.returncode == 0, cuda.stderr

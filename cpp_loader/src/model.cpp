@@ -58,7 +58,7 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
   if (threads < 1) throw Error("threads must be >= 1, got " + std::to_string(threads));
   at::set_num_threads(threads);
   if (!std::ifstream(path).good()) throw Error("model file not found: " + path);
-  torch::jit::ExtraFilesMap extra_files{{"provenance.json", ""}};
+  torch::jit::ExtraFilesMap extra_files{{keys::kProvenanceFile, ""}};
   try {
     module_ = torch::jit::load(path, device_, extra_files);
   } catch (const std::exception& error) {
@@ -72,10 +72,16 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
     throw Error(path + " is not a bpnn_ts model file (it has no format_version())");
   }
   if (format_version_ != kFormatVersion) {
+    std::string advice = " (written by a newer bpnn_ts: upgrade this loader)";
+    if (format_version_ < kFormatVersion) {
+      std::string converted = path;
+      const size_t dot = converted.rfind('.');
+      converted.insert(dot == std::string::npos || dot < converted.rfind('/') + 1 ? converted.size() : dot,
+                       "-v" + std::to_string(kFormatVersion));
+      advice = " (written by an older bpnn_ts); convert it with: bpnn-ts export " + path + " -o " + converted;
+    }
     throw Error(path + " has model-file format version " + std::to_string(format_version_) +
-                "; this loader reads version " + std::to_string(kFormatVersion) +
-                (format_version_ > kFormatVersion ? " (written by a newer bpnn_ts: upgrade this loader)"
-                                                  : " (written by an older bpnn_ts: re-export the model)"));
+                "; this loader reads version " + std::to_string(kFormatVersion) + advice);
   }
   cutoff_ = module_.run_method("cutoff").toDouble();
   for (const auto& z : module_.run_method("atomic_numbers").toList()) {
@@ -91,11 +97,9 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
     throw Error(path + " has unknown dtype " + dtype_);
   }
   real_ = dtype_ == "float32" ? torch::kFloat32 : torch::kFloat64;  // mixed: float64 in and out
-  if (module_.find_method("training_range_known")) {
-    training_range_known_ = module_.run_method("training_range_known").toBool();
-  }
-  if (module_.find_method("committee_size")) committee_size_ = module_.run_method("committee_size").toInt();
-  if (verify) verify_parameters(path, extra_files["provenance.json"]);
+  training_range_known_ = module_.run_method("training_range_known").toBool();
+  committee_size_ = module_.run_method("committee_size").toInt();
+  if (verify) verify_parameters(path, extra_files[keys::kProvenanceFile]);
 }
 
 // SHA-256 of every parameter and buffer, name then bytes, sorted by name: as bpnn_ts.export's
@@ -210,11 +214,10 @@ Result Model::compute_with_pairs(const std::vector<double>& positions, const std
 
 Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
   while (inputs.size() < 7) inputs.emplace_back();  // pairs, shifts, n_local: None
-  inputs.emplace_back(true);         // compute_forces
-  inputs.emplace_back(want_virial);  // compute_virial
-  // Optional trailing arguments (older files lack them): count_extrapolation, compute_uncertainty.
-  if (count_extrapolation_ || compute_uncertainty_) inputs.emplace_back(count_extrapolation_);
-  if (compute_uncertainty_) inputs.emplace_back(true);
+  inputs.emplace_back(true);                  // compute_forces
+  inputs.emplace_back(want_virial);           // compute_virial
+  inputs.emplace_back(count_extrapolation_);  // count_extrapolation
+  inputs.emplace_back(compute_uncertainty_);  // compute_uncertainty
   torch::IValue output;
   try {
     output = module_.forward(inputs);
@@ -224,27 +227,25 @@ Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
   auto dict = output.toGenericDict();
   Result result;
   auto cpu = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat64).contiguous(); };
-  result.energy = cpu(dict.at("energy").toTensor()).item<double>();
-  result.energies = cpu(dict.at("energies").toTensor());
-  result.forces = cpu(dict.at("forces").toTensor());
+  result.energy = cpu(dict.at(keys::kEnergy).toTensor()).item<double>();
+  result.energies = cpu(dict.at(keys::kEnergies).toTensor());
+  result.forces = cpu(dict.at(keys::kForces).toTensor());
   if (want_virial) {
-    result.virial = cpu(dict.at("virial").toTensor());
-    result.atomic_virials = cpu(dict.at("atomic_virials").toTensor());
+    result.virial = cpu(dict.at(keys::kVirial).toTensor());
+    result.atomic_virials = cpu(dict.at(keys::kAtomicVirials).toTensor());
   }
-  if (count_extrapolation_) result.extrapolation = dict.at("extrapolation").toTensor().to(torch::kCPU).contiguous();
-  if (dict.contains("min_distance")) {
-    result.min_distance = cpu(dict.at("min_distance").toTensor()).item<double>();
-    auto pair = dict.at("closest_pair").toTensor().to(torch::kCPU, torch::kInt64).contiguous();
-    result.closest_pair[0] = pair[0].item<int64_t>();
-    result.closest_pair[1] = pair[1].item<int64_t>();
-  }
+  if (count_extrapolation_) result.extrapolation = dict.at(keys::kExtrapolation).toTensor().to(torch::kCPU).contiguous();
+  result.min_distance = cpu(dict.at(keys::kMinDistance).toTensor()).item<double>();
+  const auto pair = dict.at(keys::kClosestPair).toTensor().to(torch::kCPU, torch::kInt64).contiguous();
+  result.closest_pair[0] = pair[0].item<int64_t>();
+  result.closest_pair[1] = pair[1].item<int64_t>();
   if (compute_uncertainty_) {
-    result.energy_uncertainty = cpu(dict.at("energy_uncertainty").toTensor()).item<double>();
-    result.committee_energy = cpu(dict.at("committee_energy").toTensor());
-    result.committee_energies = cpu(dict.at("committee_energies").toTensor());
-    result.energies_uncertainty = cpu(dict.at("energies_uncertainty").toTensor());
-    result.forces_uncertainty = cpu(dict.at("forces_uncertainty").toTensor());
-    result.committee_forces = cpu(dict.at("committee_forces").toTensor());
+    result.energy_uncertainty = cpu(dict.at(keys::kEnergyUncertainty).toTensor()).item<double>();
+    result.committee_energy = cpu(dict.at(keys::kCommitteeEnergy).toTensor());
+    result.committee_energies = cpu(dict.at(keys::kCommitteeEnergies).toTensor());
+    result.energies_uncertainty = cpu(dict.at(keys::kEnergiesUncertainty).toTensor());
+    result.forces_uncertainty = cpu(dict.at(keys::kForcesUncertainty).toTensor());
+    result.committee_forces = cpu(dict.at(keys::kCommitteeForces).toTensor());
   }
   return result;
 }

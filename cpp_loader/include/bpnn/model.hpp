@@ -10,9 +10,11 @@
 
 #include <torch/script.h>
 
+#include "bpnn/keys.hpp"
+
 namespace bpnn {
 
-constexpr int64_t kFormatVersion = 1;  // the model-file contract this loader reads
+constexpr int64_t kFormatVersion = keys::kFormatVersion;  // the model-file contract this loader reads
 
 // Every error of this library; messages start with "bpnn: ".
 class Error : public std::runtime_error {
@@ -47,7 +49,8 @@ std::string describe_extrapolation(const torch::Tensor& counts, const std::vecto
 class Model {
  public:
   // Loads and checks the file (format version, units; with `verify`, that its parameters match
-  // the SHA-256 recorded at export). `device`: "cpu", "cuda", "cuda:1". `threads`: intra-op
+  // the SHA-256 recorded at export). Files of another format version are refused; for older ones
+  // the message gives the command that converts them (`bpnn-ts export old.pt -o new.pt`). `device`: "cpu", "cuda", "cuda:1". `threads`: intra-op
   // threads (a process-wide libtorch setting; 1 is fastest on small machines).
   // Loading a model file runs code from it: load only files you trust.
   explicit Model(const std::string& path, const std::string& device = "cpu", int threads = 1, bool verify = true);
@@ -61,14 +64,14 @@ class Model {
   const torch::Device& device() const { return device_; }
 
   // The file stores the training range [Gmin, Gmax] of its symmetry functions (scaling
-  // statistics; files exported before extrapolation counting existed do not) and can count.
+  // statistics) and can count extrapolation.
   bool training_range_known() const { return training_range_known_; }
   // Count, per local atom, the functions outside the training range in every compute()
   // (Result::extrapolation). Throws bpnn::Error if the model cannot.
   void set_count_extrapolation(bool enable);
   bool count_extrapolation() const { return count_extrapolation_; }
 
-  // Networks per element: 1, or K > 1 for a committee (older files: 1).
+  // Networks per element: 1, or K > 1 for a committee.
   int64_t committee_size() const { return committee_size_; }
   // Evaluate every committee member in compute() (one force pass per member): Result's committee_* and
   // *_uncertainty. Throws bpnn::Error for a model that is not a committee.
