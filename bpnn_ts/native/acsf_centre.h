@@ -27,7 +27,10 @@
 // the same element); load_row compacts it to the k that can contribute (all if the element pair
 // has wide functions, else r_jk below its largest narrow r_c), so the loops over k are branch-free
 // and vectorize (acsf_math.h). The entry points (*_any, at the end) are compiled for AVX2 + FMA
-// and for plain x86-64 and picked at run time (target_clones).
+// and for plain x86-64 and picked at run time (target_clones). Nothing in them may throw but an
+// allocation failure (inputs are checked before, in acsf_ops.cpp): GCC (seen with 12.2) compiles
+// calls to target_clones functions as if they could not, so an exception leaving one ends the
+// process instead of reaching the caller.
 #pragma once
 
 #include <torch/torch.h>
@@ -137,10 +140,7 @@ template <typename real>
 BPNN_INLINE void load_centre(const Plan& plan, const int64_t* species, Scratch<real>& w) {
   const int64_t m = w.m;
   w.block.assign(plan.n_species + 1, 0);
-  for (int64_t a = 0; a < m; ++a) {
-    TORCH_CHECK(species[a] >= 0 && species[a] < plan.n_species, "bpnn: neighbour species out of range");
-    ++w.block[species[a] + 1];
-  }
+  for (int64_t a = 0; a < m; ++a) ++w.block[species[a] + 1];  // species checked by the caller
   for (int64_t e = 0; e < plan.n_species; ++e) w.block[e + 1] += w.block[e];
   w.next.assign(w.block.begin(), w.block.end() - 1);
   for (int64_t a = 0; a < m; ++a) w.order[w.next[species[a]]++] = a;

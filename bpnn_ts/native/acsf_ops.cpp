@@ -44,6 +44,11 @@ struct KernelInputs {
     const int64_t* off = offsets.data_ptr<int64_t>();
     TORCH_CHECK(off[0] == 0 && off[n_centres] == v.size(0), "bpnn: offsets must run from 0 to the number of pairs");
     for (int64_t b = 0; b < n_centres; ++b) TORCH_CHECK(off[b] <= off[b + 1], "bpnn: offsets must not decrease");
+    const int64_t* sp = species.data_ptr<int64_t>();
+    for (int64_t p = 0; p < species.size(0); ++p) {
+      TORCH_CHECK(sp[p] >= 0 && sp[p] < n_species, "bpnn: neighbour species out of range: species[", p, "] = ", sp[p],
+                  ", expected 0 .. ", n_species - 1);
+    }
   }
 
   // Calls centre(b, p0, w) for every centre b (first pair p0) with its scratch w loaded, over
