@@ -110,7 +110,9 @@ def test_kernel_results_do_not_depend_on_the_thread_count():
     assert torch.equal(one[0], three[0]) and torch.equal(one[1], three[1])
 
 
-def test_kernel_errors_from_worker_threads_reach_the_caller():
+def test_kernel_errors_with_several_threads_reach_the_caller():
+    """Checked before the threads start: an exception leaving the kernels' target_clones functions
+    would end the process (GCC compiles calls to them as if they could not throw)."""
     model = mixed_model()
     model.use_native_kernels(True)
     call = _kernel_call(model, water_box(40, box=9.0, seed=3))

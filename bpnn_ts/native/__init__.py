@@ -2,8 +2,8 @@
 
 `load_ops()` makes them available in this process: from the library named by
 the environment variable BPNN_OPS_LIBRARY if set (e.g. the CMake build's
-libbpnn.so), else by compiling `acsf_kernel.cpp` once with
-torch.utils.cpp_extension (needs a C++ compiler; cached under
+libbpnn.so), else by compiling `acsf_ops.cpp` (which includes the headers beside
+it) once with torch.utils.cpp_extension (needs a C++ compiler; cached under
 ~/.cache/torch_extensions). Model files that use the kernels need them
 registered before loading; `bpnn_ts.load` and the calculator call this first.
 """
@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("acsf_kernel.cpp")
+# The one translation unit: the op registration, including the per-centre maths, thread pool and
+# parameter tables (acsf_centre.h, thread_pool.h, acsf_plan.h, acsf_math.h, cell_list.h).
+SOURCE = Path(__file__).with_name("acsf_ops.cpp")
 # Needed for the kernels' loops to vectorize; they change no result (cpp_loader/CMakeLists.txt
 # compiles the same file with the same flags).
 COMPILE_FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]

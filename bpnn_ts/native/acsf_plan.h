@@ -1,7 +1,8 @@
 // The symmetry functions of one centre element, indexed for the ACSF kernels' pair and
-// triplet loops (acsf_kernel.cpp). Parameter rows are those of bpnn_ts/native/kernel.py:
+// triplet loops (acsf_centre.h), from the parameter tables whose columns are named below:
 //   radial (Fr, 5)  column, neighbour species, eta, r_s, r_c
 //   angular (Fa, 9) column, species j, species k, narrow (1/0), eta, zeta, lambda, r_s, r_c
+// ("column": the function's column in G (B, F); species: indices 0 .. n_species - 1).
 #pragma once
 
 #include <torch/torch.h>
@@ -11,6 +12,23 @@
 #include <vector>
 
 namespace bpnn_plan {
+
+// Columns of the radial table (Fr, kRadialWidth); Python mirror: NativeKernel in bpnn_ts/native/kernel.py.
+enum RadialColumn : int { kRadialColumn, kRadialSpecies, kRadialEta, kRadialRs, kRadialRc, kRadialWidth };
+
+// Columns of the angular table (Fa, kAngularWidth); Python mirror: NativeKernel in bpnn_ts/native/kernel.py.
+enum AngularColumn : int {
+  kAngularColumn,
+  kAngularSpeciesJ,
+  kAngularSpeciesK,
+  kAngularNarrow,  // 1: narrow (n2p2 type 3, with the r_jk terms), 0: wide (type 9)
+  kAngularEta,
+  kAngularZeta,
+  kAngularLambda,
+  kAngularRs,
+  kAngularRc,
+  kAngularWidth
+};
 
 struct Radial {
   int64_t column, species;
@@ -89,8 +107,10 @@ inline void add_unique(std::vector<int>& values, int value) {
 
 inline Plan make_plan(const torch::Tensor& radial, const torch::Tensor& angular, int64_t n_species, int64_t kind,
                       double alpha) {
-  TORCH_CHECK(radial.dim() == 2 && radial.size(1) == 5, "bpnn: radial parameters must be (Fr, 5)");
-  TORCH_CHECK(angular.dim() == 2 && angular.size(1) == 9, "bpnn: angular parameters must be (Fa, 9)");
+  TORCH_CHECK(radial.dim() == 2 && radial.size(1) == kRadialWidth, "bpnn: radial parameters must be (Fr, ",
+              kRadialWidth, ")");
+  TORCH_CHECK(angular.dim() == 2 && angular.size(1) == kAngularWidth, "bpnn: angular parameters must be (Fa, ",
+              kAngularWidth, ")");
   TORCH_CHECK(kind >= 0 && kind <= 8, "bpnn: unknown cutoff type ", kind);
   Plan plan;
   plan.n_species = n_species;
@@ -99,29 +119,31 @@ inline Plan make_plan(const torch::Tensor& radial, const torch::Tensor& angular,
   auto r = radial.to(torch::kCPU, torch::kFloat64).contiguous();
   auto a = angular.to(torch::kCPU, torch::kFloat64).contiguous();
   const double* rp = r.data_ptr<double>();
-  for (int64_t f = 0; f < r.size(0); ++f, rp += 5) {
-    const auto species = static_cast<int64_t>(rp[1]);
+  for (int64_t f = 0; f < r.size(0); ++f, rp += kRadialWidth) {
+    const auto species = static_cast<int64_t>(rp[kRadialSpecies]);
     TORCH_CHECK(species >= 0 && species < n_species, "bpnn: radial species out of range");
-    plan.radial.push_back({static_cast<int64_t>(rp[0]), species, rp[2], rp[3], plan.cut_index(rp[4])});
+    plan.radial.push_back({static_cast<int64_t>(rp[kRadialColumn]), species, rp[kRadialEta], rp[kRadialRs],
+                           plan.cut_index(rp[kRadialRc])});
   }
   plan.pairs.assign(n_species * n_species, {});
   const double* ap = a.data_ptr<double>();
-  for (int64_t f = 0; f < a.size(0); ++f, ap += 9) {
-    const int cut = plan.cut_index(ap[8]);
-    const int group = plan.group_index(ap[4], ap[7], cut);
-    const bool narrow = ap[3] != 0.0;
-    const double zeta = ap[5];
-    const auto sj = static_cast<int64_t>(ap[1]), sk = static_cast<int64_t>(ap[2]);
+  for (int64_t f = 0; f < a.size(0); ++f, ap += kAngularWidth) {
+    const double r_c = ap[kAngularRc];
+    const int cut = plan.cut_index(r_c);
+    const int group = plan.group_index(ap[kAngularEta], ap[kAngularRs], cut);
+    const bool narrow = ap[kAngularNarrow] != 0.0;
+    const double zeta = ap[kAngularZeta];
+    const auto sj = static_cast<int64_t>(ap[kAngularSpeciesJ]), sk = static_cast<int64_t>(ap[kAngularSpeciesK]);
     TORCH_CHECK(sj >= 0 && sj < n_species && sk >= 0 && sk < n_species, "bpnn: angular species out of range");
     for (int64_t key : {sj * n_species + sk, sk * n_species + sj}) {
       ElementPair& pair = plan.pairs[key];
-      pair.functions.push_back({static_cast<int64_t>(ap[0]), group, pair.shape_index(ap[6], zeta), narrow,
-                                std::pow(2.0, 1.0 - zeta)});
+      pair.functions.push_back({static_cast<int64_t>(ap[kAngularColumn]), group,
+                                pair.shape_index(ap[kAngularLambda], zeta), narrow, std::pow(2.0, 1.0 - zeta)});
       add_unique(pair.groups, group);
       if (narrow) {
         add_unique(pair.narrow_groups, group);
         add_unique(pair.narrow_cuts, cut);
-        pair.narrow_cutoff2 = std::max(pair.narrow_cutoff2, ap[8] * ap[8]);
+        pair.narrow_cutoff2 = std::max(pair.narrow_cutoff2, r_c * r_c);
       } else {
         pair.has_wide = true;
       }

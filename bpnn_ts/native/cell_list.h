@@ -1,4 +1,4 @@
-// Cell-list pair search for torch.ops.bpnn.cell_list (registered in acsf_kernel.cpp).
+// Cell-list pair search for torch.ops.bpnn.cell_list (registered in acsf_ops.cpp).
 #pragma once
 
 #include <torch/torch.h>

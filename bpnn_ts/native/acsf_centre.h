@@ -1,39 +1,48 @@
-// Fused CPU kernels for atom-centred symmetry functions (n2p2 types 2, 3, 9) and their
-// derivatives contracted with dE/dG, registered as torch.ops.bpnn.acsf / acsf_backward, and a
-// cell-list pair search, torch.ops.bpnn.cell_list (cell_list.h).
+// Per-centre maths of the fused ACSF kernels (n2p2 symmetry-function types 2, 3, 9): G of one
+// centre, and dE/dr_ij from dE/dG, on that centre's Scratch. No tensors and no threads (those are
+// acsf_ops.cpp and thread_pool.h). Centre i, neighbours j and k, r_j = r_ij = R_j - R_i,
+// r_jk = r_k - r_j, cos = cos theta_ijk = r_j . r_k / (|r_j| |r_k|):
+//   G2 (radial)              = sum_j exp(-eta (r_ij - r_s)^2) f_c(r_ij)
+//   G4 (narrow, n2p2 type 3) = 2^(1 - zeta) sum_{j<k} (1 + lambda cos)^zeta
+//                              exp(-eta [(r_ij - r_s)^2 + (r_ik - r_s)^2 + (r_jk - r_s)^2])
+//                              f_c(r_ij) f_c(r_ik) f_c(r_jk)
+//   G5 (wide, n2p2 type 9)   = the same without the r_jk terms
+// j and k run over the neighbours of the function's element(s), each unordered pair {j, k} once;
+// (1 + lambda cos)^zeta is 0 where 1 + lambda cos <= 0. Definitions: bpnn_ts/descriptors/params.py.
 //
-// One centre at a time, neighbours sorted by element into structure-of-arrays scratch:
-// per-pair radial factors exp(-eta (r - r_s)^2) f_c(r) are computed once per distinct
-// (eta, r_s, r_c) and reused by every angular function of that group (as n2p2 groups its
-// functions); each unordered neighbour pair {j, k} is visited once, as rows: for a fixed j, all
-// k of one element are done together in branch-free loops that the compiler vectorizes
-// (acsf_math.h has a vectorizable exp, cos and the cutoffs). The hot functions are compiled for
-// AVX2 + FMA and for plain x86-64 and picked at run time (target_clones). Centres are split over
-// torch's intra-op thread count (run_in_chunks). The same file is compiled into the C++ loader
-// library (bpnn_run and the LAMMPS plugin) and, for Python, by torch.utils.cpp_extension
-// (bpnn_ts/native/__init__.py). Definitions: bpnn_ts/descriptors/params.py.
+// Backward, with w_f = dE/dG_f:
+//   radial:  dE/dr_j = sum_f w_f dG_f/d|r_j| r_j / |r_j|,
+//            dG/dr = exp(-eta (r - r_s)^2) (f_c'(r) - 2 eta (r - r_s) f_c(r))
+//   angular: per pair {j, k}, the functions' terms T_f summed into s_cos = sum_f w_f dT_f/dcos,
+//            s_j = sum_f w_f dT_f/d|r_j|, s_k (the same for |r_k|), s_jk (for |r_jk|, narrow only):
+//            dE/dr_j += s_cos dcos/dr_j + s_j r_j / |r_j| + s_jk d|r_jk|/dr_j
+//            dE/dr_k += s_cos dcos/dr_k + s_k r_k / |r_k| + s_jk d|r_jk|/dr_k
+//            dcos/dr_j = r_k / (|r_j||r_k|) - cos r_j / |r_j|^2 (and j <-> k),
+//            d|r_jk|/dr_j = -(r_k - r_j) / |r_jk| = -d|r_jk|/dr_k.
 //
-// Inputs (shared by both ACSF ops):
-//   vectors (P, 3)  pair vectors r_ij = R_j - R_i, Å, grouped by centre
-//   offsets (B + 1) pairs of centre b are offsets[b] .. offsets[b + 1] - 1
-//   species (P,)    species index of each neighbour j
-//   radial, angular the functions' parameters (acsf_plan.h)
-#include <ATen/Parallel.h>
-#include <torch/library.h>
+// Layout (structure of arrays): the centre's pairs sorted by neighbour element into slots, one
+// array per quantity (x, y, z, r, 1/r, ...). The pair factors exp(-eta (r - r_s)^2) f_c(r) are
+// computed once per distinct (eta, r_s, r_c) ("group") and reused by every angular function of
+// that group, as n2p2 groups its functions. A row is one j and the k of one element (k > j for
+// the same element); load_row compacts it to the k that can contribute (all if the element pair
+// has wide functions, else r_jk below its largest narrow r_c), so the loops over k are branch-free
+// and vectorize (acsf_math.h). The entry points (*_any, at the end) are compiled for AVX2 + FMA
+// and for plain x86-64 and picked at run time (target_clones). Nothing in them may throw but an
+// allocation failure (inputs are checked before, in acsf_ops.cpp): GCC (seen with 12.2) compiles
+// calls to target_clones functions as if they could not, so an exception leaving one ends the
+// process instead of reaching the caller.
+#pragma once
+
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <exception>
+#include <cstdint>
 #include <limits>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "acsf_math.h"
 #include "acsf_plan.h"
-#include "cell_list.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(BPNN_NO_CLONES)
 #define BPNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -41,6 +50,9 @@
 #define BPNN_CLONES
 #endif
 
+namespace bpnn_acsf {
+// Internal linkage: one translation unit (acsf_ops.cpp) includes this, and no kernel symbol is
+// exported from the libraries it is compiled into.
 namespace {
 
 using bpnn_plan::Angular;
@@ -128,10 +140,7 @@ template <typename real>
 BPNN_INLINE void load_centre(const Plan& plan, const int64_t* species, Scratch<real>& w) {
   const int64_t m = w.m;
   w.block.assign(plan.n_species + 1, 0);
-  for (int64_t a = 0; a < m; ++a) {
-    TORCH_CHECK(species[a] >= 0 && species[a] < plan.n_species, "bpnn: neighbour species out of range");
-    ++w.block[species[a] + 1];
-  }
+  for (int64_t a = 0; a < m; ++a) ++w.block[species[a] + 1];  // species checked by the caller
   for (int64_t e = 0; e < plan.n_species; ++e) w.block[e + 1] += w.block[e];
   w.next.assign(w.block.begin(), w.block.end() - 1);
   for (int64_t a = 0; a < m; ++a) w.order[w.next[species[a]]++] = a;
@@ -482,131 +491,5 @@ BPNN_CLONES void backward_centre_any(const Plan& plan, const double* weight, Scr
   backward_centre(plan, weight, w);
 }
 
-// Calls work(begin, end, scratch) over chunks of [0, n) on torch's intra-op thread count
-// (at::get_num_threads()), one scratch per thread; rethrows the first error. Own threads, not
-// at::parallel_for: that needs this file built with the OpenMP runtime torch was built with.
-template <typename real, typename Work>
-void run_in_chunks(int64_t n, Work&& work) {
-  constexpr int64_t kChunk = 16;
-  const int64_t n_threads = std::min<int64_t>(at::get_num_threads(), (n + kChunk - 1) / kChunk);
-  if (n_threads <= 1) {
-    Scratch<real> w;
-    work(0, n, w);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_lock;
-  auto worker = [&] {
-    Scratch<real> w;
-    try {
-      for (int64_t begin = next.fetch_add(kChunk); begin < n; begin = next.fetch_add(kChunk)) {
-        work(begin, std::min(n, begin + kChunk), w);
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> guard(error_lock);
-      if (!error) error = std::current_exception();
-      next.store(n);
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int64_t t = 1; t < n_threads; ++t) threads.emplace_back(worker);
-  worker();
-  for (auto& thread : threads) thread.join();
-  if (error) std::rethrow_exception(error);
-}
-
-// The inputs both ACSF ops share, checked and made contiguous.
-struct KernelInputs {
-  torch::Tensor vectors, offsets, species;
-  Plan plan;
-  int64_t n_centres;
-
-  KernelInputs(const torch::Tensor& v, const torch::Tensor& o, const torch::Tensor& s, const torch::Tensor& radial,
-               const torch::Tensor& angular, int64_t n_species, int64_t cutoff_type, double cutoff_alpha)
-      : vectors(v.contiguous()), offsets(o.to(torch::kInt64).contiguous()), species(s.to(torch::kInt64).contiguous()),
-        plan(bpnn_plan::make_plan(radial, angular, n_species, cutoff_type, cutoff_alpha)), n_centres(o.size(0) - 1) {
-    TORCH_CHECK(v.device().is_cpu(), "bpnn: the fused ACSF kernel runs on the CPU only");
-    TORCH_CHECK(v.dim() == 2 && v.size(1) == 3, "bpnn: vectors must be (P, 3)");
-    TORCH_CHECK(o.dim() == 1 && o.size(0) >= 1, "bpnn: offsets must be (B + 1,)");
-    TORCH_CHECK(s.dim() == 1 && s.size(0) == v.size(0), "bpnn: species must be (P,)");
-    const int64_t* off = offsets.data_ptr<int64_t>();
-    TORCH_CHECK(off[0] == 0 && off[n_centres] == v.size(0), "bpnn: offsets must run from 0 to the number of pairs");
-    for (int64_t b = 0; b < n_centres; ++b) TORCH_CHECK(off[b] <= off[b + 1], "bpnn: offsets must not decrease");
-  }
-
-  // Calls centre(b, w) for every centre with the scratch loaded, over torch's intra-op threads.
-  template <typename scalar_t, typename Centre>
-  void for_each_centre(int64_t n_functions, Centre&& centre) const {
-    const scalar_t* v = vectors.data_ptr<scalar_t>();
-    const int64_t* off = offsets.data_ptr<int64_t>();
-    const int64_t* sp = species.data_ptr<int64_t>();
-    const size_t n_shapes = max_shapes(plan);
-    run_in_chunks<scalar_t>(n_centres, [&](int64_t begin, int64_t end, Scratch<scalar_t>& w) {
-      if (static_cast<int64_t>(w.g.size()) != n_functions) w.g.resize(n_functions);
-      for (int64_t b = begin; b < end; ++b) {
-        const int64_t p0 = off[b], m = off[b + 1] - p0;
-        if (m > w.capacity) w.resize(m, plan, n_shapes);
-        w.m = m;
-        for (int64_t i = 0; i < 3 * m; ++i) w.in[i] = static_cast<double>(v[3 * p0 + i]);
-        load_centre_any(plan, sp + p0, w);
-        centre(b, p0, w);
-      }
-    });
-  }
-};
-
-torch::Tensor acsf(const torch::Tensor& vectors, const torch::Tensor& offsets, const torch::Tensor& species,
-                   const torch::Tensor& radial, const torch::Tensor& angular, int64_t n_functions,
-                   int64_t n_species, int64_t cutoff_type, double cutoff_alpha) {
-  KernelInputs in(vectors, offsets, species, radial, angular, n_species, cutoff_type, cutoff_alpha);
-  auto out = torch::zeros({in.n_centres, n_functions}, vectors.options());
-  AT_DISPATCH_FLOATING_TYPES(in.vectors.scalar_type(), "bpnn_acsf", [&] {
-    scalar_t* g = out.data_ptr<scalar_t>();
-    in.for_each_centre<scalar_t>(n_functions, [&](int64_t b, int64_t, Scratch<scalar_t>& w) {
-      forward_centre_any(in.plan, w);
-      for (int64_t f = 0; f < n_functions; ++f) g[b * n_functions + f] = static_cast<scalar_t>(w.g[f]);
-    });
-  });
-  return out;
-}
-
-torch::Tensor acsf_backward(const torch::Tensor& vectors, const torch::Tensor& offsets, const torch::Tensor& species,
-                            const torch::Tensor& radial, const torch::Tensor& angular, int64_t n_functions,
-                            int64_t n_species, int64_t cutoff_type, double cutoff_alpha, const torch::Tensor& d_g) {
-  KernelInputs in(vectors, offsets, species, radial, angular, n_species, cutoff_type, cutoff_alpha);
-  TORCH_CHECK(d_g.dim() == 2 && d_g.size(0) == in.n_centres && d_g.size(1) == n_functions,
-              "bpnn: d_g must be (B, n_functions)");
-  auto weights = d_g.to(torch::kFloat64).contiguous();
-  const double* weight = weights.data_ptr<double>();
-  auto out = torch::zeros({in.vectors.size(0), 3}, vectors.options());
-  AT_DISPATCH_FLOATING_TYPES(in.vectors.scalar_type(), "bpnn_acsf_backward", [&] {
-    scalar_t* grad = out.data_ptr<scalar_t>();
-    in.for_each_centre<scalar_t>(n_functions, [&](int64_t b, int64_t p0, Scratch<scalar_t>& w) {
-      backward_centre_any(in.plan, weight + b * n_functions, w);
-      for (int64_t slot = 0; slot < w.m; ++slot) {
-        scalar_t* row = grad + 3 * (p0 + w.order[slot]);
-        row[0] = static_cast<scalar_t>(w.gx[slot]);
-        row[1] = static_cast<scalar_t>(w.gy[slot]);
-        row[2] = static_cast<scalar_t>(w.gz[slot]);
-      }
-    });
-  });
-  return out;
-}
-
 }  // namespace
-
-TORCH_LIBRARY(bpnn, m) {
-  m.def("cell_list(Tensor points, int n_centres, float cutoff) -> Tensor[]");
-  m.def("acsf(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, int n_functions, "
-        "int n_species, int cutoff_type, float cutoff_alpha) -> Tensor");
-  m.def("acsf_backward(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
-        "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor d_g) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(bpnn, CPU, m) {
-  m.impl("acsf", acsf);
-  m.impl("acsf_backward", acsf_backward);
-  m.impl("cell_list", bpnn_cells::cell_list);
-}
+}  // namespace bpnn_acsf
