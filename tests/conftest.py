@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from bpnn_ts import export, load
+
 from helpers import BPNN_RUN, BUILD, cmake_build, mixed_model, ranged_model, skip_or_fail
 
 

@@ -41,7 +41,7 @@ def reference_descriptors(atoms, functions, cutoff_type: int, alpha: float):
         elements = numbers[j_list[i_list == i]]
         values = []
         for f in (f for f in functions if f.center == numbers[i]):
-            fc = lambda r: cutoff_reference(r, f.r_c, cutoff_type, alpha)  # noqa: E731
+            fc = lambda r, r_c=f.r_c: cutoff_reference(r, r_c, cutoff_type, alpha)  # noqa: E731
             total = 0.0
             if isinstance(f, RadialSF):
                 for v, e in zip(mine, elements):

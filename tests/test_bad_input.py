@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bpnn_ts.calculator import unwrap_script_error
+
 from helpers import BPNN_RUN, water_box
 
 ARGUMENTS = ("positions", "atomic_numbers", "cell", "pbc", "pairs", "shifts", "n_local")
@@ -112,7 +113,7 @@ def loaded(model_file):
 def test_model_file_names_the_bad_argument(loaded, water_model, call):
     args, kwargs, argument = call
     for model in (loaded, water_model):
-        assert_names_argument(message_of(lambda: model(*args, **kwargs)), argument)
+        assert_names_argument(message_of(lambda model=model: model(*args, **kwargs)), argument)
 
 
 @pytest.mark.parametrize("pbc", PATTERNS)

@@ -13,9 +13,21 @@ from bpnn_ts.cli import main
 from bpnn_ts.committee import build_committee, committee_member
 from bpnn_ts.native import load_ops
 from bpnn_ts.scaling import fit_scaling
-from helpers import evaluate, h2o_spec, mixed_functions, mixed_model, randomized, squeezed_box, training_boxes, water_box
 
-UNCERTAINTY_KEYS = (keys.COMMITTEE_ENERGY, keys.COMMITTEE_ENERGIES, keys.COMMITTEE_FORCES, keys.COMMITTEE_VIRIAL, keys.ENERGY_UNCERTAINTY,
+from helpers import (
+    TOL,
+    evaluate,
+    h2o_spec,
+    mixed_functions,
+    mixed_model,
+    randomized,
+    squeezed_box,
+    training_boxes,
+    water_box,
+)
+
+UNCERTAINTY_KEYS = (keys.COMMITTEE_ENERGY, keys.COMMITTEE_ENERGIES, keys.COMMITTEE_FORCES, keys.COMMITTEE_VIRIAL,
+                    keys.ENERGY_UNCERTAINTY,
                     keys.ENERGIES_UNCERTAINTY, keys.FORCES_UNCERTAINTY)
 
 
@@ -53,7 +65,7 @@ def test_committee_is_the_mean_of_its_members(members, committee):
     result = evaluate(committee, atoms, compute_virial=True)
     for key in (keys.ENERGY, keys.ENERGIES, keys.FORCES, keys.VIRIAL, keys.ATOMIC_VIRIALS):
         mean = torch.stack([r[key] for r in expected]).mean(dim=0)
-        torch.testing.assert_close(result[key], mean, rtol=0, atol=1e-10)
+        torch.testing.assert_close(result[key], mean, rtol=0, atol=TOL["runtime"])
     assert committee.committee_size() == 3
     assert committee.training_range_known()
     for s, element in enumerate(committee.potential.elements):  # the union of the members' ranges
@@ -79,19 +91,19 @@ def test_uncertainty_outputs(members, committee, path):
     energies = torch.stack([r[keys.ENERGY] for r in expected])
     forces = torch.stack([r[keys.FORCES] for r in expected])
     atom_energies = torch.stack([r[keys.ENERGIES] for r in expected])
-    close = dict(rtol=0, atol=1e-10)
+    close = dict(rtol=0, atol=TOL["runtime"])
     torch.testing.assert_close(result[keys.COMMITTEE_ENERGY], energies, **close)
     torch.testing.assert_close(result[keys.COMMITTEE_FORCES], forces, **close)
     torch.testing.assert_close(result[keys.COMMITTEE_ENERGIES], atom_energies, **close)
     torch.testing.assert_close(result[keys.COMMITTEE_VIRIAL], torch.stack([r[keys.VIRIAL] for r in expected]), **close)
     torch.testing.assert_close(result[keys.ENERGY], energies.mean(), **close)
     torch.testing.assert_close(result[keys.FORCES], forces.mean(dim=0), **close)
-    np.testing.assert_allclose(float(result[keys.ENERGY_UNCERTAINTY]), np.std(energies.numpy()), rtol=1e-9)
+    np.testing.assert_allclose(float(result[keys.ENERGY_UNCERTAINTY]), np.std(energies.numpy()), rtol=TOL["extensive"])
     np.testing.assert_allclose(result[keys.ENERGIES_UNCERTAINTY].numpy(), np.std(atom_energies.numpy(), axis=0),
-                               rtol=1e-9, atol=1e-12)
+                               rtol=TOL["extensive"], atol=TOL["exact"])
     deviation = forces.numpy() - forces.numpy().mean(axis=0)
     np.testing.assert_allclose(result[keys.FORCES_UNCERTAINTY].numpy(),
-                               np.sqrt((deviation ** 2).sum(axis=2).mean(axis=0)), rtol=1e-9, atol=1e-12)
+                               np.sqrt((deviation ** 2).sum(axis=2).mean(axis=0)), rtol=TOL["extensive"], atol=TOL["exact"])
     assert float(result[keys.ENERGY_UNCERTAINTY]) > 1e-3  # different members disagree
     plain = evaluate(model, atoms, compute_virial=True)
     assert not set(UNCERTAINTY_KEYS) & set(plain)
@@ -116,7 +128,7 @@ def test_committee_forces_are_minus_the_gradient(committee):
             moved = atoms.copy()
             moved.positions[atom, axis] += sign * h
             energies.append(float(evaluate(committee, moved)[keys.ENERGY]))
-        assert abs(-(energies[0] - energies[1]) / (2 * h) - forces[atom, axis]) < 1e-6
+        assert abs(-(energies[0] - energies[1]) / (2 * h) - forces[atom, axis]) < TOL["fd_force"]
 
 
 def test_members_round_trip(members, committee):
@@ -126,7 +138,7 @@ def test_members_round_trip(members, committee):
         assert single.committee_size() == 1
         # the member's own scaling is folded away: same energies and forces, other inputs
         torch.testing.assert_close(evaluate(single, atoms)[keys.FORCES], evaluate(member, atoms)[keys.FORCES],
-                                   rtol=0, atol=1e-10)
+                                   rtol=0, atol=TOL["runtime"])
     nested = build_committee([committee, members[0]])  # committees contribute all their members
     assert nested.committee_size() == 4
 
@@ -145,7 +157,7 @@ def test_file_round_trip_and_cli(members, tmp_path, capsys):
     atoms = water_box(8, seed=16)
     result = evaluate(loaded, atoms, compute_uncertainty=True)
     expected = torch.stack([r[keys.ENERGY] for r in member_results(members, atoms)])
-    torch.testing.assert_close(result[keys.COMMITTEE_ENERGY], expected, rtol=0, atol=1e-10)
+    torch.testing.assert_close(result[keys.COMMITTEE_ENERGY], expected, rtol=0, atol=TOL["runtime"])
 
 
 def test_calculator_uncertainties(committee, members):
@@ -155,7 +167,7 @@ def test_calculator_uncertainties(committee, members):
     assert "forces_uncertainty" not in atoms.calc.results  # not asked for: not computed
     spread = atoms.calc.get_property("forces_uncertainty", atoms)
     assert spread.shape == (len(atoms),) and (spread > 0).all()
-    np.testing.assert_allclose(atoms.calc.results["forces"], forces, atol=1e-10)
+    np.testing.assert_allclose(atoms.calc.results["forces"], forces, atol=TOL["runtime"])
     assert atoms.calc.results["committee_forces"].shape == (3, len(atoms), 3)
     every_call = BPNNCalculator(committee, extrapolation="ignore", uncertainty=True)
     atoms.calc = every_call

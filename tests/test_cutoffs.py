@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from bpnn_ts.model.cutoffs import CUTOFF_TYPES, cutoff_function, cutoff_type_id
+
+from helpers import TOL
 from reference_acsf import cutoff_reference
 
 SMOOTH = ["cos", "tanhu", "tanh", "exp", "poly1", "poly2", "poly3", "poly4"]
@@ -17,7 +19,7 @@ def test_matches_formula(name, alpha):
     r_c = torch.tensor([5.0], dtype=torch.float64)
     ours = cutoff_function(r, r_c, kind, alpha).squeeze(-1)
     expected = torch.tensor([cutoff_reference(float(x), 5.0, kind, alpha) for x in r.squeeze(-1)], dtype=torch.float64)
-    assert torch.allclose(ours, expected, atol=1e-14, rtol=0)
+    assert torch.allclose(ours, expected, atol=TOL["ulp"], rtol=0)
     assert float(ours[r.squeeze(-1) >= 5.0].abs().max()) == 0.0
 
 
@@ -62,4 +64,4 @@ def test_analytic_slope_matches_autograd(name, alpha):
     (autograd_slope,) = torch.autograd.grad(expected.sum(), r)
     assert torch.equal(value, expected)
     # per column: sum over K of slopes equals autograd of the sum
-    assert torch.allclose(slope.sum(-1, keepdim=True), autograd_slope, atol=1e-12, rtol=1e-12)
+    assert torch.allclose(slope.sum(-1, keepdim=True), autograd_slope, atol=TOL["exact"], rtol=TOL["exact"])

@@ -10,7 +10,8 @@ from ase import Atoms
 from bpnn_ts import keys
 from bpnn_ts.model.cutoffs import CUTOFF_TYPES
 from bpnn_ts.model.descriptors.params import AngularSF, RadialSF, function_from_dict, n2p2_sorted
-from helpers import mixed_functions, mixed_model, water_box
+
+from helpers import TOL, mixed_functions, mixed_model, water_box
 from reference_acsf import reference_descriptors
 
 
@@ -31,7 +32,7 @@ def test_matches_loop_reference(cutoff_name):
     expected = reference_descriptors(atoms, mixed_functions(), kind, alpha)
     for i, values in expected.items():
         ours = out[keys.DESCRIPTORS][i, : len(values)].numpy()
-        np.testing.assert_allclose(ours, values, rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(ours, values, rtol=TOL["summation"], atol=TOL["roundoff"])
 
 
 def test_non_periodic_molecule_matches_reference():
@@ -42,7 +43,8 @@ def test_non_periodic_molecule_matches_reference():
     atoms.cell = np.eye(3) * 30
     expected = reference_descriptors(atoms, mixed_functions(), 1, 0.0)
     for i, values in expected.items():
-        np.testing.assert_allclose(out[keys.DESCRIPTORS][i, : len(values)].numpy(), values, rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(out[keys.DESCRIPTORS][i, : len(values)].numpy(), values, rtol=TOL["summation"],
+                                   atol=TOL["roundoff"])
 
 
 @pytest.mark.parametrize("chunk, budget, uniform", [(3, 1 << 20, True), (32, 1, True), (32, 5000, False),
@@ -58,12 +60,12 @@ def test_chunking_does_not_change_results(chunk, budget, uniform):
     other = model(*args, compute_virial=True)
     descriptors = model.compute_descriptors(*args)
     for key in (keys.FORCES, keys.VIRIAL, keys.ENERGIES):
-        assert torch.allclose(reference[key], other[key], atol=1e-13, rtol=0), key
-    assert abs(float(reference[keys.ENERGY] - other[keys.ENERGY])) < 1e-11
+        assert torch.allclose(reference[key], other[key], atol=TOL["roundoff"], rtol=0), key
+    assert abs(float(reference[keys.ENERGY] - other[keys.ENERGY])) < TOL["summation"]
     model.set_chunk_size(32, 2048)
     model.set_block_budget(1 << 20, 1 << 20)
     assert torch.allclose(descriptors[keys.DESCRIPTORS], model.compute_descriptors(*args)[keys.DESCRIPTORS],
-                          atol=1e-13, rtol=0)
+                          atol=TOL["roundoff"], rtol=0)
 
 
 def test_parameter_validation_messages():

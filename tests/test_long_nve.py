@@ -10,12 +10,13 @@ import os
 
 import numpy as np
 import pytest
+from test_cpp import BPNN_RUN, run
 
 from bpnn_ts import export
 from bpnn_ts.io.n2p2 import load_n2p2
 from bpnn_ts.io.n2p2_data import read_input_data
+
 from helpers import N2P2_TRAIN, N2P2_WATER
-from test_cpp import BPNN_RUN, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not N2P2_WATER.is_dir(), reason="needs ../shared (n2p2 water)"),
               pytest.mark.skipif(not BPNN_RUN.is_file(), reason="needs the C++ build (bpnn_run)")]

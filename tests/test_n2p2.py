@@ -10,6 +10,7 @@ from bpnn_ts.cli import main
 from bpnn_ts.io.n2p2 import N2P2FormatError, load_n2p2, read_input_nn
 from bpnn_ts.io.n2p2_data import InputDataError, read_input_data, write_input_data
 from bpnn_ts.units import BOHR_IN_ANGSTROM, HARTREE_IN_EV
+
 from helpers import N2P2_TRAIN, N2P2_WATER, TOL, evaluate, needs_shared
 
 FORCE_UNIT = HARTREE_IN_EV / BOHR_IN_ANGSTROM
@@ -100,9 +101,9 @@ def test_input_data_round_trip(tmp_path):
     again = read_input_data(tmp_path / "input.data", "bohr", "hartree")
     for a, b in zip(structures, again):
         assert (a.numbers == b.numbers).all()
-        assert np.allclose(a.positions, b.positions, atol=1e-12) and np.allclose(a.cell, b.cell, atol=1e-12)
-        assert abs(a.get_potential_energy() - b.get_potential_energy()) < 1e-9
-        assert np.allclose(a.get_forces(), b.get_forces(), atol=1e-12)
+        assert np.allclose(a.positions, b.positions, atol=TOL["exact"]) and np.allclose(a.cell, b.cell, atol=TOL["exact"])
+        assert abs(a.get_potential_energy() - b.get_potential_energy()) < TOL["extensive"]
+        assert np.allclose(a.get_forces(), b.get_forces(), atol=TOL["exact"])
 
 
 def test_input_data_non_periodic_and_errors(tmp_path):
@@ -138,6 +139,7 @@ def scaled_random_model():
     """H/O model whose own function order differs from n2p2's sorted order, with
     scalecenter statistics, an energy scale and reference energies."""
     from bpnn_ts import fit_scaling
+
     from helpers import h2o_spec, mixed_functions, randomized, water_box
     model = h2o_spec(6, 0.2, functions=tuple(reversed(mixed_functions())), hidden_layers=(6, 5), scaling="scalecenter",
                      energy_scale=0.3).build()
@@ -149,14 +151,15 @@ def scaled_random_model():
 @pytest.mark.parametrize("units", [("angstrom", "eV"), ("bohr", "hartree")])
 def test_write_n2p2_round_trip(units, tmp_path):
     from bpnn_ts.io.n2p2_writer import write_n2p2
+
     from helpers import water_box
     model = scaled_random_model()
     write_n2p2(model, tmp_path, *units)
     back = load_n2p2(tmp_path, *units)
     atoms = water_box(8, seed=11)
     a, b = evaluate(model, atoms), evaluate(back, atoms)
-    assert abs(float(a[keys.ENERGY] - b[keys.ENERGY])) < 1e-12
-    assert torch.allclose(a[keys.FORCES], b[keys.FORCES], atol=1e-13, rtol=0)
+    assert abs(float(a[keys.ENERGY] - b[keys.ENERGY])) < TOL["exact"]
+    assert torch.allclose(a[keys.FORCES], b[keys.FORCES], atol=TOL["roundoff"], rtol=0)
 
 
 @needs_shared
@@ -168,8 +171,8 @@ def test_cli_water_import_export_import(tmp_path, box):
     first, second = load(tmp_path / "w.pt"), load_n2p2(tmp_path / "n2p2", "bohr", "hartree")
     small = box[:300]
     a, b = evaluate(first, small), evaluate(second, small)
-    assert abs(float(a[keys.ENERGY] - b[keys.ENERGY])) <= 1e-12 * abs(float(a[keys.ENERGY]))
-    assert torch.allclose(a[keys.FORCES], b[keys.FORCES], atol=1e-12, rtol=0)
+    assert abs(float(a[keys.ENERGY] - b[keys.ENERGY])) <= TOL["exact"] * abs(float(a[keys.ENERGY]))
+    assert torch.allclose(a[keys.FORCES], b[keys.FORCES], atol=TOL["exact"], rtol=0)
 
 
 def test_write_n2p2_refuses_what_n2p2_lacks(tmp_path):

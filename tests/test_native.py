@@ -7,7 +7,8 @@ import torch
 
 from bpnn_ts import export, inspect, keys, load
 from bpnn_ts.native import load_error, load_ops
-from helpers import evaluate, mixed_model, water_box
+
+from helpers import TOL, evaluate, mixed_model, triclinic_water, water_box
 
 pytestmark = pytest.mark.skipif(not load_ops(), reason=f"C++ kernels cannot be built here: {load_error()}")
 
@@ -15,10 +16,10 @@ OUTPUTS = [keys.ENERGY, keys.ENERGIES, keys.FORCES, keys.VIRIAL, keys.ATOMIC_VIR
 
 
 def triclinic(seed: int = 4):
-    return water_box(8, cell=[[5.6, 0, 0], [1.2, 5.3, 0], [-0.7, 0.9, 5.1]], seed=seed)
+    return triclinic_water(seed, n_molecules=8, displaced=False)
 
 
-def assert_same(native: dict, reference: dict, rtol: float = 1e-12) -> None:
+def assert_same(native: dict, reference: dict, rtol: float = TOL["exact"]) -> None:
     for key in OUTPUTS:
         scale = float(reference[key].abs().max())
         assert float((native[key] - reference[key]).abs().max()) <= rtol * scale, key
@@ -44,7 +45,7 @@ def test_native_descriptors_molecule_and_single_atom():
     model.use_native_kernels(True)
     native = model.compute_descriptors(torch.tensor(atoms.positions), torch.tensor(atoms.numbers))
     for key in (keys.DESCRIPTORS, keys.SCALED_DESCRIPTORS):
-        assert torch.allclose(native[key], reference[key], rtol=1e-12, atol=1e-14)
+        assert torch.allclose(native[key], reference[key], rtol=TOL["exact"], atol=TOL["ulp"])
     single = model(torch.zeros((1, 3), dtype=torch.float64), torch.tensor([8]))
     assert single[keys.FORCES].abs().max() == 0 and torch.isfinite(single[keys.ENERGY])
 
@@ -70,8 +71,8 @@ def test_float32_kernels_close_to_float64(tmp_path):
     out = single(torch.tensor(atoms.positions, dtype=torch.float32), torch.tensor(atoms.numbers),
                  torch.tensor(atoms.cell.array, dtype=torch.float32), torch.tensor(atoms.pbc))
     assert out[keys.FORCES].dtype == torch.float32
-    assert np.allclose(out[keys.FORCES].double().numpy(), reference[keys.FORCES].numpy(), atol=1e-4)
-    assert abs(float(out[keys.ENERGY]) - float(reference[keys.ENERGY])) < 1e-4 * abs(float(reference[keys.ENERGY]))
+    assert np.allclose(out[keys.FORCES].double().numpy(), reference[keys.FORCES].numpy(), atol=TOL["float32"])
+    assert abs(float(out[keys.ENERGY]) - float(reference[keys.ENERGY])) < TOL["float32"] * abs(float(reference[keys.ENERGY]))
 
 
 def _kernel_call(model, atoms):

@@ -16,6 +16,7 @@ from bpnn_ts.io.datasets import DataError, read_structures
 from bpnn_ts.training import Trainer, fit_atomic_energies, parse_train_config
 from bpnn_ts.training.batch import concatenate, make_batches, predict
 from bpnn_ts.training.checkpoint import load_checkpoint
+
 from helpers import N2P2_TRAIN, TOL, mixed_model, needs_shared, water_box
 
 
@@ -54,7 +55,7 @@ def test_formats_read_the_same_labels(cu_data, tmp_path, suffix):
     assert len(back) == 3
     for a, b in zip(structures[:3], back):
         assert np.allclose(a.positions, b.positions) and np.allclose(a.get_forces(), b.get_forces())
-        assert abs(a.get_potential_energy() - b.get_potential_energy()) < 1e-9
+        assert abs(a.get_potential_energy() - b.get_potential_energy()) < TOL["extensive"]
         assert np.allclose(a.get_stress(), b.get_stress())
 
 
@@ -87,7 +88,7 @@ def test_cached_and_uncached_training_gradients_agree():
         loss = ((out[keys.FORCES] - batch.forces) ** 2).mean() + ((out[keys.ENERGY] - batch.energy) ** 2).mean()
         gradients.append(torch.autograd.grad(loss, list(model.parameters())))
     for a, b in zip(*gradients):
-        assert torch.allclose(a, b, atol=1e-11, rtol=1e-9)
+        assert torch.allclose(a, b, atol=TOL["summation"], rtol=TOL["extensive"])
 
 
 def test_atomic_energies_fit_compositions():
@@ -99,7 +100,7 @@ def test_atomic_energies_fit_compositions():
         atoms.calc = SinglePointCalculator(atoms, energy=-1.5 * n_h - 4.0 * n_o)
         structures.append(atoms)
     fitted = fit_atomic_energies(structures, [1, 8])
-    assert abs(fitted[1] + 1.5) < 1e-10 and abs(fitted[8] + 4.0) < 1e-10
+    assert abs(fitted[1] + 1.5) < TOL["runtime"] and abs(fitted[8] + 4.0) < TOL["runtime"]
 
 
 def test_training_lowers_the_loss_and_writes_outputs(cu_data, tmp_path):
@@ -226,7 +227,7 @@ def test_train_committee_writes_one_file_of_all_members(cu_data, tmp_path):
     members = [load(tmp_path / "run" / f"member_{k}" / "model.pt") for k in range(2)]
     energies = [float(m(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
                         torch.tensor(atoms.pbc))[keys.ENERGY]) for m in members]
-    np.testing.assert_allclose(out[keys.COMMITTEE_ENERGY].numpy(), energies, rtol=1e-12)
+    np.testing.assert_allclose(out[keys.COMMITTEE_ENERGY].numpy(), energies, rtol=TOL["exact"])
     assert float(out[keys.ENERGY_UNCERTAINTY]) > 0
     stamp = (tmp_path / "run" / "member_0" / "best.ckpt").stat().st_mtime_ns
     lines = []

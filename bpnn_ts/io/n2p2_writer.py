@@ -87,7 +87,8 @@ def write_n2p2(model: torch.nn.Module, directory: Union[str, Path], length_unit:
                 weight = weight[:, order]
             for j in range(weight.shape[1]):
                 for i in range(weight.shape[0]):
-                    weights.append(f"{float(weight[i, j]):24.16E} a {len(weights) + 1:9d} {layer:5d} {j + 1:5d} {layer + 1:5d} {i + 1:5d}")
+                    weights.append(f"{float(weight[i, j]):24.16E} a {len(weights) + 1:9d} {layer:5d} {j + 1:5d} "
+                                   f"{layer + 1:5d} {i + 1:5d}")
             for i in range(bias.shape[0]):
                 weights.append(f"{float(bias[i]):24.16E} b {len(weights) + 1:9d} {layer + 1:5d} {i + 1:5d}")
         (directory / f"weights.{z:03d}.data").write_text("\n".join(weights) + "\n")

@@ -137,7 +137,7 @@ def plan_chunks(pairs: CentrePairs, counts: torch.Tensor, within: torch.Tensor, 
     widths: List[List[int]] = []
     if uniform_blocks:
         for s in range(n_species):
-            for c in range(element_chunks[s], element_chunks[s + 1]):
+            for _ in range(element_chunks[s], element_chunks[s + 1]):
                 widths.append(widest[s])
     else:
         chunk_of_rank = base_t[species] + torch.div(offset_in_element, size_t, rounding_mode="floor")

@@ -18,8 +18,7 @@ from .element import ElementModel
 from .forces import add_forces_and_virials, zero_forces_and_virials
 from .kernels import NativeKernel, NoKernel
 from .nn import CommitteeMLP, ElementMLP
-from .pairs import (CentrePairs, PairList, Request, block_index, centre_pairs, neighbour_counts,
-                    plan_chunks)
+from .pairs import CentrePairs, PairList, Request, block_index, centre_pairs, neighbour_counts, plan_chunks
 from .spec import ModelSpec
 from .uncertainty import combine_members
 

@@ -29,8 +29,7 @@ _error: str = ""
 def ops_available() -> bool:
     """True if torch.ops.bpnn.acsf is registered in this process."""
     try:
-        torch.ops.bpnn.acsf
-        return True
+        return torch.ops.bpnn.acsf is not None
     except (AttributeError, RuntimeError):
         return False
 

@@ -8,7 +8,7 @@
 //                              f_c(r_ij) f_c(r_ik) f_c(r_jk)
 //   G5 (wide, n2p2 type 9)   = the same without the r_jk terms
 // j and k run over the neighbours of the function's element(s), each unordered pair {j, k} once;
-// (1 + lambda cos)^zeta is 0 where 1 + lambda cos <= 0. Definitions: bpnn_ts/descriptors/params.py.
+// (1 + lambda cos)^zeta is 0 where 1 + lambda cos <= 0. Definitions: bpnn_ts/model/descriptors/params.py.
 //
 // Backward, with w_f = dE/dG_f:
 //   radial:  dE/dr_j = sum_f w_f dG_f/d|r_j| r_j / |r_j|,

@@ -113,7 +113,7 @@ BPNN_INLINE void cos_sin_pi(real x, real& c, real& s) {
   s = cv;
 }
 
-// f_c(r) and df_c/dr for n2p2 cutoff types 0..8 (bpnn_ts/cutoffs.py has the formulas); 0 for
+// f_c(r) and df_c/dr for n2p2 cutoff types 0..8 (bpnn_ts/model/cutoffs.py has the formulas); 0 for
 // r >= rc. `kind` is a template argument so that callers loop over r with no branch inside.
 template <int kind, typename real>
 BPNN_INLINE void cutoff(real r, real rc, real inv_rc, real alpha, real& f, real& slope) {

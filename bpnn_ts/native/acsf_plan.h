@@ -13,10 +13,10 @@
 
 namespace bpnn_plan {
 
-// Columns of the radial table (Fr, kRadialWidth); Python mirror: NativeKernel in bpnn_ts/native/kernel.py.
+// Columns of the radial table (Fr, kRadialWidth); Python mirror: RADIAL_COLUMNS in bpnn_ts/model/kernels.py.
 enum RadialColumn : int { kRadialColumn, kRadialSpecies, kRadialEta, kRadialRs, kRadialRc, kRadialWidth };
 
-// Columns of the angular table (Fa, kAngularWidth); Python mirror: NativeKernel in bpnn_ts/native/kernel.py.
+// Columns of the angular table (Fa, kAngularWidth); Python mirror: ANGULAR_COLUMNS in bpnn_ts/model/kernels.py.
 enum AngularColumn : int {
   kAngularColumn,
   kAngularSpeciesJ,

@@ -28,8 +28,8 @@ from .. import keys
 from ..config import DTYPES, parse_model_config
 from ..elements import symbol
 from ..export import export
-from ..io.datasets import check_structures, read_many
 from ..format1 import is_format1_state, state_dict_from_format1
+from ..io.datasets import check_structures, read_many
 from ..model.engine import BPNNModel
 from ..model.spec import ModelSpec
 from ..scaling import fit_scaling
