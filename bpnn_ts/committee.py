@@ -11,14 +11,17 @@ from typing import List, Sequence, Tuple
 
 import torch
 
+from .export import AnyModel, committee_nets, element_models, element_net, energy_shifts, linear_layers
 from .model.engine import BPNNModel
+from .model.nn import CommitteeMLP, ElementMLP
 from .model.spec import ModelSpec
 
 # spec entries that members must share: descriptors and network architecture
 SHARED = ("atomic_numbers", "functions", "cutoff_type", "cutoff_alpha", "hidden_layers", "activations")
+STATISTICS = ("g_min", "g_max", "g_mean", "g_sigma")  # the scaling buffers that record the training range
 
 
-def eager_copy(model: torch.nn.Module) -> BPNNModel:
+def eager_copy(model: AnyModel) -> BPNNModel:
     """A float64 eager BPNNModel with the weights of `model` (eager or a loaded model file); the
     fused-kernel tables are left out (they follow from the architecture)."""
     target = ModelSpec.from_json(model.model_spec()).build()
@@ -32,7 +35,7 @@ def eager_copy(model: torch.nn.Module) -> BPNNModel:
     return target.eval()
 
 
-def committee_member(model: torch.nn.Module, member: int) -> BPNNModel:
+def committee_member(model: AnyModel, member: int) -> BPNNModel:
     """Member `member` of a committee as a model of its own (float64, eager)."""
     size = int(model.committee_size())
     if not 0 <= member < size:
@@ -52,7 +55,7 @@ def committee_member(model: torch.nn.Module, member: int) -> BPNNModel:
     return single.eval()
 
 
-def build_committee(models: Sequence[torch.nn.Module]) -> BPNNModel:
+def build_committee(models: Sequence[AnyModel]) -> BPNNModel:
     """One committee model (float64, eager, eval mode) of all `models` (eager models or loaded
     model files; committees among them contribute each of their members).
 
@@ -68,22 +71,26 @@ def build_committee(models: Sequence[torch.nn.Module]) -> BPNNModel:
         if differing:
             raise ValueError(f"member {k} differs from member 0 in {differing}: committee members need the same "
                              "symmetry functions and network architecture")
-    shifts = torch.stack([m.potential.atomic_energy_shift for m in members]).mean(dim=0)  # (n_elements,)
+    shifts = torch.stack([energy_shifts(m) for m in members]).mean(dim=0)  # (n_elements,)
     committee = specs[0].replace(atomic_energy_shift=dict(zip(specs[0].atomic_numbers, shifts.tolist())),
                                  committee_size=len(members)).build()
     with torch.no_grad():
-        for s, element in enumerate(committee.potential.elements):
-            scalings = [m.potential.elements[s].scaling for m in members]
+        for s, element in enumerate(element_models(committee)):
+            scalings = [element_models(m)[s].scaling for m in members]
             if all(sc.has_statistics for sc in scalings):
-                stats = [torch.stack([sc.g_min, sc.g_max, sc.g_mean, sc.g_sigma]) for sc in scalings]
+                stats = [torch.stack([sc.get_buffer(name) for name in STATISTICS]) for sc in scalings]
                 stacked = torch.stack(stats)  # (K, 4, F)
                 element.scaling.set_statistics(stacked[:, 0].min(dim=0).values, stacked[:, 1].max(dim=0).values,
                                                stacked[:, 2].mean(dim=0), stacked[:, 3].max(dim=0).values)
+            committee_net = element_net(element)
+            assert isinstance(committee_net, CommitteeMLP)  # committee_size >= 2
             for k, member in enumerate(members):
-                layers = [_copy_layer(layer) for layer in member.potential.elements[s].net.layers]
+                member_net = element_net(element_models(member)[s])
+                assert isinstance(member_net, ElementMLP)  # committee_member: committee_size 1
+                layers = [_copy_layer(layer) for layer in linear_layers(member_net)]
                 _fold_input_scaling(layers[0], scalings[k], element.scaling)
                 _fold_output(layers[-1], member, committee, s, k)
-                for target, layer in zip(element.net.members[k].layers, layers):
+                for target, layer in zip(linear_layers(committee_nets(committee_net)[k]), layers):
                     target.weight.copy_(layer[0])
                     target.bias.copy_(layer[1])
     return committee.eval()
@@ -118,10 +125,12 @@ def _fold_output(last: List[torch.Tensor], member: BPNNModel, committee: BPNNMod
     """Last layer giving energies in the committee's energy scale and reference energies."""
     own, shared = member.potential, committee.potential
     ratio = own.energy_scale / shared.energy_scale
-    offset = float(own.atomic_energy_shift[s] - shared.atomic_energy_shift[s]) / shared.energy_scale
+    offset = float(energy_shifts(member)[s] - energy_shifts(committee)[s]) / shared.energy_scale
     if ratio == 1.0 and offset == 0.0:
         return
-    output_activation = own.elements[s].net.activation_names[-1]
+    net = element_net(element_models(member)[s])
+    assert isinstance(net, ElementMLP)  # committee_member: committee_size 1
+    output_activation = net.activation_names[-1]
     if output_activation not in ("identity", "l"):
         raise ValueError(f"member {k}: its output activation {output_activation!r} is not linear, so its energy "
                          "scale and reference energies must equal member 0's")

@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from .elements import sorted_atomic_numbers, to_atomic_number
+from .export import element_models, element_net
 from .model.cutoffs import cutoff_type_id
 from .model.descriptors.params import SymmetryFunction, auto_symmetry_functions, function_from_dict
 from .model.descriptors.scaling import SCALING_TYPES
@@ -68,8 +69,8 @@ class ModelConfig:
         """The model with weights drawn from `seed` (training mode, as torch modules start)."""
         model = self.spec().build()
         generator = torch.Generator().manual_seed(self.seed)
-        for element in model.potential.elements:
-            element.net.reset_parameters(generator)
+        for element in element_models(model):
+            element_net(element).reset_parameters(generator)
         return model.to(DTYPES[self.dtype])
 
 
@@ -148,7 +149,7 @@ def _parse_functions(spec: Union[str, Dict, List], elements: List[int],
             return auto_symmetry_functions(elements, cutoff, **options)
         except (ValueError, TypeError) as error:
             raise ConfigError(f"`symmetry_functions.auto`: {error}") from None
-    _require(isinstance(spec, list) and spec, "`symmetry_functions` must be `auto` or a non-empty list")
+    _require(isinstance(spec, list) and bool(spec), "`symmetry_functions` must be `auto` or a non-empty list")
     functions = []
     for k, entry in enumerate(spec):
         try:

@@ -11,6 +11,7 @@
 
 import time
 from pathlib import Path
+from typing import Any, Dict
 
 import ase.io
 import numpy as np
@@ -28,7 +29,7 @@ from .training.evaluate import evaluate_structures
 ENERGY_BAR_MEV = 3.0  # meV/atom on the unseen 800 K bulk
 FORCE_BAR = 0.08  # eV/Å
 
-DEMO_TRAIN_CONFIG = {
+DEMO_TRAIN_CONFIG: Dict[str, Any] = {
     "model": {"elements": ["Cu"], "cutoff": 5.0, "cutoff_function": "cos", "symmetry_functions": "auto",
               "hidden_layers": [25, 25], "activation": "tanh", "seed": 1, "dtype": "float64",
               "description": "bpnn-ts demo: fcc Cu fitted to EMT"},

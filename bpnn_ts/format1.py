@@ -30,7 +30,7 @@ def state_dict_from_format1(state: Mapping[str, torch.Tensor]) -> Dict[str, torc
     return upgraded
 
 
-def upgrade(old: torch.nn.Module, metadata: Dict[str, Any]) -> BPNNModel:
+def upgrade(old: torch.jit.ScriptModule, metadata: Dict[str, Any]) -> BPNNModel:
     """An eager format-2 BPNNModel (eval mode) computing what the format-1 model `old` (a loaded
     file, with its metadata.json) computes: same parameters, precision and kernels."""
     model = ModelSpec.from_json(old.spec_json).build()

@@ -6,16 +6,28 @@ float64, so that the many small terms of a force are not rounded to float32 one 
 inputs and outputs stay float64 for the MD engine.
 """
 
-from typing import Dict
+from typing import TYPE_CHECKING, Dict, overload
 
 import torch
+
+if TYPE_CHECKING:
+    from .export import AnyModel
+    from .model.engine import BPNNModel
 
 PRECISIONS = ("float64", "float32", "mixed")
 # dtype of the positions and cell a model of each precision takes, and of its outputs
 INPUT_DTYPES: Dict[str, torch.dtype] = {"float64": torch.float64, "float32": torch.float32, "mixed": torch.float64}
 
 
-def set_precision(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+@overload
+def set_precision(model: "BPNNModel", precision: str) -> "BPNNModel": ...
+
+
+@overload
+def set_precision(model: torch.jit.ScriptModule, precision: str) -> torch.jit.ScriptModule: ...
+
+
+def set_precision(model: "AnyModel", precision: str) -> "AnyModel":
     """Convert `model` (a BPNNModel, eager or scripted) to `precision`; returns it."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")

@@ -9,9 +9,9 @@ import torch
 from bpnn_ts import export, inspect, keys, load
 from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.cli import main
-from bpnn_ts.export import ModelFileError
+from bpnn_ts.export import FormatWarning, ModelFileError
 
-from helpers import TOL, evaluate, export_with_format_version, tampered_copy, two_element_config, water_box
+from helpers import FORMAT1, TOL, evaluate, export_with_format_version, tampered_copy, two_element_config, water_box
 
 
 def test_metadata_getters_and_provenance(water_model, tmp_path):
@@ -135,3 +135,39 @@ def test_cli_reports_config_errors(tmp_path, capsys):
     assert main(["export", str(config), "-o", str(tmp_path / "x.pt")]) == 2
     assert "unknown chemical element 'Qq'" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("name", ["float64_torch.pt", "mixed_native.pt", "committee_native.pt"])
+def test_format1_files_load_upgraded_with_their_numbers(name):
+    """Files written by bpnn_ts 0.1 (format 1; tests/fixtures/format1, with the outputs 0.1 computed
+    from them) load, upgraded in memory, and give exactly those numbers."""
+    reference = json.loads((FORMAT1 / "reference.json").read_text())
+    expected = reference["files"][name]
+    with pytest.warns(FormatWarning, match=f"format-1 model file: upgraded in memory.*bpnn-ts export .*{name}"):
+        model = load(FORMAT1 / name)
+    assert model.format_version() == keys.FORMAT_VERSION
+    assert model.uses_native_kernels() == ("native" in name) and model.training_range_known()
+    assert model.dtype_name() == ("mixed" if "mixed" in name else "float64")
+    inputs = (torch.tensor(reference["positions"], dtype=torch.float64), torch.tensor(reference["numbers"]),
+              torch.tensor(reference["cell"], dtype=torch.float64), torch.tensor(reference["pbc"]))
+    committee = model.committee_size() > 1
+    out = model(*inputs, compute_virial=True, count_extrapolation=True, compute_uncertainty=committee)
+    for key in ("energy", "energies", "forces", "virial", "extrapolation"):
+        assert torch.equal(out[key], torch.tensor(expected[key], dtype=out[key].dtype)), key
+    if committee:
+        assert torch.equal(out[keys.FORCES_UNCERTAINTY], torch.tensor(expected["forces_uncertainty"], dtype=torch.float64))
+
+
+def test_reexport_of_a_format1_file_gives_the_same_numbers(tmp_path):
+    """`bpnn-ts export old.pt -o new.pt` writes the current format with the old file's dtype."""
+    new = tmp_path / "new.pt"
+    with pytest.warns(FormatWarning):
+        assert main(["export", str(FORMAT1 / "committee_native.pt"), "-o", str(new)]) == 0
+        old = load(FORMAT1 / "committee_native.pt")
+    info = inspect(new)
+    assert info["metadata"]["format_version"] == keys.FORMAT_VERSION and info["metadata"]["committee_size"] == 2
+    assert info["provenance"]["source_format_version"] == 1
+    atoms = water_box(4, seed=11)
+    a, b = evaluate(old, atoms, compute_uncertainty=True), evaluate(load(new), atoms, compute_uncertainty=True)
+    for key in (keys.ENERGY, keys.FORCES, keys.FORCES_UNCERTAINTY):
+        assert torch.allclose(a[key], b[key], rtol=0, atol=TOL["exact"]), key

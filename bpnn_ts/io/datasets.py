@@ -9,7 +9,7 @@ naming the file; nothing is returned half-read.
 """
 
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 from ase import Atoms
@@ -77,7 +77,7 @@ def _labelled(atoms: Atoms, to_a: float, to_ev: float, where: str) -> Atoms:
         raise DataError(f"{where}: no energy (need `energy` in the file's properties or info)")
     out = Atoms(numbers=atoms.numbers, positions=atoms.positions * to_a, cell=atoms.cell.array * to_a,
                 pbc=atoms.pbc)
-    labels = {"energy": float(energy) * to_ev}
+    labels: Dict[str, Union[float, np.ndarray]] = {"energy": float(energy) * to_ev}
     if "forces" in results:
         labels["forces"] = np.asarray(results["forces"], dtype=float).reshape(len(atoms), 3) * (to_ev / to_a)
     if "stress" in results:

@@ -14,10 +14,11 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..elements import sorted_atomic_numbers, symbol, to_atomic_number
+from ..export import element_models, element_net, linear_layers
 from ..model.cutoffs import cutoff_type_id
 from ..model.descriptors.params import AngularSF, RadialSF, SymmetryFunction, n2p2_sorted
 from ..model.engine import BPNNModel
-from ..model.nn import N2P2_ACTIVATIONS
+from ..model.nn import N2P2_ACTIVATIONS, ElementMLP
 from ..model.spec import ModelSpec
 from ..units import energy_factor, length_factor
 
@@ -184,8 +185,8 @@ def read_scaling_data(path, settings: N2P2Settings) -> Dict[int, torch.Tensor]:
             table[z][function_index] = torch.tensor(values[:4], dtype=torch.float64)
         except (ValueError, IndexError):
             raise N2P2FormatError(f"{path}: bad row {' '.join(words)!r}") from None
-    for z, values in table.items():
-        if torch.isnan(values).any():
+    for z, statistics in table.items():
+        if torch.isnan(statistics).any():
             raise N2P2FormatError(f"{path}: missing statistics for {symbol(z)} "
                                   f"(expected {counts[z]} functions)")
     return table
@@ -227,14 +228,16 @@ def load_n2p2(directory, length_unit: str = "angstrom", energy_unit: str = "eV")
         tuple(settings.hidden_layers), tuple(settings.activations), settings.cutoff_type, settings.cutoff_alpha,
         settings.scaling, settings.scale_min, settings.scale_max,
         energy_scale=to_ev / settings.conv_energy, atomic_energy_shift=shift).build()
-    for z, element in zip(settings.elements, model.potential.elements):
+    for z, element in zip(settings.elements, element_models(model)):
         element.scaling.set_statistics(*statistics[z].T)
+        net = element_net(element)
+        assert isinstance(net, ElementMLP)  # committee_size 1
         weights_file = directory / f"weights.{z:03d}.data"
         if not weights_file.exists():
             raise N2P2FormatError(f"{weights_file} is missing (weights of {symbol(z)})")
         sizes = [len(statistics[z])] + settings.hidden_layers + [1]
         with torch.no_grad():
-            for layer, (weight, bias) in zip(element.net.layers, read_weights(weights_file, sizes)):
+            for layer, (weight, bias) in zip(linear_layers(net), read_weights(weights_file, sizes)):
                 layer.weight.copy_(weight)
                 layer.bias.copy_(bias)
     return model.eval()

@@ -7,7 +7,7 @@ naming the line; nothing is returned half-read.
 """
 
 from pathlib import Path
-from typing import Iterable, List, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 from ase import Atoms
@@ -27,7 +27,7 @@ def read_input_data(path: Union[str, Path], length_unit: str = "angstrom",
     path = Path(path)
     to_a, to_ev = length_factor(length_unit), energy_factor(energy_unit)
     structures: List[Atoms] = []
-    current = None
+    current: Optional[Dict[str, Any]] = None  # the structure being read
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
         words = raw.split()
         if not words:
@@ -71,7 +71,7 @@ def read_input_data(path: Union[str, Path], length_unit: str = "angstrom",
     return structures
 
 
-def _to_atoms(record, to_a: float, to_ev: float, where: str) -> Atoms:
+def _to_atoms(record: Dict[str, Any], to_a: float, to_ev: float, where: str) -> Atoms:
     if record["lattice"] and len(record["lattice"]) != 3:
         raise InputDataError(f"{where}: a structure needs 0 or 3 `lattice` lines, got {len(record['lattice'])}")
     periodic = bool(record["lattice"])

@@ -8,11 +8,12 @@ using features n2p2 lacks are refused.
 
 import json
 from pathlib import Path
-from typing import Union
+from typing import List, Union
 
 import torch
 
 from ..elements import symbol
+from ..export import AnyModel
 from ..model.cutoffs import CUTOFF_NAMES
 from ..model.descriptors.params import RadialSF, function_from_dict, n2p2_sorted
 from ..model.nn import N2P2_ACTIVATIONS
@@ -34,7 +35,7 @@ def _line(function, to_unit: float) -> str:
             f"{f.zeta!r} {f.r_c!r} {f.r_s!r}")
 
 
-def write_n2p2(model: torch.nn.Module, directory: Union[str, Path], length_unit: str = "angstrom",
+def write_n2p2(model: AnyModel, directory: Union[str, Path], length_unit: str = "angstrom",
                energy_unit: str = "eV") -> Path:
     """Write `model` as an n2p2 potential in `directory` (created); lengths and
     energies in the given units. Returns the directory."""
@@ -78,7 +79,7 @@ def write_n2p2(model: torch.nn.Module, directory: Union[str, Path], length_unit:
         for position, column in enumerate(order):
             values = " ".join(f"{float(v):24.16E}" for v in stats[column])
             scaling_rows.append(f"{k + 1:10d} {position + 1:10d} {values}")
-        weights = []
+        weights: List[str] = []
         n_layers = len(spec["hidden_layers"]) + 1
         for layer in range(n_layers):
             weight = state[prefix + f"net.layers.{layer}.weight"]  # (n_out, n_in)

@@ -209,19 +209,18 @@ class BPNNModel(torch.nn.Module):
         if positions.dim() != 2 or positions.shape[1] != 3:
             raise ValueError("`positions` must have shape (n_atoms, 3), got " + str(positions.shape))
         if not positions.is_floating_point():
-            raise ValueError("`positions` must be a floating-point tensor, got " + str(positions.dtype))
+            raise ValueError("`positions` must be a floating-point tensor, got " + dtype_name(positions))
         if atomic_numbers.shape != (positions.shape[0],):
             raise ValueError("`atomic_numbers` must have shape (n_atoms,) = (" + str(positions.shape[0])
                              + ",), got " + str(atomic_numbers.shape))
         if atomic_numbers.is_floating_point() or atomic_numbers.is_complex() or atomic_numbers.dtype == torch.bool:
-            raise ValueError("`atomic_numbers` must be an integer tensor, got " + str(atomic_numbers.dtype))
+            raise ValueError("`atomic_numbers` must be an integer tensor, got " + dtype_name(atomic_numbers))
         if cell.shape != (3, 3):
             raise ValueError("`cell` must have shape (3, 3) (rows = lattice vectors), got " + str(cell.shape))
         if not cell.is_floating_point():
-            raise ValueError("`cell` must be a floating-point tensor, got " + str(cell.dtype))
+            raise ValueError("`cell` must be a floating-point tensor, got " + dtype_name(cell))
         if pbc.shape != (3,) or pbc.dtype != torch.bool:
-            raise ValueError("`pbc` must be a bool tensor of shape (3,), got " + str(pbc.dtype)
-                             + " " + str(pbc.shape))
+            raise ValueError("`pbc` must be a bool tensor of shape (3,), got " + dtype_name(pbc) + " " + str(pbc.shape))
         others: List[Tuple[str, torch.Tensor]] = [("atomic_numbers", atomic_numbers), ("cell", cell), ("pbc", pbc)]
         for name, tensor in others:
             if tensor.device != positions.device:
@@ -251,7 +250,7 @@ class BPNNModel(torch.nn.Module):
         if pairs.dim() != 2 or pairs.shape[0] != 2:
             raise ValueError("`pairs` must have shape (2, n_pairs), got " + str(pairs.shape))
         if pairs.is_floating_point() or pairs.is_complex() or pairs.dtype == torch.bool:
-            raise ValueError("`pairs` must be an integer tensor, got " + str(pairs.dtype))
+            raise ValueError("`pairs` must be an integer tensor, got " + dtype_name(pairs))
         if pairs.device != device:
             raise ValueError("`pairs` must be on the device of `positions` (" + str(device) + "), got "
                              + str(pairs.device))
@@ -262,7 +261,7 @@ class BPNNModel(torch.nn.Module):
                              + ", 3), got " + str(shifts.shape))
         if shifts.is_floating_point() or shifts.is_complex() or shifts.dtype == torch.bool:
             raise ValueError("`shifts` must be an integer tensor (multiples of the lattice vectors), got "
-                             + str(shifts.dtype))
+                             + dtype_name(shifts))
         if shifts.device != device:
             raise ValueError("`shifts` must be on the device of `positions` (" + str(device) + "), got "
                              + str(shifts.device))
@@ -274,3 +273,15 @@ class BPNNModel(torch.nn.Module):
         if pairs.shape[1] > 0 and (int(pairs.min()) < 0 or int(pairs.max()) >= n_atoms):
             raise ValueError("`pairs` hold atom indices outside [0, " + str(n_atoms) + ")")
         return pairs, shifts, n_local
+
+
+def dtype_name(tensor: torch.Tensor) -> str:
+    """The dtype of `tensor` as a word ("float64"), also in TorchScript (where str(dtype) is a number)."""
+    names: List[Tuple[torch.dtype, str]] = [
+        (torch.float64, "float64"), (torch.float32, "float32"), (torch.float16, "float16"), (torch.bfloat16, "bfloat16"),
+        (torch.int64, "int64"), (torch.int32, "int32"), (torch.int16, "int16"), (torch.int8, "int8"),
+        (torch.uint8, "uint8"), (torch.bool, "bool"), (torch.complex64, "complex64"), (torch.complex128, "complex128")]
+    for dtype, name in names:
+        if tensor.dtype == dtype:
+            return name
+    return "another dtype"

@@ -14,7 +14,7 @@ import torch
 from .descriptors.params import RadialSF, SymmetryFunction
 
 # Columns of the kernels' parameter tables, named once; mirrored by the enums RadialColumn and
-# AngularColumn in bpnn_ts/native/acsf_plan.h (tests/test_native.py checks that they agree).
+# AngularColumn in bpnn_ts/native/acsf_plan.h (tests/test_layout.py checks that they agree).
 RADIAL_COLUMNS = ("column", "species", "eta", "r_s", "r_c")
 ANGULAR_COLUMNS = ("column", "species_j", "species_k", "narrow", "eta", "zeta", "lambda", "r_s", "r_c")
 

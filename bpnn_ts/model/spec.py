@@ -49,7 +49,7 @@ class ModelSpec:
         set_("functions", tuple(self.functions))
         set_("hidden_layers", tuple(int(h) for h in self.hidden_layers))
         set_("activations", tuple(str(a) for a in self.activations))
-        set_("atomic_energy_shift", {int(z): float(e) for z, e in dict(self.atomic_energy_shift).items()})
+        shifts = {int(z): float(e) for z, e in dict(self.atomic_energy_shift).items()}
         numbers = list(self.atomic_numbers)
         if not numbers or numbers != sorted(set(numbers)):
             raise ValueError(f"`atomic_numbers` must be distinct, ascending and not empty, got {numbers}")
@@ -61,9 +61,10 @@ class ModelSpec:
         for z in numbers:
             if not any(f.center == z for f in self.functions):
                 raise ValueError(f"element {symbol(z)} has no symmetry functions (every element needs at least one)")
-        extra = sorted(set(self.atomic_energy_shift) - set(numbers))
+        extra = sorted(set(shifts) - set(numbers))
         if extra:
             raise ValueError(f"atomic energies given for elements {[symbol(z) for z in extra]} not in the model {names}")
+        set_("atomic_energy_shift", {z: shifts.get(z, 0.0) for z in numbers})  # every element, so JSON round-trips
         if any(h < 1 for h in self.hidden_layers):
             raise ValueError(f"`hidden_layers` must be positive, got {list(self.hidden_layers)}")
         if len(self.activations) != len(self.hidden_layers) + 1:
@@ -101,8 +102,7 @@ class ModelSpec:
                 "hidden_layers": list(self.hidden_layers), "activations": list(self.activations),
                 "cutoff_type": self.cutoff_type, "cutoff_alpha": self.cutoff_alpha, "scaling": self.scaling,
                 "scale_min": self.scale_min, "scale_max": self.scale_max, "energy_scale": self.energy_scale,
-                "atomic_energy_shift": {str(z): float(self.atomic_energy_shift.get(z, 0.0))
-                                        for z in self.atomic_numbers},
+                "atomic_energy_shift": {str(z): e for z, e in self.atomic_energy_shift.items()},
                 "committee_size": self.committee_size}
 
     @classmethod

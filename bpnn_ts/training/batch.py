@@ -14,6 +14,7 @@ import torch
 from ase import Atoms
 
 from .. import keys
+from ..export import AnyModel, energy_shifts, species_of_z
 
 
 @dataclass
@@ -75,13 +76,13 @@ def labelled_batch(atoms: Atoms, dtype: torch.dtype, device: torch.device,
         pbcs=[torch.tensor(atoms.pbc, device=device)])
 
 
-def make_batches(model: torch.nn.Module, structures: Sequence[Atoms], cached: bool) -> List[Batch]:
+def make_batches(model: AnyModel, structures: Sequence[Atoms], cached: bool) -> List[Batch]:
     """One single-structure Batch per structure (concatenate them with `concatenate`)."""
-    dtype = model.potential.atomic_energy_shift.dtype
-    device = model.potential.atomic_energy_shift.device
+    dtype = energy_shifts(model).dtype
+    device = energy_shifts(model).device
     batches = []
     for atoms in structures:
-        batch = labelled_batch(atoms, dtype, device, model.species_of_z)
+        batch = labelled_batch(atoms, dtype, device, species_of_z(model))
         if cached:
             with torch.no_grad():
                 out = model.compute_descriptor_jacobian(batch.positions[0], batch.numbers, batch.cells[0],
@@ -112,14 +113,20 @@ def concatenate(parts: Sequence[Batch]) -> Batch:
     if all(p.jacobian is not None for p in parts):
         batch.descriptors = cat("descriptors")
         batch.jacobian = cat("jacobian")
-        batch.centres = torch.cat([p.centres + o for p, o in zip(parts, atom_offsets)])
-        batch.neighbours = torch.cat([p.neighbours + o for p, o in zip(parts, atom_offsets)])
+        batch.centres = torch.cat([_cached(p.centres) + o for p, o in zip(parts, atom_offsets)])
+        batch.neighbours = torch.cat([_cached(p.neighbours) + o for p, o in zip(parts, atom_offsets)])
         batch.vectors = cat("vectors")
-        batch.structure_of_pair = torch.cat([p.structure_of_pair + s for s, p in enumerate(parts)])
+        batch.structure_of_pair = torch.cat([_cached(p.structure_of_pair) + s for s, p in enumerate(parts)])
     return batch
 
 
-def predict(model: torch.nn.Module, batch: Batch, create_graph: bool) -> Dict[str, torch.Tensor]:
+def _cached(value: Optional[torch.Tensor]) -> torch.Tensor:
+    """A cached field of a batch that has the descriptor cache (make_batches sets them all together)."""
+    assert value is not None, "a batch with a descriptor cache lacks one of its cached fields"
+    return value
+
+
+def predict(model: AnyModel, batch: Batch, create_graph: bool) -> Dict[str, torch.Tensor]:
     """Energies (S,), forces (N, 3) and virials (S, 3, 3) of a batch.
 
     Cached batches: energies and dE/dG from the nets
@@ -128,18 +135,20 @@ def predict(model: torch.nn.Module, batch: Batch, create_graph: bool) -> Dict[st
     call the model on each structure."""
     if batch.jacobian is None:
         return _predict_uncached(model, batch)
-    atom_energies, slopes = model.potential.energies_from_descriptors(batch.descriptors, batch.species, create_graph)
-    d_vectors = torch.einsum("pf,pfc->pc", slopes[batch.centres], batch.jacobian)
-    forces = torch.zeros_like(batch.forces).index_add(0, batch.centres, d_vectors).index_add(0, batch.neighbours, -d_vectors)
-    pair_virial = -(batch.vectors.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
+    descriptors, centres, neighbours = _cached(batch.descriptors), _cached(batch.centres), _cached(batch.neighbours)
+    vectors, structure_of_pair = _cached(batch.vectors), _cached(batch.structure_of_pair)
+    atom_energies, slopes = model.potential.energies_from_descriptors(descriptors, batch.species, create_graph)
+    d_vectors = torch.einsum("pf,pfc->pc", slopes[centres], batch.jacobian)
+    forces = torch.zeros_like(batch.forces).index_add(0, centres, d_vectors).index_add(0, neighbours, -d_vectors)
+    pair_virial = -(vectors.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
     virial = torch.zeros((batch.n_structures, 9), dtype=forces.dtype, device=forces.device)
-    virial = virial.index_add(0, batch.structure_of_pair, pair_virial).reshape(-1, 3, 3)
+    virial = virial.index_add(0, structure_of_pair, pair_virial).reshape(-1, 3, 3)
     energy = torch.zeros(batch.n_structures, dtype=forces.dtype, device=forces.device)
     energy = energy.index_add(0, batch.structure_of_atom, atom_energies)
     return {keys.ENERGY: energy, keys.FORCES: forces, keys.VIRIAL: virial}
 
 
-def _predict_uncached(model: torch.nn.Module, batch: Batch) -> Dict[str, torch.Tensor]:
+def _predict_uncached(model: AnyModel, batch: Batch) -> Dict[str, torch.Tensor]:
     energies, forces, virials = [], [], []
     first = 0
     for s, (positions, cell, pbc) in enumerate(zip(batch.positions, batch.cells, batch.pbcs)):

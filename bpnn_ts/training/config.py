@@ -32,7 +32,7 @@
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Literal, Optional, Tuple, Union, overload
 
 from ..config import ConfigError, ModelConfig, parse_model_config, read_yaml
 from ..io.datasets import FORMATS
@@ -106,6 +106,16 @@ def _files(value: Any, key: str, base: Path) -> Tuple[str, ...]:
     _require(isinstance(values, list) and all(isinstance(v, (str, Path)) for v in values),
              f"`data.{key}` must be a file name or a list of file names, got {value!r}")
     return tuple(str((base / v) if not Path(v).is_absolute() else Path(v)) for v in values)
+
+
+@overload
+def _number(section: Dict[str, Any], key: str, default: float, where: str, minimum: float = ..., *,
+            integer: Literal[True], strictly_positive: bool = ...) -> int: ...
+
+
+@overload
+def _number(section: Dict[str, Any], key: str, default: float, where: str, minimum: float = ...,
+            integer: Literal[False] = ..., strictly_positive: bool = ...) -> float: ...
 
 
 def _number(section: Dict[str, Any], key: str, default: float, where: str, minimum: float = 0.0,

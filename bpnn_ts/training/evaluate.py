@@ -6,18 +6,19 @@ import torch
 from ase import Atoms
 
 from .. import keys
-from ..export import load
+from ..export import AnyModel, load
 from ..io.datasets import check_structures, read_many
+from ..precision import INPUT_DTYPES
 from .batch import labelled_batch
 from .metrics import accumulate, summarize
 
 
-def evaluate_structures(model: torch.nn.Module, structures: Sequence[Atoms]) -> Dict[str, float]:
+def evaluate_structures(model: AnyModel, structures: Sequence[Atoms]) -> Dict[str, float]:
     """Energy (meV/atom), force (eV/Å) and stress errors of `model` (a module or a loaded
     model file) over labelled structures."""
     elements = [int(z) for z in model.atomic_numbers()]
     check_structures(structures, elements, need_forces=False)
-    dtype = torch.float64 if model.dtype_name() == "float64" else torch.float32
+    dtype = INPUT_DTYPES[str(model.dtype_name())]  # mixed-precision models take float64 positions
     store: Dict[str, List[torch.Tensor]] = {}
     for atoms in structures:
         args = (torch.tensor(atoms.positions, dtype=dtype), torch.tensor(atoms.numbers),

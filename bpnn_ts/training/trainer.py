@@ -18,7 +18,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from ase import Atoms
 from .. import keys
 from ..config import DTYPES, parse_model_config
 from ..elements import symbol
-from ..export import export
+from ..export import AnyModel, export
 from ..format1 import is_format1_state, state_dict_from_format1
 from ..io.datasets import check_structures, read_many
 from ..model.engine import BPNNModel
@@ -157,6 +157,7 @@ class Trainer:
         o = self.options
         cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = cls(self.model.parameters(), lr=o.learning_rate, weight_decay=o.weight_decay)
+        self.scheduler: Optional[Union[torch.optim.lr_scheduler.ReduceLROnPlateau, torch.optim.lr_scheduler.ExponentialLR]]
         if o.schedule == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, factor=o.schedule_factor, patience=o.schedule_patience, min_lr=o.min_learning_rate)
@@ -223,7 +224,7 @@ class Trainer:
             sys.stderr.write("\r" + " " * 70 + "\r")
         return float(np.mean(losses))
 
-    def evaluate(self, name: str, model: Optional[torch.nn.Module] = None) -> Dict[str, float]:
+    def evaluate(self, name: str, model: Optional[AnyModel] = None) -> Dict[str, float]:
         """Loss and metrics of one split ('train', 'validation', 'test')."""
         model = model or self.model
         data = self.batches[name]

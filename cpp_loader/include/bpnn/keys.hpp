@@ -1,5 +1,5 @@
 // Names of the model file's outputs and records: a mirror of bpnn_ts/keys.py (shapes and
-// meanings there; tests/test_keys.py checks that both say the same).
+// meanings there; tests/test_layout.py checks that both say the same).
 #pragma once
 
 #include <cstdint>
