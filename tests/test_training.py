@@ -234,3 +234,35 @@ def test_train_committee_writes_one_file_of_all_members(cu_data, tmp_path):
     train_committee(config, 2, resume=True, log=lines.append)
     assert "member 0: finished earlier" in lines[0]
     assert (tmp_path / "run" / "member_0" / "best.ckpt").stat().st_mtime_ns == stamp
+
+
+def test_checkpoints_of_0_1_load_resume_and_export(tmp_path):
+    """A training checkpoint written by bpnn_ts 0.1 (tests/fixtures/format1/checkpoint.ckpt: Cu,
+    2 epochs) gives the model 0.1 gave, resumes, and exports in the current format."""
+    import json
+    import shutil
+
+    from bpnn_ts import inspect
+    from bpnn_ts.cli import main
+    from bpnn_ts.training import model_from_checkpoint
+
+    from helpers import FORMAT1
+    reference = json.loads((FORMAT1 / "reference.json").read_text())["checkpoint"]
+    model = model_from_checkpoint(FORMAT1 / "checkpoint.ckpt")
+    out = model(torch.tensor(reference["positions"], dtype=torch.float64), torch.tensor(reference["numbers"]),
+                torch.tensor(reference["cell"], dtype=torch.float64), torch.tensor(reference["pbc"]))
+    assert float(out[keys.ENERGY]) == reference["energy"]
+    assert torch.equal(out[keys.FORCES], torch.tensor(reference["forces"], dtype=torch.float64))
+    exported = tmp_path / "model.pt"
+    assert main(["export", str(FORMAT1 / "checkpoint.ckpt"), "-o", str(exported)]) == 0
+    assert inspect(exported)["metadata"]["format_version"] == keys.FORMAT_VERSION
+    # resume: the same data (regenerated), one epoch more than the checkpoint's two
+    data = tmp_path / "cu.xyz"
+    ase.io.write(data, md_snapshots(bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2), 500, 4, 5, seed=1))
+    config = cu_config(tmp_path, data, epochs=3, batch_size=2)
+    (tmp_path / "run").mkdir()
+    shutil.copy(FORMAT1 / "checkpoint.ckpt", tmp_path / "run" / "checkpoint.ckpt")
+    trainer = Trainer(config, resume=True, log=quiet)
+    assert trainer.epoch == 2
+    trainer.run()
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.ckpt")["epoch"] == 3
