@@ -66,8 +66,10 @@ class ModelConfig:
                          self.cutoff_alpha, self.scaling, self.scale_min, self.scale_max, 1.0, self.atomic_energies)
 
     def build(self) -> BPNNModel:
-        """The model with weights drawn from `seed` (training mode, as torch modules start)."""
-        model = self.spec().build()
+        """The model with weights drawn from `seed` (training mode, as torch modules start).
+        The weights are drawn into float32 layers, then converted to `dtype`, as bpnn_ts 0.1 did:
+        a seed gives the same model in every version."""
+        model = BPNNModel(self.spec())  # torch's default float32 layers, float64 buffers
         generator = torch.Generator().manual_seed(self.seed)
         for element in element_models(model):
             element_net(element).reset_parameters(generator)
