@@ -9,18 +9,11 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from . import keys
+from .errors import error_message, user_stacklevel
 from .export import AnyModel, load
 from .extrapolation import ExtrapolationPolicy
 from .precision import INPUT_DTYPES, PRECISIONS, set_precision
-
-
-def unwrap_script_error(error: Exception) -> ValueError:
-    """A ValueError with the message a scripted model raised (its last line)."""
-    message = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
-    for prefix in ("builtins.ValueError: ", "builtins.RuntimeError: ", "RuntimeError: "):
-        if message.startswith(prefix):
-            message = message[len(prefix):]
-    return ValueError(message)
+from .threads import check_threads, torch_threads
 
 
 class CloseAtomsWarning(UserWarning):
@@ -47,14 +40,18 @@ class BPNNCalculator(Calculator):
     every `extrapolation_every` such calls); atoms closer than 1e-6 Å are an error.
     device: "cpu", "cuda", ...; dtype: "float64", "float32" or "mixed" (bpnn_ts/precision.py)
     to convert the model to, else its own.
+    threads: intra-op threads of each evaluation (default 1: never slow on a busy machine; more
+    where the cores are yours; None: torch's process-wide setting), bpnn_ts/threads.py.
     """
 
     implemented_properties: List[str] = ["energy", "free_energy", "energies", "forces", "stress"] + UNCERTAINTY_PROPERTIES
 
     def __init__(self, model: Union[str, Path, AnyModel], device: Union[str, torch.device] = "cpu",
                  dtype: Optional[str] = None, extrapolation: Optional[str] = None,
-                 extrapolation_every: int = 100, min_distance: float = 0.5, uncertainty: bool = False, **kwargs):
+                 extrapolation_every: int = 100, min_distance: float = 0.5, uncertainty: bool = False,
+                 threads: Optional[int] = 1, **kwargs):
         super().__init__(**kwargs)
+        self.threads = check_threads(threads)
         if dtype is not None and dtype not in PRECISIONS:
             raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
         self.device = torch.device(device)
@@ -92,7 +89,7 @@ class BPNNCalculator(Calculator):
             symbols = atoms.get_chemical_symbols()
             warnings.warn(f"atoms {i} ({symbols[i]}) and {j} ({symbols[j]}) are {distance:.3f} Å apart, closer than "
                           f"min_distance={self.min_distance} Å: is the structure (or its units) right?",
-                          CloseAtomsWarning, stacklevel=4)
+                          CloseAtomsWarning, stacklevel=user_stacklevel())
         self._close_calls += 1
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -112,12 +109,13 @@ class BPNNCalculator(Calculator):
                                               "this model has one")
         as_tensor = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device=self.device)  # noqa: E731
         try:
-            out = self.model(as_tensor(positions, self.dtype), as_tensor(atoms.numbers, torch.long),
-                             as_tensor(atoms.cell.array, self.dtype), as_tensor(atoms.pbc, torch.bool),
-                             compute_forces=True, compute_virial=want_stress,
-                             count_extrapolation=self.extrapolation.active, compute_uncertainty=want_uncertainty)
+            with torch_threads(self.threads):
+                out = self.model(as_tensor(positions, self.dtype), as_tensor(atoms.numbers, torch.long),
+                                 as_tensor(atoms.cell.array, self.dtype), as_tensor(atoms.pbc, torch.bool),
+                                 compute_forces=True, compute_virial=want_stress,
+                                 count_extrapolation=self.extrapolation.active, compute_uncertainty=want_uncertainty)
         except torch.jit.Error as error:
-            raise unwrap_script_error(error) from None
+            raise ValueError(error_message(str(error))) from None
         counts = out[keys.EXTRAPOLATION].cpu().numpy() if self.extrapolation.active else None
         self.results["extrapolation"] = counts if counts is not None else np.zeros(len(atoms), dtype=np.int64)
         self.extrapolation.apply(counts, atoms.numbers)

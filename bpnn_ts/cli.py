@@ -8,6 +8,7 @@ from typing import List, Optional
 
 from .config import ConfigError
 from .precision import PRECISIONS
+from .threads import check_threads
 
 
 def _cmd_export(args) -> int:
@@ -95,7 +96,7 @@ def _cmd_committee(args) -> int:
 def _cmd_import_n2p2(args) -> int:
     from .export import export
     from .io.n2p2 import load_n2p2
-    model = load_n2p2(args.directory, args.length_unit, args.energy_unit)
+    model = load_n2p2(args.directory, args.length_unit, args.energy_unit, check_units=not args.no_unit_check)
     path = export(model, args.output, dtype=args.dtype, description=f"imported from n2p2 {args.directory}",
                   provenance={"source": str(Path(args.directory).resolve()),
                               "n2p2_units": [args.length_unit, args.energy_unit]}, native_kernels=KERNELS[args.kernels])
@@ -103,28 +104,44 @@ def _cmd_import_n2p2(args) -> int:
     return 0
 
 
+def _export_n2p2_folder(args) -> str:
+    """`-o DIR`, or the positional DIR of bpnn_ts 0.2 (deprecated: a message on stderr)."""
+    if args.directory is not None and args.output is not None:
+        raise ValueError(f"give the output folder once, as `-o DIR`; got both {args.directory!r} and "
+                         f"-o {args.output!r}")
+    if args.directory is not None:
+        print(f"bpnn-ts export-n2p2: deprecated: the positional output folder will be removed in the next "
+              f"release; use `bpnn-ts export-n2p2 {args.model} -o {args.directory}`", file=sys.stderr)
+        return args.directory
+    if args.output is None:
+        raise ValueError("the output folder is required: `bpnn-ts export-n2p2 MODEL -o DIR`")
+    return args.output
+
+
 def _cmd_export_n2p2(args) -> int:
     from .export import load
     from .io.n2p2_writer import write_n2p2
-    directory = write_n2p2(load(args.model), args.directory, args.length_unit, args.energy_unit)
+    folder = _export_n2p2_folder(args)
+    directory = write_n2p2(load(args.model), folder, args.length_unit, args.energy_unit)
     print(f"wrote input.nn, scaling.data and weights files to {directory} ({args.length_unit}, {args.energy_unit})")
     return 0
 
 
 def _cmd_train(args) -> int:
     from .training import Trainer, load_train_config
+    from .training.output import OutputExistsError
     config = load_train_config(args.config)
-    if args.committee:
-        from .training import train_committee
-        try:
-            train_committee(config, args.committee, resume=args.resume)
-        except KeyboardInterrupt:
-            return 130
-        return 0
     try:
-        results = Trainer(config, resume=args.resume).run()
+        if args.committee:
+            from .training import train_committee
+            train_committee(config, args.committee, resume=args.resume, overwrite=args.overwrite)
+            return 0
+        results = Trainer(config, resume=args.resume, overwrite=args.overwrite).run()
     except KeyboardInterrupt:
         return 130
+    except OutputExistsError as error:
+        print(f"bpnn-ts train: error: {error}", file=sys.stderr)
+        return 2
     print(f"finished; files in {config.output}")
     for name in ("train", "validation", "test"):
         if f"{name}_energy_rmse_mev_atom" in results:
@@ -148,7 +165,7 @@ def _cmd_eval(args) -> int:
 
 def _cmd_demo(args) -> int:
     from .demo import run_demo
-    return run_demo(Path(args.output), steps=args.steps, epochs=args.epochs)
+    return run_demo(Path(args.output), steps=args.steps, epochs=args.epochs, threads=args.threads)
 
 
 KERNELS = {"auto": None, "native": True, "torch": False}  # --kernels -> export(native_kernels=...)
@@ -186,41 +203,72 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-n2p2", help="convert an n2p2 potential directory to a model file")
     p.add_argument("directory", help="folder with input.nn, scaling.data, weights.ZZZ.data")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom")
-    p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
+    p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom",
+                   help="length unit of the n2p2 files (default: angstrom; n2p2's examples use bohr)")
+    p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV",
+                   help="energy unit of the n2p2 files (default: eV; n2p2's examples use hartree)")
+    p.add_argument("--no-unit-check", action="store_true",
+                   help="skip the checks that the files do not contradict the units (unit comments in input.nn, "
+                        "cutoffs of 2-20 Å, atoms of input.data at least 0.6 Å apart)")
     _add_model_file_options(p)
     p.set_defaults(run=_cmd_import_n2p2)
     p = sub.add_parser("export-n2p2", help="write a model file as n2p2 potential files (for pair_style hdnnp)")
-    p.add_argument("model")
-    p.add_argument("directory")
+    p.add_argument("model", help="model file (.pt)")
+    p.add_argument("directory", nargs="?", default=None, help=argparse.SUPPRESS)  # 0.2's positional DIR, deprecated
+    p.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="folder to write input.nn, scaling.data and weights.ZZZ.data to (required)")
     p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom")
     p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
     p.set_defaults(run=_cmd_export_n2p2)
     p = sub.add_parser("train", help="fit a model to a data set (YAML training config)")
     p.add_argument("config", help="training YAML (model, data, loss, training, output)")
-    p.add_argument("--resume", action="store_true", help="continue from output/checkpoint.ckpt")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from output/checkpoint.ckpt")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in the output folder (without it, such a folder is refused)")
     p.add_argument("--committee", type=int, default=0, metavar="K",
                    help="train K members (model seeds seed..seed+K-1) into output/member_k, then output/committee.pt")
+    _add_threads_option(p)
     p.set_defaults(run=_cmd_train)
+    from .io.datasets import FORMATS
     p = sub.add_parser("eval", help="energy and force errors of a model file on a data set")
     p.add_argument("model")
-    p.add_argument("data", nargs="+", help="data files (extxyz, ASE db/traj, n2p2 input.data)")
-    p.add_argument("--format", choices=["extxyz", "db", "traj", "n2p2"], default=None)
+    p.add_argument("data", nargs="+", help="data files (extxyz, ASE db/traj, n2p2 input.data or *.data)")
+    p.add_argument("--format", choices=list(FORMATS), default=None,
+                   help="the files' format (default: from the names; input.data and *.data are n2p2)")
     p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom")
     p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
     p.add_argument("--json", action="store_true")
+    _add_threads_option(p)
     p.set_defaults(run=_cmd_eval)
     p = sub.add_parser("demo", help="EMT Cu data -> train -> export -> test and NVE MD (no downloads)")
     p.add_argument("-o", "--output", default="bpnn_ts_demo", help="folder for the demo's files")
     p.add_argument("--steps", type=int, default=200, help="NVE MD steps")
     p.add_argument("--epochs", type=int, default=0, help="training epochs (0: the demo's default)")
+    _add_threads_option(p)
     p.set_defaults(run=_cmd_demo)
     return parser
 
 
+def torch_set_threads(threads: Optional[int]) -> None:
+    """torch's intra-op threads for the whole command (the command owns its process)."""
+    import torch
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="intra-op threads (default 1: never slow when other jobs share the cores; more where the "
+                        "cores are yours, see docs/performance.md)")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    threads = getattr(args, "threads", None)
     try:
+        if threads is not None:
+            torch_set_threads(check_threads(threads))
         return args.run(args)
     except (ConfigError, ValueError, FileNotFoundError) as error:
         print(f"bpnn-ts {args.command}: error: {error}", file=sys.stderr)

@@ -14,7 +14,6 @@ from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 LATTICE = 3.61  # Å, EMT's Cu is close to this
 
@@ -31,12 +30,25 @@ def _labelled(atoms: Atoms) -> Atoms:
     return out
 
 
+def thermalize(atoms: Atoms, temperature_K: float, rng: np.random.Generator) -> None:
+    """Maxwell-Boltzmann momenta at `temperature_K` drawn from `rng`: ASE >= 3.29's
+    `thermalize_momenta`, else `MaxwellBoltzmannDistribution` (deprecated in 3.29, where it
+    calls `thermalize_momenta` with the same arguments: the same draws, so the same demo)."""
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # ASE < 3.29
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+        return
+    thermalize_momenta(atoms, temperature_K, rng=rng)
+
+
 def md_snapshots(atoms: Atoms, temperature: float, count: int, every: int, seed: int) -> List[Atoms]:
     """`count` labelled snapshots, `every` 2-fs Langevin steps apart, after 20 steps of warm-up."""
     atoms = atoms.copy()
     atoms.calc = EMT()
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize(atoms, temperature, rng)
     dynamics = Langevin(atoms, 2.0 * units.fs, temperature_K=temperature, friction=0.05, rng=rng, fixcm=False)
     dynamics.run(20)
     snapshots = []

@@ -21,6 +21,7 @@ import torch
 from . import __version__, keys
 from .atomic import write_atomically
 from .elements import symbol
+from .errors import error_message, user_stacklevel
 from .model.element import ElementModel
 from .model.engine import BPNNModel
 from .model.nn import CommitteeMLP, ElementMLP
@@ -162,7 +163,8 @@ def inspect(path: Union[str, Path]) -> Dict[str, Any]:
     except (zipfile.BadZipFile, OSError, json.JSONDecodeError, EOFError) as error:
         raise ModelFileError(f"{path} is not a bpnn_ts model file (damaged or truncated?): {error}") from None
     if keys.METADATA_FILE not in records:
-        raise ModelFileError(f"{path} has no {keys.METADATA_FILE}: not a bpnn_ts model file")
+        raise ModelFileError(f"{path} has no {keys.METADATA_FILE}: not a bpnn_ts model file (write model files with "
+                             "bpnn_ts.export or bpnn-ts export)")
     return {"metadata": records[keys.METADATA_FILE], "provenance": records.get(keys.PROVENANCE_FILE, {})}
 
 
@@ -199,17 +201,21 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
         with quiet_jit():
             model = torch.jit.load(str(path), map_location=device)
     except RuntimeError as error:
-        raise ModelFileError(f"{path} could not be loaded (damaged?): {str(error).splitlines()[0]}") from None
+        raise ModelFileError(f"{path} could not be loaded (damaged?): {error_message(str(error))}") from None
     if int(model.format_version()) != version:
         raise ModelFileError(f"{path}: metadata and model disagree on the format version")
     recorded = info["provenance"].get("parameters_sha256")
-    if verify and recorded and parameters_hash(model) != recorded:
+    if verify and not recorded:
+        raise ModelFileError(f"{path} has no parameter hash (parameters_sha256 in provenance.json): it was not "
+                             "written by bpnn_ts.export, or was modified; re-export it, or skip the check with "
+                             "load(..., verify=False)")
+    if verify and parameters_hash(model) != recorded:
         raise ModelFileError(f"{path}: its parameters do not match the hash recorded when it was exported "
                              "(the file was modified or damaged); load(..., verify=False) skips this check")
     if version == 1:
         from .format1 import upgrade
         warnings.warn(f"{path} is a format-1 model file: upgraded in memory; to use it in C++ or LAMMPS, "
-                      f"re-export it: {reexport_command(path)}", FormatWarning, stacklevel=2)
+                      f"re-export it: {reexport_command(path)}", FormatWarning, stacklevel=user_stacklevel())
         eager = upgrade(model, info["metadata"]).to(device)
         with quiet_jit():
             model = torch.jit.script(eager)

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .elements import symbol
+from .errors import user_stacklevel
 
 POLICIES = ("ignore", "warn", "stop")
 
@@ -61,5 +62,5 @@ class ExtrapolationPolicy:
         if self.policy == "warn":
             if self.events % self.every == 0:
                 suffix = f" [extrapolating call {self.events + 1}; warned every {self.every}]"
-                warnings.warn(message + suffix, ExtrapolationWarning, stacklevel=3)
+                warnings.warn(message + suffix, ExtrapolationWarning, stacklevel=user_stacklevel())
             self.events += 1

@@ -13,7 +13,7 @@ from ase import Atoms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bpnn_ts.calculator import unwrap_script_error
+from bpnn_ts.errors import error_message
 
 from helpers import BPNN_RUN, water_box
 
@@ -93,7 +93,7 @@ def message_of(call) -> str:
     try:
         call()
     except (ValueError, torch.jit.Error) as error:
-        return str(unwrap_script_error(error))
+        return error_message(str(error))
     raise AssertionError("no error")
 
 

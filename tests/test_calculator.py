@@ -130,3 +130,76 @@ def test_validation_at_the_calculator_boundary():
     with warnings.catch_warnings():
         warnings.simplefilter("error", CloseAtomsWarning)
         close.get_potential_energy()
+
+
+def error_cases():
+    """(raw text, expected message) pairs of tests/fixtures/error_messages.txt."""
+    from helpers import ROOT
+    cases, expected, raw = [], None, []
+    for line in (ROOT / "tests" / "fixtures" / "error_messages.txt").read_text().splitlines():
+        if line.startswith("#") and expected is None:
+            continue
+        if line.startswith("=== "):
+            if expected is not None:
+                cases.append(("\n".join(raw), expected))
+            expected, raw = line[4:], []
+        else:
+            raw.append(line)
+    cases.append(("\n".join(raw), expected))
+    return cases
+
+
+@pytest.mark.parametrize("raw,expected", error_cases())
+def test_one_message_rule_for_torch_errors(raw, expected):
+    """The message users see of a torch/TorchScript error (the C++ loader applies the same rule to
+    the same cases: cpp_loader/tests/error_message_test.cpp)."""
+    from bpnn_ts.errors import error_message
+    assert error_message(raw) == expected
+
+
+def test_warnings_point_at_the_users_line(tmp_path):
+    """ExtrapolationWarning and CloseAtomsWarning name this file, not ASE's or bpnn_ts's internals."""
+    import warnings
+
+    from bpnn_ts.calculator import CloseAtomsWarning
+    from bpnn_ts.extrapolation import ExtrapolationWarning
+
+    from helpers import ranged_model, squeezed_box
+    atoms = squeezed_box()
+    atoms.calc = BPNNCalculator(ranged_model(), min_distance=5.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        atoms.get_potential_energy()
+    categories = {w.category: w for w in caught}
+    for category in (ExtrapolationWarning, CloseAtomsWarning):
+        assert categories[category].filename == __file__, (category, categories[category].filename)
+
+
+def test_threads_are_set_for_each_evaluation_and_restored(water_model):
+    """threads=1 by default (never slow on a busy machine); torch's setting is restored after."""
+    import torch
+
+    from helpers import water_box
+    seen = []
+    original = water_model.forward
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    before = torch.get_num_threads()
+    try:
+        water_model.forward = spy
+        for threads, expected in ((1, 1), (2, 2), (None, before)):
+            atoms = water_box(2, seed=3)
+            atoms.calc = BPNNCalculator(water_model, threads=threads, extrapolation="ignore")
+            atoms.get_potential_energy()
+            assert seen[-1] == expected and torch.get_num_threads() == before
+        atoms.calc = BPNNCalculator(water_model, extrapolation="ignore")
+        atoms.get_forces()
+        assert seen[-1] == 1
+    finally:
+        del water_model.forward
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="`threads` must be a positive integer or None"):
+            BPNNCalculator(water_model, threads=bad)

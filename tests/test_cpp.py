@@ -11,7 +11,7 @@ import pytest
 import torch
 from ase import Atoms
 
-from bpnn_ts import BPNNCalculator, export, keys, load
+from bpnn_ts import BPNNCalculator, export, inspect, keys, load
 
 from helpers import (
     BPNN_RUN,
@@ -150,6 +150,29 @@ def test_modified_parameters_are_refused(model_file, tmp_path):
         assert run(path, structure).returncode == 0
 
 
+def test_files_without_metadata_or_parameter_hash(model_file, tmp_path):
+    """The rule of bpnn_ts.load: no metadata.json, not a model file; no parameters_sha256 in
+    provenance.json, refused unless the check is skipped (--no-verify)."""
+    structure = tmp_path / "water.xyz"
+    ase.io.write(structure, triclinic_water(3), format="extxyz")
+    scripted = load(model_file)
+    bare = tmp_path / "bare.pt"
+    torch.jit.save(scripted, str(bare))  # no extra files
+    result = run(bare, structure)
+    assert result.returncode == 1
+    assert (f"bpnn: {bare} has no metadata.json: not a bpnn_ts model file (write model files with "
+            "bpnn_ts.export or bpnn-ts export)") in result.stderr
+    assert run(bare, structure, "--no-verify").returncode == 1
+    unhashed = tmp_path / "unhashed.pt"
+    torch.jit.save(scripted, str(unhashed), _extra_files={keys.METADATA_FILE: json.dumps(inspect(model_file)["metadata"])})
+    result = run(unhashed, structure)
+    assert result.returncode == 1
+    assert (f"bpnn: {unhashed} has no parameter hash (parameters_sha256 in provenance.json): it was not written "
+            "by bpnn_ts.export, or was modified; re-export it, or skip the check with --no-verify (C++: "
+            "verify=false)") in result.stderr
+    assert run(unhashed, structure, "--no-verify").returncode == 0
+
+
 def test_md_mode_conserves_energy(model_file, tmp_path):
     path = tmp_path / "water.xyz"
     ase.io.write(path, triclinic_water(3), format="extxyz")
@@ -214,6 +237,7 @@ def test_clear_errors(model_file, tmp_path):
     damaged.write_bytes(model_file.read_bytes()[:2000])
     result = run(damaged, copper)
     assert result.returncode == 1 and "bpnn: cannot load model file" in result.stderr
+    assert "frame #" not in result.stderr and result.stderr.count("\n") == 1, result.stderr  # the message, no backtrace
 
 
 @pytest.mark.gpu

@@ -171,3 +171,18 @@ def test_reexport_of_a_format1_file_gives_the_same_numbers(tmp_path):
     a, b = evaluate(old, atoms, compute_uncertainty=True), evaluate(load(new), atoms, compute_uncertainty=True)
     for key in (keys.ENERGY, keys.FORCES, keys.FORCES_UNCERTAINTY):
         assert torch.allclose(a[key], b[key], rtol=0, atol=TOL["exact"]), key
+
+
+def test_files_without_metadata_or_hash_are_refused(water_model, tmp_path):
+    """One rule in Python and C++ (tests/test_cpp.py): no metadata.json -> not a bpnn_ts file;
+    no parameter hash -> refused unless verification is off."""
+    scripted = load(export(water_model, tmp_path / "m.pt"))
+    bare = tmp_path / "bare.pt"
+    torch.jit.save(scripted, str(bare))
+    with pytest.raises(ModelFileError, match="has no metadata.json: not a bpnn_ts model file"):
+        load(bare, verify=False)
+    unhashed = tmp_path / "unhashed.pt"
+    torch.jit.save(scripted, str(unhashed), _extra_files={keys.METADATA_FILE: json.dumps(inspect(tmp_path / "m.pt")["metadata"])})
+    with pytest.raises(ModelFileError, match="has no parameter hash .* verify=False"):
+        load(unhashed)
+    assert load(unhashed, verify=False).format_version() == keys.FORMAT_VERSION

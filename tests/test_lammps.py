@@ -192,6 +192,27 @@ def test_clear_errors(model_file, tmp_path):
     assert result.returncode != 0 and "bpnn: unknown device 'tpu'" in lammps_error(result, tmp_path)
 
 
+def test_masses_are_checked_against_the_mapped_elements(model_file, tmp_path):
+    """pair_coeff in the wrong order (type 1 has O's mass, mapped to H) stops the run; per-atom
+    masses are checked too; `check_masses no` (isotopes, scaled masses) lets it run."""
+    write_data(tmp_path / "data.lmp", lammps_water())  # type 1: O (15.999), type 2: H (1.008)
+    result = run_lammps(tmp_path, header(model_file, True, elements="H O") + "run 0\n")
+    assert result.returncode != 0
+    assert ("pair bpnn: atom type 1 has mass 15.999 but pair_coeff maps it to H (standard atomic weight 1.008); "
+            "the element closest in mass is O (15.999): fix the element order in pair_coeff, or, for isotopes or "
+            "scaled masses, turn this check off with the pair_style bpnn keyword 'check_masses no'") in \
+        lammps_error(result, tmp_path)
+    result = run_lammps(tmp_path, header(model_file, True, "check_masses no", elements="H O") + "run 0\n")
+    assert result.returncode == 0, lammps_error(result, tmp_path)
+    per_atom = "fix masses all property/atom rmass\nset group all mass 1.008\nrun 0\n"
+    result = run_lammps(tmp_path, header(model_file, True) + per_atom)
+    assert result.returncode != 0
+    assert "pair bpnn: atom ID 1 (type 1, per-atom mass) has mass 1.008 but pair_coeff maps it to O" in \
+        lammps_error(result, tmp_path)
+    result = run_lammps(tmp_path, header(model_file, True, "check_masses maybe") + "run 0\n")
+    assert result.returncode != 0 and "check_masses takes yes or no, got 'maybe'" in lammps_error(result, tmp_path)
+
+
 def test_extrapolation_policies(tmp_path):
     """stop: an error naming atom IDs; warn: a LAMMPS warning; inside the range: silence."""
     model = export(ranged_model(), tmp_path / "ranged.pt")

@@ -166,13 +166,33 @@ def test_write_n2p2_round_trip(units, tmp_path):
 def test_cli_water_import_export_import(tmp_path, box):
     assert main(["import-n2p2", str(N2P2_WATER), "-o", str(tmp_path / "w.pt"), "--length-unit", "bohr",
                  "--energy-unit", "hartree"]) == 0
-    assert main(["export-n2p2", str(tmp_path / "w.pt"), str(tmp_path / "n2p2"), "--length-unit", "bohr",
+    assert main(["export-n2p2", str(tmp_path / "w.pt"), "-o", str(tmp_path / "n2p2"), "--length-unit", "bohr",
                  "--energy-unit", "hartree"]) == 0
     first, second = load(tmp_path / "w.pt"), load_n2p2(tmp_path / "n2p2", "bohr", "hartree")
     small = box[:300]
     a, b = evaluate(first, small), evaluate(second, small)
     assert abs(float(a[keys.ENERGY] - b[keys.ENERGY])) <= TOL["exact"] * abs(float(a[keys.ENERGY]))
     assert torch.allclose(a[keys.FORCES], b[keys.FORCES], atol=TOL["exact"], rtol=0)
+
+
+def test_cli_export_n2p2_takes_o_and_the_deprecated_positional_folder(tmp_path, capsys):
+    """`bpnn-ts export-n2p2 MODEL -o DIR` like every other command; 0.2's `MODEL DIR` still
+    works, with a deprecation message on stderr; no folder, or two, is a clear error."""
+    from bpnn_ts import export
+    model_file = export(scaled_random_model(), tmp_path / "m.pt", native_kernels=False)
+    files = ("input.nn", "scaling.data", "weights.001.data", "weights.008.data")
+    assert main(["export-n2p2", str(model_file), "-o", str(tmp_path / "new")]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert main(["export-n2p2", str(model_file), str(tmp_path / "old")]) == 0
+    error = capsys.readouterr().err
+    assert error.startswith("bpnn-ts export-n2p2: deprecated: the positional output folder") and \
+        f"use `bpnn-ts export-n2p2 {model_file} -o {tmp_path / 'old'}`" in error
+    for name in files:
+        assert (tmp_path / "new" / name).read_text() == (tmp_path / "old" / name).read_text(), name
+    assert main(["export-n2p2", str(model_file)]) == 2
+    assert "error: the output folder is required: `bpnn-ts export-n2p2 MODEL -o DIR`" in capsys.readouterr().err
+    assert main(["export-n2p2", str(model_file), str(tmp_path / "a"), "-o", str(tmp_path / "b")]) == 2
+    assert "give the output folder once" in capsys.readouterr().err
 
 
 def test_write_n2p2_refuses_what_n2p2_lacks(tmp_path):

@@ -1,6 +1,8 @@
 """The fused C++ descriptor kernels (torch.ops.bpnn.acsf / acsf_backward) against the
 pure-torch path, which is itself tested against finite differences, autograd and n2p2."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -163,3 +165,35 @@ def test_native_cell_list_equals_torch_cell_list(case):
     assert _pair_set(*native_neighbor_list(positions, cell, pbc_t, cutoff)) == expected
     if case == "triclinic_small":
         assert len(expected) > 7 * 20  # many periodic images: cutoff larger than the cell
+
+
+def test_kernel_builds_announce_themselves_and_coexist(tmp_path, monkeypatch, capsys):
+    """A build prints one line saying where it goes; builds of other sources (or torch or Python
+    versions, or flags) get folders of their own, so checkouts never rebuild each other's."""
+    import torch.utils.cpp_extension
+
+    import bpnn_ts.native as native
+    built = []
+
+    def fake_load(name, sources, extra_cflags, build_directory, is_python_module, verbose):
+        (Path(build_directory) / f"{name}.so").write_text("")  # what a finished build leaves
+        built.append(name)
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", fake_load)
+    native._build_and_load()
+    first = capsys.readouterr().err
+    assert first == f"bpnn_ts: building the fused C++ kernels in {native.build_directory()} (once; about a minute) ...\n"
+    assert native.build_directory().parent == tmp_path and native.build_directory().name == native.build_name()
+    native._build_and_load()  # built already: silent
+    assert capsys.readouterr().err == ""
+    name = native.build_name()
+    monkeypatch.setattr(native, "source_hash", lambda: "0123456789abcdef")
+    assert native.build_name() != name
+    monkeypatch.undo()
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    assert native.build_name() != name
+    monkeypatch.undo()
+    monkeypatch.setenv("BPNN_OPS_CFLAGS", "-O2")
+    assert native.build_name() != name
+    assert len(set(built)) == 1  # both calls: one build folder

@@ -2,6 +2,11 @@
 exact resume after an interruption, clear errors with nothing written half-way."""
 
 import copy
+import csv
+import os
+import re
+import stat
+import warnings
 
 import ase.io
 import numpy as np
@@ -10,12 +15,14 @@ import torch
 from ase.build import bulk
 
 from bpnn_ts import keys
+from bpnn_ts.cli import main
 from bpnn_ts.config import ConfigError
 from bpnn_ts.demo_data import md_snapshots
 from bpnn_ts.io.datasets import DataError, read_structures
-from bpnn_ts.training import Trainer, fit_atomic_energies, parse_train_config
+from bpnn_ts.training import Trainer, fit_atomic_energies, load_train_config, parse_train_config
 from bpnn_ts.training.batch import concatenate, make_batches, predict
-from bpnn_ts.training.checkpoint import load_checkpoint
+from bpnn_ts.training.checkpoint import load_checkpoint, save_checkpoint
+from bpnn_ts.training.output import OutputExistsError
 
 from helpers import N2P2_TRAIN, TOL, mixed_model, needs_shared, water_box
 
@@ -30,16 +37,21 @@ def cu_data(tmp_path_factory):
     return path, structures
 
 
-def cu_config(tmp_path, data_path, **training):
+def cu_raw_config(tmp_path, data_path, validation=0.25, **training):
+    """The training config mapping of the small Cu runs (output in tmp_path / "run")."""
     options = {"epochs": 4, "batch_size": 4, "learning_rate": 0.01, "seed": 3, "progress": False,
                "checkpoint_every": 1}
     options.update(training)
-    return parse_train_config({
+    return {
         "model": {"elements": ["Cu"], "cutoff": 4.5, "symmetry_functions": {"auto": {"n_radial": 5, "angular_eta": [0.02]}},
                   "hidden_layers": [8, 8], "seed": 0},
-        "data": {"train": str(data_path), "split": {"validation": 0.25, "test": 0.0}},
+        "data": {"train": str(data_path), "split": {"validation": validation, "test": 0.0}},
         "loss": {"energy": 10.0, "forces": 1.0, "stress": 0.1},
-        "training": options, "output": str(tmp_path / "run")})
+        "training": options, "output": str(tmp_path / "run")}
+
+
+def cu_config(tmp_path, data_path, validation=0.25, **training):
+    return parse_train_config(cu_raw_config(tmp_path, data_path, validation, **training))
 
 
 def quiet(_line):
@@ -105,9 +117,11 @@ def test_atomic_energies_fit_compositions():
 
 def test_training_lowers_the_loss_and_writes_outputs(cu_data, tmp_path):
     config = cu_config(tmp_path, cu_data[0], epochs=6)
-    trainer = Trainer(config, log=quiet)
+    lines = []
+    trainer = Trainer(config, log=lines.append)
     before = trainer.evaluate("validation")["loss"]
     results = trainer.run()
+    assert any("val loss" in line for line in lines) and not any("no validation" in line for line in lines)
     assert results["validation_loss"] < 0.5 * before
     run = tmp_path / "run"
     for name in ("checkpoint.ckpt", "best.ckpt", "metrics.csv", "model.pt"):
@@ -230,6 +244,9 @@ def test_train_committee_writes_one_file_of_all_members(cu_data, tmp_path):
     np.testing.assert_allclose(out[keys.COMMITTEE_ENERGY].numpy(), energies, rtol=TOL["exact"])
     assert float(out[keys.ENERGY_UNCERTAINTY]) > 0
     stamp = (tmp_path / "run" / "member_0" / "best.ckpt").stat().st_mtime_ns
+    with pytest.raises(OutputExistsError, match=re.escape(f"{tmp_path / 'run'} already holds a training run "
+                                                          "(committee.pt)")):
+        train_committee(config, 2, log=quiet)
     lines = []
     train_committee(config, 2, resume=True, log=lines.append)
     assert "member 0: finished earlier" in lines[0]
@@ -243,7 +260,6 @@ def test_checkpoints_of_0_1_load_resume_and_export(tmp_path):
     import shutil
 
     from bpnn_ts import inspect
-    from bpnn_ts.cli import main
     from bpnn_ts.training import model_from_checkpoint
 
     from helpers import FORMAT1
@@ -266,3 +282,130 @@ def test_checkpoints_of_0_1_load_resume_and_export(tmp_path):
     assert trainer.epoch == 2
     trainer.run()
     assert load_checkpoint(tmp_path / "run" / "checkpoint.ckpt")["epoch"] == 3
+
+
+def test_without_validation_structures_the_training_loss_is_monitored_and_said(cu_data, tmp_path):
+    """No validation structures: one log line says so and no line says "val loss"; metrics.csv's
+    val_* columns are empty, train_set_* hold the training-set metrics that chose the best model."""
+    from bpnn_ts import inspect
+    lines = []
+    trainer = Trainer(cu_config(tmp_path, cu_data[0], validation=0.0, epochs=2), log=lines.append)
+    results = trainer.run()
+    notes = [line for line in lines if line.startswith("no validation structures")]
+    assert len(notes) == 1 and "early stopping" in notes[0] and "training-set loss" in notes[0], lines
+    assert not any("val loss" in line for line in lines), lines
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2
+    empty = [k for k in rows[0] if k.startswith("val_")]
+    assert {"val_loss", "val_energy_rmse_mev_atom", "val_force_rmse"} <= set(empty)
+    assert all(row[k] == "" for row in rows for k in empty)
+    assert [float(row["train_set_loss"]) for row in rows] == [row["train_set_loss"] for row in trainer.history]
+    assert trainer.best_loss == min(row["train_set_loss"] for row in trainer.history)
+    provenance = inspect(tmp_path / "run" / "model.pt")["provenance"]
+    assert provenance["best_training_set_loss"] == trainer.best_loss and "best_validation_loss" not in provenance
+    assert "train_energy_rmse_mev_atom" in results and not any(k.startswith("validation_") for k in results)
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resume_or_overwrite(cu_data, tmp_path, capsys):
+    """`bpnn-ts train` and Trainer refuse to start a new run over an earlier one, naming the
+    folder; --overwrite / overwrite=True replace it (stale files removed)."""
+    import yaml
+    config_file = tmp_path / "train.yaml"
+    config_file.write_text(yaml.safe_dump(cu_raw_config(tmp_path, cu_data[0], epochs=1)))
+    config = load_train_config(config_file)
+    run = tmp_path / "run"
+    assert main(["train", str(config_file)]) == 0
+    stamp = (run / "model.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["train", str(config_file)]) == 2
+    message = f"the output folder {run} already holds a training run (checkpoint.ckpt, best.ckpt, model.pt)"
+    assert capsys.readouterr().err.startswith(f"bpnn-ts train: error: {message}; continue it with --resume")
+    with pytest.raises(OutputExistsError, match=re.escape(message) + ".*--resume.*--overwrite"):
+        Trainer(config, log=quiet)
+    with pytest.raises(ValueError, match="`resume` and `overwrite` exclude each other"):
+        Trainer(config, resume=True, overwrite=True, log=quiet)
+    with pytest.raises(SystemExit):
+        main(["train", str(config_file), "--resume", "--overwrite"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert (run / "model.pt").stat().st_mtime_ns == stamp
+    (run / "parity_test.png").write_bytes(b"an earlier run's plot")  # this run has no test set
+    assert main(["train", str(config_file), "--overwrite"]) == 0
+    assert not (run / "parity_test.png").exists() and (run / "model.pt").stat().st_mtime_ns != stamp
+    assert "overwrite: removed checkpoint.ckpt, best.ckpt, model.pt, metrics.csv" in capsys.readouterr().out
+    lines = []
+    Trainer(config, overwrite=True, log=lines.append).run()
+    assert any(line.startswith("overwrite: removed") for line in lines), lines
+    assert len((run / "metrics.csv").read_text().splitlines()) == 2  # header + the new run's epoch
+
+
+@pytest.fixture
+def umask():
+    """Sets the process umask for a test (os.umask set-and-restore) and restores it."""
+    saved = os.umask(0o022)
+    os.umask(saved)
+    yield os.umask
+    os.umask(saved)
+
+
+def test_written_files_follow_the_umask(tmp_path, umask):
+    """Checkpoints and model files get the mode open(path, "w") would give: 0o666 & ~umask."""
+    from bpnn_ts import export, parse_model_config
+    model = parse_model_config({"elements": ["Cu"], "cutoff": 4.0}).build().eval()
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        umask(mask)
+        checkpoint = save_checkpoint({"epoch": 0}, tmp_path / f"{mask:o}.ckpt")
+        assert stat.S_IMODE(checkpoint.stat().st_mode) == mode, f"umask {mask:o}"
+    umask(0o077)
+    save_checkpoint({"epoch": 0}, tmp_path / "again.ckpt")
+    umask(0o022)
+    replaced = save_checkpoint({"epoch": 1}, tmp_path / "again.ckpt")  # a 0o600 file replaced
+    exported = export(model, tmp_path / "model.pt", native_kernels=False)
+    for path in (replaced, exported):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_parity_panels_show_the_metrics(tmp_path):
+    """Each panel's text gives the RMSE and MAE that the metrics give (energy per atom in
+    meV/atom, forces in eV/Å)."""
+    pytest.importorskip("matplotlib")
+    from bpnn_ts.training.metrics import summarize
+    from bpnn_ts.training.plots import parity_labels, parity_plot
+    reference = torch.tensor([-3.0, -3.5, -2.9], dtype=torch.float64)
+    errors = torch.tensor([0.001, -0.002, 0.0005], dtype=torch.float64)  # eV/atom
+    forces = torch.linspace(-1.0, 1.0, 12, dtype=torch.float64).reshape(4, 3)
+    force_errors = torch.tensor([0.1, -0.2, 0.05] * 4, dtype=torch.float64).reshape(4, 3)
+    store = {"energy": [errors], "energy_ref": [reference], "energy_pred": [reference + errors],
+             "force": [force_errors], "force_ref": [forces], "force_pred": [forces + force_errors],
+             "force_numbers": [torch.full((4,), 29)]}
+    metrics = summarize(store, [29])
+    energy, force = parity_labels(store)
+    assert energy == "RMSE 1.323 meV/atom\nMAE 1.167 meV/atom"  # sqrt(1.75) and 3.5/3
+    assert energy == (f"RMSE {metrics['energy_rmse_mev_atom']:.3f} meV/atom\n"
+                      f"MAE {metrics['energy_mae_mev_atom']:.3f} meV/atom")
+    assert force == f"RMSE {metrics['force_rmse']:.4f} eV/Å\nMAE {metrics['force_mae']:.4f} eV/Å"
+    assert force == "RMSE 0.1323 eV/Å\nMAE 0.1167 eV/Å"
+    assert parity_plot(store, tmp_path / "parity.png", "test") == [energy, force]
+    assert (tmp_path / "parity.png").stat().st_size > 0
+    no_forces = dict(store, force=[torch.zeros(0, 3)], force_ref=[torch.zeros(0, 3)], force_pred=[torch.zeros(0, 3)])
+    assert parity_labels(no_forces) == (energy, "no forces")
+
+
+def test_md_snapshots_use_the_current_ase_api_with_the_same_draws():
+    """No DeprecationWarning from the demo data, and ASE's current API draws the momenta the
+    deprecated MaxwellBoltzmannDistribution drew (the demo's numbers do not change)."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from bpnn_ts.demo_data import thermalize
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        md_snapshots(cell, 300, 1, 2, seed=0)
+    assert not [w for w in caught if issubclass(w.category, DeprecationWarning)], [str(w.message) for w in caught]
+    current, deprecated = cell.repeat(3), cell.repeat(3)
+    thermalize(current, 800, np.random.default_rng(1000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        MaxwellBoltzmannDistribution(deprecated, temperature_K=800, rng=np.random.default_rng(1000))
+    assert np.array_equal(current.get_momenta(), deprecated.get_momenta())

@@ -6,6 +6,10 @@ explicitly. Every structure comes back as an ase.Atoms in eV and Å with a
 SinglePointCalculator holding energy (eV), forces (eV/Å) and, where the file
 has it, stress (eV/Å^3, Voigt). A file that cannot be read raises DataError
 naming the file; nothing is returned half-read.
+
+n2p2 files are read by our reader (`n2p2_data.read_input_data`) in the units
+given here (default Å and eV). `ase.io.read("input.data")` would pick ASE's
+RuNNer reader instead, which always converts from Bohr and Hartree.
 """
 
 from pathlib import Path
@@ -49,9 +53,12 @@ def read_structures(path: Union[str, Path], format: Optional[str] = None, length
     to_a, to_ev = length_factor(length_unit), energy_factor(energy_unit)
     if format == "n2p2":
         try:
-            return read_input_data(path, length_unit, energy_unit)
+            structures = read_input_data(path, length_unit, energy_unit)
         except ValueError as error:
             raise DataError(str(error)) from error
+        if not structures:
+            raise DataError(f"{path}: no structures in the file (n2p2 input.data: begin ... end blocks)")
+        return structures
     import ase.io
     try:
         raw = ase.io.read(path, index=":", format={"extxyz": "extxyz", "db": "db", "traj": "traj"}[format])

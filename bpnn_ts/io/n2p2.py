@@ -21,6 +21,8 @@ from ..model.engine import BPNNModel
 from ..model.nn import N2P2_ACTIVATIONS, ElementMLP
 from ..model.spec import ModelSpec
 from ..units import energy_factor, length_factor
+from .n2p2_units import check_units as check_plausible_units
+from .n2p2_units import closest_atoms
 
 _TRAINING_PREFIXES = ("gradient_", "kalman_", "write_", "short_energy_", "short_force_",
                       "task_batch_size_", "weights_m", "rmse_", "force_energy_")
@@ -213,13 +215,21 @@ def read_weights(path, layer_sizes: List[int]) -> List[Tuple[torch.Tensor, torch
     return layers
 
 
-def load_n2p2(directory, length_unit: str = "angstrom", energy_unit: str = "eV") -> BPNNModel:
-    """Build the bpnn_ts model (float64, eval mode, eV and Å) of an n2p2 potential directory."""
+def load_n2p2(directory, length_unit: str = "angstrom", energy_unit: str = "eV",
+              check_units: bool = True) -> BPNNModel:
+    """Build the bpnn_ts model (float64, eval mode, eV and Å) of an n2p2 potential directory whose
+    files use `length_unit` and `energy_unit`. With `check_units`, units that the files
+    contradict (unit comments, cutoffs, the closest atoms of an input.data beside them) are
+    refused (N2P2UnitError, bpnn_ts/io/n2p2_units.py)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"n2p2 potential directory {directory} does not exist")
     to_angstrom, to_ev = length_factor(length_unit), energy_factor(energy_unit)
     settings = read_input_nn(directory / "input.nn")
+    if check_units:
+        data = directory / "input.data"
+        closest = closest_atoms(data, length_unit) if data.is_file() else None
+        check_plausible_units(directory, length_unit, energy_unit, [f.r_c for f in settings.functions], closest)
     statistics = read_scaling_data(directory / "scaling.data", settings)
     shift = {z: (settings.mean_energy + settings.atom_energy.get(z, 0.0)) * to_ev
              for z in settings.elements}

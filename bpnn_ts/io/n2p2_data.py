@@ -23,7 +23,9 @@ class InputDataError(ValueError):
 
 def read_input_data(path: Union[str, Path], length_unit: str = "angstrom",
                     energy_unit: str = "eV") -> List[Atoms]:
-    """All structures of an n2p2 input.data file."""
+    """All structures of an n2p2 input.data file, converted from `length_unit` and
+    `energy_unit` (the file's units) to Å and eV; atoms of periodic structures are wrapped
+    into the cell, as n2p2 does."""
     path = Path(path)
     to_a, to_ev = length_factor(length_unit), energy_factor(energy_unit)
     structures: List[Atoms] = []

@@ -25,6 +25,9 @@ _SCALING_KEYWORDS = {"none": [], "scale": ["scale_symmetry_functions"], "center"
                      "sigma": ["scale_symmetry_functions_sigma"]}
 
 
+UNIT_WORDS = {"angstrom": "Angstrom", "bohr": "Bohr", "eV": "eV", "hartree": "Ha"}  # as n2p2's examples write them
+
+
 def _line(function, to_unit: float) -> str:
     f = function.scaled(to_unit)
     if isinstance(f, RadialSF):
@@ -55,7 +58,8 @@ def write_n2p2(model: AnyModel, directory: Union[str, Path], length_unit: str = 
     directory.mkdir(parents=True, exist_ok=True)
 
     shifts = {z: float(v) * per_ev for z, v in zip(numbers, state["potential.atomic_energy_shift"])}
-    lines = ["# n2p2 potential written by bpnn_ts", f"number_of_elements {len(numbers)}",
+    lines = ["# n2p2 potential written by bpnn_ts", f"# Length unit     : {UNIT_WORDS[length_unit]}",
+             f"# Energy unit     : {UNIT_WORDS[energy_unit]}", f"number_of_elements {len(numbers)}",
              "elements " + " ".join(symbol(z) for z in numbers)]
     energy_scale = spec["energy_scale"] * per_ev  # file energy per network output
     if energy_scale != 1.0:

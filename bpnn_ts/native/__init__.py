@@ -3,15 +3,20 @@
 `load_ops()` makes them available in this process: from the library named by
 the environment variable BPNN_OPS_LIBRARY if set (e.g. the CMake build's
 libbpnn.so), else by compiling `acsf_ops.cpp` (which includes the headers beside
-it) once with torch.utils.cpp_extension (needs a C++ compiler; cached under
-~/.cache/torch_extensions). Model files that use the kernels need them
-registered before loading; `bpnn_ts.load` and the calculator call this first.
+it) once with torch.utils.cpp_extension (needs a C++ compiler and ninja). The build goes to
+a folder of its own per source hash, torch and Python version and flags (under
+$TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions), so that checkouts and environments on one
+machine never rebuild or overwrite each other's; a line on stderr says when a build starts.
+Model files that use the kernels need them registered before loading; `bpnn_ts.load` and the
+calculator call this first.
 """
 
 import hashlib
 import os
+import sys
 import threading
 from pathlib import Path
+from typing import List
 
 import torch
 
@@ -43,6 +48,23 @@ def source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+def compile_flags() -> List[str]:
+    """The flags of the Python build (with BPNN_OPS_CFLAGS from the environment)."""
+    return COMPILE_FLAGS + [f"-DBPNN_SOURCE_HASH={source_hash()}"] + os.environ.get("BPNN_OPS_CFLAGS", "").split()
+
+
+def build_name() -> str:
+    """Name of this build: sources, torch and Python version, and flags, hashed."""
+    key = "|".join([source_hash(), torch.__version__, sys.version, *compile_flags()])
+    return "bpnn_acsf_ops_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def build_directory() -> Path:
+    """Where this build lives (one folder per build_name)."""
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions")
+    return Path(root) / build_name()
+
+
 def load_ops() -> bool:
     """Register the kernels (build them on first use); False, with `load_error()` saying why, if impossible."""
     global _error
@@ -56,13 +78,23 @@ def load_ops() -> bool:
             if library:
                 torch.ops.load_library(library)
             else:
-                from torch.utils.cpp_extension import load
-                flags = COMPILE_FLAGS + [f"-DBPNN_SOURCE_HASH={source_hash()}"] + os.environ.get("BPNN_OPS_CFLAGS", "").split()
-                load(name="bpnn_acsf_ops", sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False, verbose=False)
+                _build_and_load()
         except Exception as error:  # no compiler, no ninja, a broken library: fall back to pure torch
             _error = f"{type(error).__name__}: {error}"
             return False
         return ops_available()
+
+
+def _build_and_load() -> None:
+    """torch.utils.cpp_extension's build of acsf_ops.cpp into build_directory() (a no-op when built)."""
+    from torch.utils.cpp_extension import load
+    name, directory = build_name(), build_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / f"{name}.so").is_file():
+        sys.stderr.write(f"bpnn_ts: building the fused C++ kernels in {directory} (once; about a minute) ...\n")
+        sys.stderr.flush()
+    load(name=name, sources=[str(SOURCE)], extra_cflags=compile_flags(), build_directory=str(directory),
+         is_python_module=False, verbose=False)
 
 
 def load_error() -> str:

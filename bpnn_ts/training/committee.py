@@ -8,6 +8,7 @@ from ..committee import build_committee
 from ..export import export
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
+from .output import check_output
 from .trainer import Trainer, model_from_checkpoint
 
 
@@ -20,12 +21,26 @@ def member_config(config: TrainConfig, k: int) -> TrainConfig:
                                output=str(Path(config.output) / f"member_{k}"), raw=raw)
 
 
-def train_committee(config: TrainConfig, size: int, resume: bool = False, log: Callable[[str], None] = print) -> Path:
+def check_committee_output(config: TrainConfig, size: int, resume: bool, overwrite: bool) -> None:
+    """Before any member trains: refuse a folder that holds a committee run (committee.pt, or a
+    member folder with checkpoints or model.pt) unless `resume` or `overwrite`."""
+    check_output(Path(config.output), resume, overwrite, names=("committee.pt",))
+    for k in range(size):
+        check_output(Path(member_config(config, k).output), resume, overwrite)
+
+
+def train_committee(config: TrainConfig, size: int, resume: bool = False, log: Callable[[str], None] = print,
+                    overwrite: bool = False) -> Path:
     """Train `size` members (member_config) one after the other, then write <output>/committee.pt
-    from their best checkpoints; returns its path. With `resume`, finished members are kept and
-    an interrupted one continues from its checkpoint."""
+    from their best checkpoints; returns its path. With `resume`, finished members are kept, an
+    interrupted one continues from its checkpoint and one with no checkpoint starts afresh.
+    A folder holding an earlier committee run is refused unless `resume` or `overwrite`
+    (which replaces every member's files)."""
     if size < 2:
         raise ValueError(f"a committee needs at least 2 members, got {size}")
+    check_committee_output(config, size, resume, overwrite)
+    if overwrite:
+        (Path(config.output) / "committee.pt").unlink(missing_ok=True)
     best: List[Path] = []
     for k in range(size):
         member = member_config(config, k)
@@ -35,7 +50,9 @@ def train_committee(config: TrainConfig, size: int, resume: bool = False, log: C
             log(f"member {k}: finished earlier ({output / 'best.ckpt'})")
         else:
             log(f"member {k} of {size}: model seed {member.model.seed}, output {output}")
-            Trainer(member, resume=resume and (output / "checkpoint.ckpt").is_file(), log=log).run()
+            resumable = resume and (output / "checkpoint.ckpt").is_file()
+            # under `resume`, a member with nothing to resume from replaces whatever is left in its folder
+            Trainer(member, resume=resumable, log=log, overwrite=overwrite or (resume and not resumable)).run()
         best.append(output / "best.ckpt")
     committee = build_committee([model_from_checkpoint(path) for path in best])
     path = export(committee, Path(config.output) / "committee.pt", description=f"committee of {size} members",

@@ -1,9 +1,11 @@
 """Parity plots and the learning curve as PNG files (needs matplotlib; skipped without it)."""
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import torch
+
+from .metrics import summarize
 
 
 def _pyplot():
@@ -16,38 +18,58 @@ def _pyplot():
         return None
 
 
-def parity_plot(store: Dict[str, List[torch.Tensor]], path: Path, title: str) -> bool:
-    """Predicted vs reference energies per atom and force components; False without matplotlib."""
+def parity_labels(store: Dict[str, List[torch.Tensor]]) -> Tuple[str, str]:
+    """The error text of each parity panel: RMSE and MAE of the energy per atom (meV/atom) and
+    of the force components (eV/Å), from the same errors and formulas as the metrics
+    (`metrics.summarize`); "no forces" where the data has none."""
+    metrics = summarize(store, elements=())
+    energy = (f"RMSE {metrics['energy_rmse_mev_atom']:.3f} meV/atom\n"
+              f"MAE {metrics['energy_mae_mev_atom']:.3f} meV/atom")
+    if "force_rmse" not in metrics:
+        return energy, "no forces"
+    return energy, f"RMSE {metrics['force_rmse']:.4f} eV/Å\nMAE {metrics['force_mae']:.4f} eV/Å"
+
+
+def parity_plot(store: Dict[str, List[torch.Tensor]], path: Path, title: str) -> Optional[List[str]]:
+    """Predicted vs reference energies per atom and force components, each panel with its RMSE
+    and MAE (`parity_labels`); returns the texts drawn on the panels, None without matplotlib."""
     plt = _pyplot()
     if plt is None:
-        return False
+        return None
     figure, axes = plt.subplots(1, 2, figsize=(9, 4.2))
     pairs = [("energy_ref", "energy_pred", "energy per atom (eV)"), ("force_ref", "force_pred", "force component (eV/Å)")]
-    for axis, (ref_key, pred_key, label) in zip(axes, pairs):
+    for axis, (ref_key, pred_key, label), errors in zip(axes, pairs, parity_labels(store)):
         ref = torch.cat(store[ref_key]).reshape(-1).cpu().numpy()
         pred = torch.cat(store[pred_key]).reshape(-1).cpu().numpy()
         if ref.size:
             axis.scatter(ref, pred, s=3, alpha=0.5)
             low, high = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
             axis.plot([low, high], [low, high], "k-", lw=0.8)
+        axis.text(0.04, 0.96, errors, transform=axis.transAxes, va="top", ha="left", fontsize=9,
+                  bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
         axis.set_xlabel(f"reference {label}")
         axis.set_ylabel(f"predicted {label}")
     figure.suptitle(f"parity: {title}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+    shown = [text.get_text() for axis in axes for text in axis.texts]
     plt.close(figure)
-    return True
+    return shown
 
 
 def learning_curve(history: List[Dict[str, float]], path: Path) -> bool:
-    """Training and validation loss per epoch (log scale); False without matplotlib."""
+    """Training and validation loss per epoch (log scale; without validation structures the
+    training-set loss after each epoch); False without matplotlib."""
     plt = _pyplot()
     if plt is None or not history:
         return False
     figure, axis = plt.subplots(figsize=(6, 4))
     epochs = [row["epoch"] for row in history]
     axis.semilogy(epochs, [row["train_loss"] for row in history], label="training loss")
-    axis.semilogy(epochs, [row["val_loss"] for row in history], label="validation loss")
+    if "val_loss" in history[-1]:
+        axis.semilogy(epochs, [row["val_loss"] for row in history], label="validation loss")
+    else:  # no validation structures: the training-set loss after each epoch is what was monitored
+        axis.semilogy(epochs, [row["train_set_loss"] for row in history], label="training-set loss (after the epoch)")
     axis.set_xlabel("epoch")
     axis.set_ylabel("loss")
     axis.legend()

@@ -12,7 +12,6 @@ run sees exactly the batches an uninterrupted one would.
 """
 
 import copy
-import csv
 import dataclasses
 import math
 import sys
@@ -37,6 +36,7 @@ from .batch import Batch, concatenate, make_batches, predict, stress_from_virial
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import accumulate, summarize
+from .output import check_output, clear_outputs, write_metrics_csv
 
 METRIC_COLUMNS = ("energy_rmse_mev_atom", "energy_mae_mev_atom", "force_rmse", "force_mae")
 
@@ -77,17 +77,25 @@ def fit_atomic_energies(structures: Sequence[Atoms], elements: Sequence[int]) ->
 
 
 class Trainer:
-    """Runs one training config; `run()` returns the test metrics (or validation
-    metrics where there is no test set). Files in `config.output`:
+    """Runs one training config; `run()` returns the metrics of every split
+    (`train_*`, `validation_*`, `test_*`). Files in `config.output`:
     checkpoint.ckpt (latest), best.ckpt (best validation loss), metrics.csv,
-    model.pt (exported best model), parity and learning-curve PNGs."""
+    model.pt (exported best model), parity and learning-curve PNGs.
+
+    A folder that already holds a run (checkpoint.ckpt, best.ckpt or model.pt) is refused
+    unless `resume` (continue from its checkpoint.ckpt) or `overwrite` (remove the earlier
+    run's files when `run()` starts). Without validation structures, early stopping, the
+    schedule and the best model use the training-set loss (evaluated after each epoch),
+    metrics.csv has it as `train_set_*` and leaves the `val_*` columns empty."""
 
     def __init__(self, config: TrainConfig, resume: bool = False,
                  on_epoch_end: Optional[Callable[[int, Dict[str, float]], None]] = None,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, overwrite: bool = False):
         self.config = config
         self.options = config.training
         self.output = Path(config.output)
+        check_output(self.output, resume, overwrite)
+        self._clear_before_run = overwrite
         self.on_epoch_end = on_epoch_end
         self.log = log
         self.device = torch.device(self.options.device)
@@ -127,6 +135,10 @@ class Trainer:
         self.splits: Dict[str, List[Atoms]] = {"train": train, "validation": validation, "test": test}
         self.log(f"data: {len(train)} training, {len(validation)} validation, {len(test)} test structures "
                  f"({sum(len(a) for a in train)} training atoms)")
+        if not validation:
+            self.log("no validation structures: early stopping, the learning-rate schedule and the best model "
+                     "(best.ckpt, model.pt) use the training-set loss; metrics.csv leaves the val_* columns empty "
+                     "(give `data.validation` files or a `data.split.validation` fraction for a validation set)")
 
     def _build_model(self, checkpoint: Optional[Dict[str, Any]]) -> BPNNModel:
         dtype = DTYPES[self.config.model.dtype]
@@ -254,9 +266,37 @@ class Trainer:
                 "stale_epochs": self.stale_epochs, "history": list(self.history),
                 "config": self.config.raw}
 
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.batches["validation"])
+
+    def _monitor(self) -> Tuple[Dict[str, float], Dict[str, float]]:
+        """The metrics early stopping, the schedule and the best model follow (validation set,
+        else training set) and the same under their metrics.csv names (`val_*`, `train_set_*`)."""
+        if self.has_validation:
+            metrics = self.evaluate("validation")
+            return metrics, {f"val_{k}": v for k, v in metrics.items()}
+        metrics = self.evaluate("train")
+        return metrics, {f"train_set_{k}": v for k, v in metrics.items()}
+
+    def _log_epoch(self, train_loss: float, metrics: Dict[str, float], learning_rate: float) -> None:
+        monitored = f"val loss {metrics['loss']:.3e}" if self.has_validation else \
+            f"training set: loss {metrics['loss']:.3e}"
+        self.log(f"epoch {self.epoch:4d}  loss {train_loss:.3e}  {monitored}  "
+                 f"E {metrics['energy_rmse_mev_atom']:.2f} meV/atom  "
+                 f"F {metrics.get('force_rmse', float('nan')):.4f} eV/Å  lr {learning_rate:.1e}")
+
+    def _start_output(self) -> None:
+        self.output.mkdir(parents=True, exist_ok=True)
+        if self._clear_before_run:
+            removed = clear_outputs(self.output)
+            if removed:
+                self.log(f"overwrite: removed {', '.join(p.name for p in removed)} of the earlier run in {self.output}")
+            self._clear_before_run = False
+
     def run(self) -> Dict[str, float]:
         o = self.options
-        self.output.mkdir(parents=True, exist_ok=True)
+        self._start_output()
         snapshot = self._state()
         stopped_early = False
         try:
@@ -264,9 +304,8 @@ class Trainer:
                 started = time.perf_counter()
                 train_loss = self._train_epoch()
                 self.epoch += 1
-                has_validation = bool(self.batches["validation"])
-                val = self.evaluate("validation") if has_validation else self.evaluate("train")
-                monitored = val["loss"]
+                metrics, columns = self._monitor()
+                monitored = metrics["loss"]
                 if self.scheduler is not None:
                     if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                         self.scheduler.step(monitored)
@@ -282,20 +321,19 @@ class Trainer:
                 row = {"epoch": self.epoch, "train_loss": train_loss,
                        "learning_rate": self.optimizer.param_groups[0]["lr"],
                        "seconds": time.perf_counter() - started}
-                row.update({f"val_{k}": v for k, v in val.items()})
+                row.update(columns)
                 self.history.append(row)
                 self._write_csv()
                 if self.epoch % max(1, o.epochs // 30) == 0 or self.epoch in (1, o.epochs):
-                    self.log(f"epoch {self.epoch:4d}  loss {train_loss:.3e}  val loss {monitored:.3e}  "
-                             f"E {val['energy_rmse_mev_atom']:.2f} meV/atom  "
-                             f"F {val.get('force_rmse', float('nan')):.4f} eV/Å  lr {row['learning_rate']:.1e}")
+                    self._log_epoch(train_loss, metrics, row["learning_rate"])
                 snapshot = self._state()
                 if self.epoch % o.checkpoint_every == 0 or self.epoch == o.epochs:
                     save_checkpoint(snapshot, self.output / "checkpoint.ckpt")
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(self.epoch, row)
                 if o.early_stopping > 0 and self.stale_epochs >= o.early_stopping:
-                    self.log(f"early stopping: no validation improvement for {o.early_stopping} epochs")
+                    what = "validation" if self.has_validation else "training-set"
+                    self.log(f"early stopping: no {what} loss improvement for {o.early_stopping} epochs")
                     stopped_early = True
                     break
         except KeyboardInterrupt:
@@ -310,8 +348,9 @@ class Trainer:
         self.model.load_state_dict(self.best_state)
         save_checkpoint(dict(self._state(), finished=True), self.output / "best.ckpt")
         model = copy.deepcopy(self.model).cpu().eval()
+        best_key = "best_validation_loss" if self.has_validation else "best_training_set_loss"
         export(model, self.output / "model.pt", description="trained by bpnn-ts train",
-               provenance={"epochs": self.epoch, "best_validation_loss": self.best_loss,
+               provenance={"epochs": self.epoch, best_key: self.best_loss,
                            "training_structures": len(self.splits["train"])})
         results: Dict[str, float] = {}
         for name in ("train", "validation", "test"):
@@ -323,15 +362,11 @@ class Trainer:
         return results
 
     def _write_csv(self) -> None:
-        columns = list(self.history[0].keys())
-        for row in self.history:
-            columns += [k for k in row if k not in columns]
-        temporary = self.output / "metrics.csv.tmp"
-        with open(temporary, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.history)
-        temporary.replace(self.output / "metrics.csv")
+        """metrics.csv; without validation structures, empty `val_*` columns beside `train_set_*`."""
+        prefix = "train_set_"
+        empty = [] if self.has_validation else \
+            ["val_" + k[len(prefix):] for k in self.history[-1] if k.startswith(prefix)]
+        write_metrics_csv(self.history, self.output, empty)
 
     def _plot_parity(self, name: str) -> None:
         from .plots import parity_plot

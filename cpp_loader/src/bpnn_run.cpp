@@ -11,7 +11,8 @@
 // most once per 100 such steps). --uncertainty (committee files): the JSON adds the members'
 // spreads ("energy_uncertainty", per-atom "forces_uncertainty", ...); in MD each printed line
 // adds "energy_uncertainty" and "max_force_uncertainty" (computed on printed steps only).
-// --no-verify: skip the check of the file's parameters against their recorded SHA-256.
+// --no-verify: skip the check of the file's parameters against their recorded SHA-256 (files
+// without that hash are refused unless it is given).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>

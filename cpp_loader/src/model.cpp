@@ -1,6 +1,7 @@
 #include "bpnn/model.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -14,16 +15,31 @@
 namespace bpnn {
 namespace {
 
-// The last line of a TorchScript error, e.g. "builtins.ValueError: atoms 3 and 7 overlap".
-std::string last_line(const std::string& text) {
-  std::istringstream stream(text);
-  std::string line, last;
-  while (std::getline(stream, line)) {
-    if (line.find_first_not_of(" \t") != std::string::npos) last = line;
+constexpr const char* kBlanks = " \t\r\n\f\v";
+
+bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// Length of "<prefix><word>: " at the start of `line` (a word: letters, digits, _), 0 if absent.
+size_t word_prefix(const std::string& line, const std::string& prefix) {
+  if (line.rfind(prefix, 0) != 0) return 0;
+  size_t end = prefix.size();
+  while (end < line.size() && is_word_char(line[end])) ++end;
+  return end > prefix.size() && line.compare(end, 2, ": ") == 0 ? end + 2 : 0;
+}
+
+// Length of "<Name>Error: " at the start of `line`, 0 if absent.
+size_t error_name_prefix(const std::string& line) {
+  const size_t length = word_prefix(line, "");
+  return length > 7 && line.compare(length - 7, 5, "Error") == 0 ? length : 0;
+}
+
+// A line of a Python/TorchScript traceback or a libtorch backtrace (never the message).
+bool is_trace_line(const std::string& line) {
+  for (const char* noise : {"frame #", "Exception raised from", "Traceback", "File \"",
+                            "The following operation failed"}) {
+    if (line.rfind(noise, 0) == 0) return true;
   }
-  const std::string prefix = "builtins.ValueError: ";
-  if (last.rfind(prefix, 0) == 0) return last.substr(prefix.size());
-  return last;
+  return std::isspace(static_cast<unsigned char>(line[0])) || line.find_first_not_of("~^ ") == std::string::npos;
 }
 
 std::string element_name(int64_t z) {
@@ -45,6 +61,22 @@ std::string json_string(const std::string& json, const std::string& key) {
 
 }  // namespace
 
+std::string error_message(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream stream(text);
+  for (std::string line; std::getline(stream, line);) {
+    lines.push_back(line.substr(0, line.find_last_not_of(kBlanks) + 1));  // npos + 1 == 0: blank line
+  }
+  for (auto line = lines.rbegin(); line != lines.rend(); ++line) {
+    if (const size_t length = word_prefix(*line, "builtins.")) return line->substr(length);
+  }
+  for (const auto& line : lines) {
+    if (!line.empty() && !is_trace_line(line)) return line.substr(error_name_prefix(line));
+  }
+  const size_t first = text.find_first_not_of(kBlanks);
+  return first == std::string::npos ? "" : text.substr(first, text.find_last_not_of(kBlanks) - first + 1);
+}
+
 Model::Model(const std::string& path, const std::string& device, int threads, bool verify)
     : device_(torch::kCPU) {
   try {
@@ -58,12 +90,16 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
   if (threads < 1) throw Error("threads must be >= 1, got " + std::to_string(threads));
   at::set_num_threads(threads);
   if (!std::ifstream(path).good()) throw Error("model file not found: " + path);
-  torch::jit::ExtraFilesMap extra_files{{keys::kProvenanceFile, ""}};
+  torch::jit::ExtraFilesMap extra_files{{keys::kMetadataFile, ""}, {keys::kProvenanceFile, ""}};
   try {
     module_ = torch::jit::load(path, device_, extra_files);
   } catch (const std::exception& error) {
     throw Error("cannot load model file " + path + " (damaged or not a bpnn_ts model): " +
-                last_line(error.what()));
+                error_message(error.what()));
+  }
+  if (extra_files[keys::kMetadataFile].empty()) {
+    throw Error(path + " has no " + keys::kMetadataFile + ": not a bpnn_ts model file (write model files with "
+                "bpnn_ts.export or bpnn-ts export)");
   }
   module_.eval();
   try {
@@ -106,7 +142,11 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
 // parameters_hash (Python state_dict order is the same byte-wise sort for these ASCII names).
 void Model::verify_parameters(const std::string& path, const std::string& provenance) const {
   const std::string recorded = json_string(provenance, "parameters_sha256");
-  if (recorded.empty()) return;  // files exported before the hash existed
+  if (recorded.empty()) {
+    throw Error(path + " has no parameter hash (parameters_sha256 in " + keys::kProvenanceFile + "): it was not "
+                "written by bpnn_ts.export, or was modified; re-export it, or skip the check with --no-verify "
+                "(C++: verify=false)");
+  }
   std::map<std::string, torch::Tensor> state;
   for (const auto& item : module_.named_parameters(true)) state[item.name] = item.value;
   for (const auto& item : module_.named_buffers(true)) state[item.name] = item.value;
@@ -222,7 +262,7 @@ Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
   try {
     output = module_.forward(inputs);
   } catch (const std::exception& error) {
-    throw Error(last_line(error.what()));
+    throw Error(error_message(error.what()));
   }
   auto dict = output.toGenericDict();
   Result result;

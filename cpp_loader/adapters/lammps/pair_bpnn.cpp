@@ -33,6 +33,32 @@ int64_t atomic_number(const std::string& symbol) {
   return 0;
 }
 
+// "15.999": a mass in u, as written in data files.
+std::string mass_text(double mass) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", mass);
+  return text;
+}
+
+// Whether `mass` (u) is element z's standard atomic weight, within max(0.5 u, 2 %).
+bool mass_matches(double mass, int64_t z) {
+  const double standard = bpnn::kMasses[z];
+  return std::fabs(mass - standard) <= std::max(0.5, 0.02 * standard);
+}
+
+// Why `what` ("atom type 1") with `mass` cannot be element z, with the element `mass` suggests.
+std::string mass_mismatch(const std::string& what, double mass, int64_t z) {
+  int64_t closest = 1;
+  for (int64_t candidate = 2; candidate <= bpnn::kMaxZ; ++candidate) {
+    if (std::fabs(bpnn::kMasses[candidate] - mass) < std::fabs(bpnn::kMasses[closest] - mass)) closest = candidate;
+  }
+  return "pair bpnn: " + what + " has mass " + mass_text(mass) + " but pair_coeff maps it to " + bpnn::kSymbols[z] +
+         " (standard atomic weight " + mass_text(bpnn::kMasses[z]) + "); the element closest in mass is " +
+         bpnn::kSymbols[closest] + " (" + mass_text(bpnn::kMasses[closest]) +
+         "): fix the element order in pair_coeff, or, for isotopes or scaled masses, turn this check off with "
+         "the pair_style bpnn keyword 'check_masses no'";
+}
+
 // glibc returns freed blocks of a few MB to the kernel and page-faults them back on every
 // step inside LAMMPS (measured: ~1.7x slower per step on 2,048 Cu atoms). Keep them in the heap.
 void keep_freed_memory_in_heap() {
@@ -83,7 +109,7 @@ void PairBPNN::allocate() {
 
 // pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
 //                  [extrapolation ignore|warn|stop] [extrapolation_every N] [min_distance A]
-//                  [uncertainty_every N]
+//                  [uncertainty_every N] [check_masses yes|no]
 void PairBPNN::settings(int narg, char** arg) {
   if (std::strcmp(update->unit_style, "metal") != 0) {
     error->all(FLERR, std::string("pair_style bpnn needs 'units metal' (eV, Å, ps); this input uses units ") +
@@ -92,7 +118,7 @@ void PairBPNN::settings(int narg, char** arg) {
   if (narg < 1 || narg % 2 == 0) {
     error->all(FLERR, "Usage: pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no] "
                       "[extrapolation ignore|warn|stop] [extrapolation_every N] [min_distance A] "
-                      "[uncertainty_every N]");
+                      "[uncertainty_every N] [check_masses yes|no]");
   }
   const LoadOptions options = parse_keywords(narg - 1, arg + 1);
   if (options.tune_malloc) keep_freed_memory_in_heap();
@@ -133,10 +159,16 @@ PairBPNN::LoadOptions PairBPNN::parse_keywords(int narg, char** arg) {
     } else if (key == "uncertainty_every") {
       uncertainty_every_ = std::atoi(arg[i + 1]);
       if (uncertainty_every_ < 1) error->all(FLERR, "pair_style bpnn: uncertainty_every must be >= 1");
+    } else if (key == "check_masses") {
+      const std::string value = arg[i + 1];
+      if (value != "yes" && value != "no") {
+        error->all(FLERR, "pair_style bpnn: check_masses takes yes or no, got '" + value + "'");
+      }
+      check_masses_ = value == "yes";
     } else {
       error->all(FLERR, "pair_style bpnn: unknown keyword '" + key +
                             "' (known: device, threads, tune_malloc, extrapolation, extrapolation_every, "
-                            "min_distance, uncertainty_every)");
+                            "min_distance, uncertainty_every, check_masses)");
     }
   }
   return options;
@@ -296,7 +328,32 @@ void PairBPNN::init_style() {
     error->all(FLERR, std::string("pair_style bpnn needs 'units metal'; this input uses units ") + update->unit_style);
   }
   if (force->newton_pair == 0) error->all(FLERR, "pair_style bpnn needs 'newton on' (forces on ghost atoms)");
+  if (check_masses_) check_masses();
   neighbor->add_request(this, NeighConst::REQ_FULL);
+}
+
+// Masses (known by init) against the mapped elements, so that pair_coeff in the wrong order
+// stops instead of running with the elements swapped: per-type masses that are set, and each
+// local atom's per-atom mass.
+void PairBPNN::check_masses() {
+  if (atom->mass && atom->mass_setflag) {
+    for (int t = 1; t <= atom->ntypes; ++t) {
+      const int64_t z = type_to_z_[t];
+      if (z > 0 && atom->mass_setflag[t] && !mass_matches(atom->mass[t], z)) {
+        error->all(FLERR, mass_mismatch("atom type " + std::to_string(t), atom->mass[t], z));
+      }
+    }
+  }
+  if (atom->rmass_flag && atom->rmass) {
+    for (int i = 0; i < atom->nlocal; ++i) {
+      const int64_t z = type_to_z_[atom->type[i]];
+      if (z > 0 && !mass_matches(atom->rmass[i], z)) {
+        error->one(FLERR, mass_mismatch("atom ID " + std::to_string(static_cast<int64_t>(atom->tag[i])) + " (type " +
+                                            std::to_string(atom->type[i]) + ", per-atom mass)",
+                                        atom->rmass[i], z));
+      }
+    }
+  }
 }
 
 double PairBPNN::init_one(int i, int j) {

@@ -4,9 +4,12 @@
 //   units metal
 //   pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
 //                    [extrapolation ignore|warn|stop] [extrapolation_every N]
-//                    [min_distance A] [uncertainty_every N]
+//                    [min_distance A] [uncertainty_every N] [check_masses yes|no]
 //   pair_coeff * * O H        # element symbol of each atom type (NULL: not handled)
 //
+// check_masses (default yes): at each run's setup, a mapped type's mass (or an atom's per-atom
+// mass) that differs from its element's standard atomic weight by more than max(0.5 u, 2 %)
+// stops the run (pair_coeff in the wrong order); `no` for isotopes (D) or scaled masses.
 // min_distance (Å, default 0.5; 0: off): warn (at most once every extrapolation_every such
 // steps) when two atoms are closer. uncertainty_every N (committee files): every N steps all
 // members are evaluated (one force pass each on those steps) and `compute pair bpnn`
@@ -54,6 +57,8 @@ class PairBPNN : public Pair {
   // settings() steps
   LoadOptions parse_keywords(int narg, char **arg);
   void load_model(const std::string &path, const LoadOptions &options);
+  // init_style() step
+  void check_masses();
   // compute() steps, in order
   void gather_atoms();
   void gather_pairs();
@@ -78,6 +83,7 @@ class PairBPNN : public Pair {
   int64_t extrapolating_steps_ = 0;
   double min_distance_ = 0.5;           // Å; closer pairs are warned about
   int64_t close_steps_ = 0;
+  bool check_masses_ = true;            // masses against the mapped elements' standard weights
   int uncertainty_every_ = 0;           // 0: committee spreads never computed
   int members_ = 1;                     // committee size K
   std::vector<double> member_forces_;   // per step with spreads: (nall, K, 3), reverse-communicated

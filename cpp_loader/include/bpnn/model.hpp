@@ -40,6 +40,13 @@ struct Result {
   torch::Tensor committee_forces;      // (K, n_atoms, 3) eV/Å, each member's forces, ghosts included
 };
 
+// The message in a torch or TorchScript error text (the same rule as Python's
+// bpnn_ts.errors.error_message; cases in tests/fixtures/error_messages.txt): the text after the
+// last line starting "builtins.<Name>: " (raised inside TorchScript); else the first non-empty
+// line that is not a traceback or backtrace line, without a leading "<Name>Error: "; else the
+// whole text trimmed.
+std::string error_message(const std::string& text);
+
 // "N atom(s) (M symmetry function values) outside the training range: atom 4 (O, 2), ..."
 // from per-atom counts (n,) and the atoms' atomic numbers; `ids` (optional, n) names the
 // atoms (e.g. LAMMPS atom IDs) instead of their indices; at most `limit` atoms listed.
@@ -48,10 +55,11 @@ std::string describe_extrapolation(const torch::Tensor& counts, const std::vecto
 
 class Model {
  public:
-  // Loads and checks the file (format version, units; with `verify`, that its parameters match
-  // the SHA-256 recorded at export). Files of another format version are refused; for older ones
-  // the message gives the command that converts them (`bpnn-ts export old.pt -o new.pt`). `device`: "cpu", "cuda", "cuda:1". `threads`: intra-op
-  // threads (a process-wide libtorch setting; 1 is fastest on small machines).
+  // Loads and checks the file (metadata.json present, format version, units; with `verify`, that
+  // its parameters match the SHA-256 recorded at export: files without that hash are refused).
+  // Files of another format version are refused; for older ones the message gives the command
+  // that converts them (`bpnn-ts export old.pt -o new.pt`). `device`: "cpu", "cuda", "cuda:1".
+  // `threads`: intra-op threads (a process-wide libtorch setting; 1 is fastest on small machines).
   // Loading a model file runs code from it: load only files you trust.
   explicit Model(const std::string& path, const std::string& device = "cpu", int threads = 1, bool verify = true);
 
