@@ -203,3 +203,28 @@ def test_threads_are_set_for_each_evaluation_and_restored(water_model):
     for bad in (0, -2, 1.5, True):
         with pytest.raises(ValueError, match="`threads` must be a positive integer or None"):
             BPNNCalculator(water_model, threads=bad)
+
+
+def test_cli_threads_option(model_file, tmp_path, capsys):
+    """`bpnn-ts train/eval/demo --threads N` (default 1) set the command's intra-op threads."""
+    import ase.io
+    import torch
+
+    from bpnn_ts.cli import main
+
+    from helpers import water_box
+    data = tmp_path / "water.xyz"
+    atoms = water_box(2, seed=4)
+    atoms.calc = BPNNCalculator(model_file, extrapolation="ignore")
+    atoms.get_forces()
+    ase.io.write(data, atoms)
+    before = torch.get_num_threads()
+    try:
+        assert main(["eval", str(model_file), str(data), "--threads", "2"]) == 0
+        assert torch.get_num_threads() == 2
+        assert main(["eval", str(model_file), str(data)]) == 0
+        assert torch.get_num_threads() == 1
+        assert main(["eval", str(model_file), str(data), "--threads", "0"]) == 2
+        assert "`threads` must be a positive integer" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

@@ -61,3 +61,9 @@ def test_model_package_imports_no_host_modules(path):
             if module.startswith("bpnn_ts") and not module.startswith("bpnn_ts.model"):
                 assert module in ("bpnn_ts", "bpnn_ts.keys", "bpnn_ts.elements", "bpnn_ts.native"), \
                     f"{path.name} imports {module}"
+
+
+def test_tests_that_need_reference_data_say_where_it_comes_from():
+    from helpers import needs_shared
+    reason = needs_shared.kwargs["reason"]
+    assert "n2p2 reference data" in reason and "../shared/reference/n2p2" in reason and "GPL" in reason
