@@ -10,8 +10,9 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 
 from . import keys
 from .errors import error_message, user_stacklevel
-from .export import AnyModel, load
+from .export import load
 from .extrapolation import ExtrapolationPolicy
+from .model_parts import AnyModel
 from .precision import INPUT_DTYPES, PRECISIONS, set_precision
 from .threads import check_threads, torch_threads
 

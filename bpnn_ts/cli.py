@@ -250,13 +250,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def torch_set_threads(threads: Optional[int]) -> None:
-    """torch's intra-op threads for the whole command (the command owns its process)."""
-    import torch
-    if threads is not None:
-        torch.set_num_threads(threads)
-
-
 def _add_threads_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="intra-op threads (default 1: never slow when other jobs share the cores; more where the "
@@ -265,10 +258,11 @@ def _add_threads_option(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    threads = getattr(args, "threads", None)
     try:
+        threads = check_threads(getattr(args, "threads", None))
         if threads is not None:
-            torch_set_threads(check_threads(threads))
+            import torch
+            torch.set_num_threads(threads)
         return args.run(args)
     except (ConfigError, ValueError, FileNotFoundError) as error:
         print(f"bpnn-ts {args.command}: error: {error}", file=sys.stderr)

@@ -11,10 +11,10 @@ from typing import List, Sequence, Tuple
 
 import torch
 
-from .export import AnyModel, committee_nets, element_models, element_net, energy_shifts, linear_layers
 from .model.engine import BPNNModel
 from .model.nn import CommitteeMLP, ElementMLP
 from .model.spec import ModelSpec
+from .model_parts import AnyModel, committee_nets, element_models, element_net, energy_shifts, linear_layers
 
 # spec entries that members must share: descriptors and network architecture
 SHARED = ("atomic_numbers", "functions", "cutoff_type", "cutoff_alpha", "hidden_layers", "activations")

@@ -21,13 +21,13 @@ import torch
 import yaml
 
 from .elements import sorted_atomic_numbers, to_atomic_number
-from .export import element_models, element_net
 from .model.cutoffs import cutoff_type_id
 from .model.descriptors.params import SymmetryFunction, auto_symmetry_functions, function_from_dict
 from .model.descriptors.scaling import SCALING_TYPES
 from .model.engine import BPNNModel
 from .model.nn import activation_code
 from .model.spec import ModelSpec, elements_of
+from .model_parts import element_models, element_net
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _KEYS = {"elements", "cutoff", "cutoff_function", "symmetry_functions", "hidden_layers",

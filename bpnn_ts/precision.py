@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Dict, overload
 import torch
 
 if TYPE_CHECKING:
-    from .export import AnyModel
     from .model.engine import BPNNModel
+    from .model_parts import AnyModel
 
 PRECISIONS = ("float64", "float32", "mixed")
 # dtype of the positions and cell a model of each precision takes, and of its outputs

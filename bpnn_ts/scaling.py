@@ -6,8 +6,8 @@ import torch
 from ase import Atoms
 
 from . import keys
-from .export import AnyModel, element_models, energy_shifts
 from .model.engine import BPNNModel
+from .model_parts import AnyModel, element_models, energy_shifts
 
 
 def descriptor_statistics(model: AnyModel, structures: Iterable[Atoms]) -> Dict[int, torch.Tensor]:

@@ -14,12 +14,12 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..elements import sorted_atomic_numbers, symbol, to_atomic_number
-from ..export import element_models, element_net, linear_layers
 from ..model.cutoffs import cutoff_type_id
 from ..model.descriptors.params import AngularSF, RadialSF, SymmetryFunction, n2p2_sorted
 from ..model.engine import BPNNModel
 from ..model.nn import N2P2_ACTIVATIONS, ElementMLP
 from ..model.spec import ModelSpec
+from ..model_parts import element_models, element_net, linear_layers
 from ..units import energy_factor, length_factor
 from .n2p2_units import check_units as check_plausible_units
 from .n2p2_units import closest_atoms

@@ -22,55 +22,65 @@ class InputDataError(ValueError):
 
 
 def read_input_data(path: Union[str, Path], length_unit: str = "angstrom",
-                    energy_unit: str = "eV") -> List[Atoms]:
-    """All structures of an n2p2 input.data file, converted from `length_unit` and
-    `energy_unit` (the file's units) to Å and eV; atoms of periodic structures are wrapped
-    into the cell, as n2p2 does."""
+                    energy_unit: str = "eV", max_structures: Optional[int] = None) -> List[Atoms]:
+    """The structures of an n2p2 input.data file (all, or the first `max_structures`), converted
+    from `length_unit` and `energy_unit` (the file's units) to Å and eV; atoms of periodic
+    structures are wrapped into the cell, as n2p2 does."""
     path = Path(path)
     to_a, to_ev = length_factor(length_unit), energy_factor(energy_unit)
     structures: List[Atoms] = []
     current: Optional[Dict[str, Any]] = None  # the structure being read
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        words = raw.split()
-        if not words:
-            continue
-        key, where = words[0], f"{path}:{number}"
-        try:
-            if key == "begin":
-                if current is not None:
-                    raise InputDataError(f"{where}: `begin` inside a structure (missing `end`)")
-                current = {"lattice": [], "positions": [], "symbols": [], "charges": [],
-                           "forces": [], "energy": None, "charge": 0.0, "comment": ""}
-                continue
-            if current is None:
-                raise InputDataError(f"{where}: `{key}` outside begin/end")
-            if key == "comment":
-                current["comment"] = raw.split(None, 1)[1] if len(words) > 1 else ""
-            elif key == "lattice":
-                current["lattice"].append([float(w) for w in words[1:4]])
-            elif key == "atom":
-                if len(words) < 10:
-                    raise InputDataError(f"{where}: `atom` needs x y z element charge _ fx fy fz")
-                current["positions"].append([float(w) for w in words[1:4]])
-                current["symbols"].append(to_atomic_number(words[4]))
-                current["charges"].append(float(words[5]))
-                current["forces"].append([float(w) for w in words[7:10]])
-            elif key == "energy":
-                current["energy"] = float(words[1])
-            elif key == "charge":
-                current["charge"] = float(words[1])
-            elif key == "end":
-                structures.append(_to_atoms(current, to_a, to_ev, where))
-                current = None
-            else:
-                raise InputDataError(f"{where}: unknown keyword `{key}`")
-        except InputDataError:
-            raise
-        except (ValueError, IndexError) as error:
-            raise InputDataError(f"{where}: cannot read `{raw.strip()}`: {error}") from None
+    with open(path) as lines:
+        for number, raw in enumerate(lines, start=1):
+            if max_structures is not None and len(structures) >= max_structures:
+                return structures
+            current = _read_line(raw, number, path, current, structures, to_a, to_ev)
     if current is not None:
         raise InputDataError(f"{path}: the last structure has no `end` (truncated file?)")
     return structures
+
+
+def _read_line(raw: str, number: int, path: Path, current: Optional[Dict[str, Any]], structures: List[Atoms],
+               to_a: float, to_ev: float) -> Optional[Dict[str, Any]]:
+    """One line of input.data into `current` (the structure being read; `end` appends it to
+    `structures`); returns the structure being read after the line."""
+    words = raw.split()
+    if not words:
+        return current
+    key, where = words[0], f"{path}:{number}"
+    try:
+        if key == "begin":
+            if current is not None:
+                raise InputDataError(f"{where}: `begin` inside a structure (missing `end`)")
+            return {"lattice": [], "positions": [], "symbols": [], "charges": [],
+                    "forces": [], "energy": None, "charge": 0.0, "comment": ""}
+        if current is None:
+            raise InputDataError(f"{where}: `{key}` outside begin/end")
+        if key == "comment":
+            current["comment"] = raw.split(None, 1)[1].rstrip("\r\n") if len(words) > 1 else ""
+        elif key == "lattice":
+            current["lattice"].append([float(w) for w in words[1:4]])
+        elif key == "atom":
+            if len(words) < 10:
+                raise InputDataError(f"{where}: `atom` needs x y z element charge _ fx fy fz")
+            current["positions"].append([float(w) for w in words[1:4]])
+            current["symbols"].append(to_atomic_number(words[4]))
+            current["charges"].append(float(words[5]))
+            current["forces"].append([float(w) for w in words[7:10]])
+        elif key == "energy":
+            current["energy"] = float(words[1])
+        elif key == "charge":
+            current["charge"] = float(words[1])
+        elif key == "end":
+            structures.append(_to_atoms(current, to_a, to_ev, where))
+            return None
+        else:
+            raise InputDataError(f"{where}: unknown keyword `{key}`")
+    except InputDataError:
+        raise
+    except (ValueError, IndexError) as error:
+        raise InputDataError(f"{where}: cannot read `{raw.strip()}`: {error}") from None
+    return current
 
 
 def _to_atoms(record: Dict[str, Any], to_a: float, to_ev: float, where: str) -> Atoms:

@@ -9,8 +9,6 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-
 from ..units import length_factor
 
 # unit words in input.nn comments -> our unit names
@@ -66,26 +64,14 @@ def check_units(directory: Path, length_unit: str, energy_unit: str, cutoffs: Se
 def closest_atoms(input_data: Path, length_unit: str) -> Optional[float]:
     """Smallest interatomic distance (Å, periodic images included, below 3 Å) of the first
     structure of an n2p2 input.data file read in `length_unit`; None without a readable one."""
-    from ase import Atoms
     from ase.neighborlist import neighbor_list
-    lattice: List[List[float]] = []
-    positions: List[List[float]] = []
-    with open(input_data) as lines:
-        for raw in lines:
-            words = raw.split()
-            if words[:1] == ["end"]:
-                break
-            try:
-                if words[:1] == ["lattice"]:
-                    lattice.append([float(w) for w in words[1:4]])
-                elif words[:1] == ["atom"]:
-                    positions.append([float(w) for w in words[1:4]])
-            except ValueError:
-                return None
-    if len(positions) < 1 or len(lattice) not in (0, 3):
+
+    from .n2p2_data import InputDataError, read_input_data
+    try:
+        first = read_input_data(input_data, length_unit, max_structures=1)
+    except InputDataError:
         return None
-    factor = length_factor(length_unit)
-    atoms = Atoms(positions=np.array(positions) * factor, cell=np.array(lattice) * factor if lattice else None,
-                  pbc=bool(lattice))
-    distances = neighbor_list("d", atoms, 3.0)
+    if not first:
+        return None
+    distances = neighbor_list("d", first[0], 3.0)
     return float(distances.min()) if len(distances) else None

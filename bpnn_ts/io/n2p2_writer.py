@@ -13,10 +13,10 @@ from typing import List, Union
 import torch
 
 from ..elements import symbol
-from ..export import AnyModel
 from ..model.cutoffs import CUTOFF_NAMES
 from ..model.descriptors.params import RadialSF, function_from_dict, n2p2_sorted
 from ..model.nn import N2P2_ACTIVATIONS
+from ..model_parts import AnyModel
 from ..units import energy_factor, length_factor
 
 _LETTER = {name: letter for letter, name in N2P2_ACTIVATIONS.items()}

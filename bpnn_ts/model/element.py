@@ -113,7 +113,7 @@ class ElementModel(torch.nn.Module):
         (centre b owns offsets[b] .. offsets[b + 1] - 1), one descriptor pass shared by the
         `members`, one force contraction per member."""
         g = self.kernel(vectors, offsets, neighbour_species, None)
-        g_hat = self.scaling(g)
+        g_hat = torch.empty(0) if need_grad else self.scaling(g)  # with forces: energies_and_slopes scales
         energies: List[torch.Tensor] = []
         d_vectors: List[torch.Tensor] = []
         for member in members:

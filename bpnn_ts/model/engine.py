@@ -173,7 +173,7 @@ class BPNNModel(torch.nn.Module):
         if pbc is None:
             pbc = torch.zeros(3, dtype=torch.bool, device=device)
         self._check_system(positions, atomic_numbers, cell, pbc)
-        if pairs is None and self.validate_inputs:
+        if pairs is None and positions.shape[0] > 0:  # the one check of the cell (the pair search trusts it)
             periodic: List[bool] = pbc.tolist()
             check_cell(cell.to(dtype), periodic)
         species = self._species(atomic_numbers)
@@ -213,7 +213,7 @@ class BPNNModel(torch.nn.Module):
         if atomic_numbers.shape != (positions.shape[0],):
             raise ValueError("`atomic_numbers` must have shape (n_atoms,) = (" + str(positions.shape[0])
                              + ",), got " + str(atomic_numbers.shape))
-        if atomic_numbers.is_floating_point() or atomic_numbers.is_complex() or atomic_numbers.dtype == torch.bool:
+        if not is_integer(atomic_numbers):
             raise ValueError("`atomic_numbers` must be an integer tensor, got " + dtype_name(atomic_numbers))
         if cell.shape != (3, 3):
             raise ValueError("`cell` must have shape (3, 3) (rows = lattice vectors), got " + str(cell.shape))
@@ -249,7 +249,7 @@ class BPNNModel(torch.nn.Module):
         """An engine's pairs (2, P) and shifts (P, 3) checked (int64, in range, on `device`)."""
         if pairs.dim() != 2 or pairs.shape[0] != 2:
             raise ValueError("`pairs` must have shape (2, n_pairs), got " + str(pairs.shape))
-        if pairs.is_floating_point() or pairs.is_complex() or pairs.dtype == torch.bool:
+        if not is_integer(pairs):
             raise ValueError("`pairs` must be an integer tensor, got " + dtype_name(pairs))
         if pairs.device != device:
             raise ValueError("`pairs` must be on the device of `positions` (" + str(device) + "), got "
@@ -259,7 +259,7 @@ class BPNNModel(torch.nn.Module):
         if shifts.shape != (pairs.shape[1], 3):
             raise ValueError("`shifts` must have shape (n_pairs, 3) = (" + str(pairs.shape[1])
                              + ", 3), got " + str(shifts.shape))
-        if shifts.is_floating_point() or shifts.is_complex() or shifts.dtype == torch.bool:
+        if not is_integer(shifts):
             raise ValueError("`shifts` must be an integer tensor (multiples of the lattice vectors), got "
                              + dtype_name(shifts))
         if shifts.device != device:
@@ -273,6 +273,11 @@ class BPNNModel(torch.nn.Module):
         if pairs.shape[1] > 0 and (int(pairs.min()) < 0 or int(pairs.max()) >= n_atoms):
             raise ValueError("`pairs` hold atom indices outside [0, " + str(n_atoms) + ")")
         return pairs, shifts, n_local
+
+
+def is_integer(tensor: torch.Tensor) -> bool:
+    """True for integer dtypes (not bool, floating or complex)."""
+    return not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
 
 
 def dtype_name(tensor: torch.Tensor) -> str:

@@ -135,10 +135,12 @@ def neighbor_list(
     pbc: torch.Tensor,
     cutoff: float,
     max_candidates: int = 2_000_000,
+    check: bool = True,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """All pairs closer than `cutoff` (Å): pairs (2, n_pairs) [i; j] and shifts
     (n_pairs, 3) int64, grouped by centre i. Cost and memory are linear in the
-    number of atoms; at most `max_candidates` candidate pairs live at once."""
+    number of atoms; at most `max_candidates` candidate pairs live at once. `check`: refuse a
+    degenerate periodic cell first (False where the caller has checked it: BPNNModel)."""
     if cutoff <= 0.0:
         raise ValueError("`cutoff` must be positive, got " + str(cutoff))
     device = positions.device
@@ -147,7 +149,8 @@ def neighbor_list(
     empty = torch.zeros((2, 0), dtype=torch.long, device=device)
     if n_atoms == 0:
         return empty, torch.zeros((0, 3), dtype=torch.long, device=device)
-    check_cell(cell, pbc_list)
+    if check:
+        check_cell(cell, pbc_list)
     points, point_atom, point_shift, wrap = _periodic_images(positions, cell, pbc_list, cutoff)
     n_points = points.shape[0]
 
@@ -215,7 +218,7 @@ def neighbor_list(
 
 
 def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
-                         cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
+                         cutoff: float, check: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """`neighbor_list` with the pair search in C++ (torch.ops.bpnn.cell_list; CPU); the same
     pairs and shifts, grouped by centre. Only scripted where the C++ ops are registered."""
     if cutoff <= 0.0:
@@ -225,7 +228,8 @@ def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch
     if n_atoms == 0:
         return (torch.zeros((2, 0), dtype=torch.long, device=positions.device),
                 torch.zeros((0, 3), dtype=torch.long, device=positions.device))
-    check_cell(cell, pbc_list)
+    if check:
+        check_cell(cell, pbc_list)
     points, point_atom, point_shift, wrap = _periodic_images(positions, cell, pbc_list, cutoff)
     found = torch.ops.bpnn.cell_list(points, n_atoms, cutoff)
     i, j_point = found[0], found[1]
@@ -237,7 +241,8 @@ def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch
 class PairSearch(torch.nn.Module):
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                 cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
-        """pairs (2, P) and integer shifts (P, 3) of every pair closer than `cutoff` (Å)."""
+        """pairs (2, P) and integer shifts (P, 3) of every pair closer than `cutoff` (Å), for a
+        cell the caller has checked (`check_cell`)."""
         pass
 
 
@@ -246,7 +251,7 @@ class TorchPairSearch(torch.nn.Module):
 
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                 cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
-        return neighbor_list(positions, cell, pbc, cutoff)
+        return neighbor_list(positions, cell, pbc, cutoff, check=False)
 
 
 class NativePairSearch(torch.nn.Module):
@@ -255,5 +260,5 @@ class NativePairSearch(torch.nn.Module):
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                 cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
         if positions.device.type != "cpu":
-            return neighbor_list(positions, cell, pbc, cutoff)
-        return native_neighbor_list(positions, cell, pbc, cutoff)
+            return neighbor_list(positions, cell, pbc, cutoff, check=False)
+        return native_neighbor_list(positions, cell, pbc, cutoff, check=False)

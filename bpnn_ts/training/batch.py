@@ -14,7 +14,7 @@ import torch
 from ase import Atoms
 
 from .. import keys
-from ..export import AnyModel, energy_shifts, species_of_z
+from ..model_parts import AnyModel, energy_shifts, species_of_z
 
 
 @dataclass

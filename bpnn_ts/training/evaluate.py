@@ -6,8 +6,9 @@ import torch
 from ase import Atoms
 
 from .. import keys
-from ..export import AnyModel, load
+from ..export import load
 from ..io.datasets import check_structures, read_many
+from ..model_parts import AnyModel
 from ..precision import INPUT_DTYPES
 from .batch import labelled_batch
 from .metrics import accumulate, summarize

@@ -26,11 +26,12 @@ from ase import Atoms
 from .. import keys
 from ..config import DTYPES, parse_model_config
 from ..elements import symbol
-from ..export import AnyModel, export
+from ..export import export
 from ..format1 import is_format1_state, state_dict_from_format1
 from ..io.datasets import check_structures, read_many
 from ..model.engine import BPNNModel
 from ..model.spec import ModelSpec
+from ..model_parts import AnyModel
 from ..scaling import fit_scaling
 from .batch import Batch, concatenate, make_batches, predict, stress_from_virial
 from .checkpoint import load_checkpoint, save_checkpoint
