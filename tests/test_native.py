@@ -130,8 +130,9 @@ def test_kernel_errors_with_several_threads_reach_the_caller():
         torch.set_num_threads(threads)
 
 
-def test_training_mode_keeps_the_torch_path():
-    """Force-loss gradients need create_graph: the kernels are inference-only."""
+def test_training_mode_backpropagates_a_force_loss_through_the_kernels():
+    """Force-loss gradients need create_graph: the kernels' autograd gives them (their agreement
+    with the torch path: tests/test_kernel_autograd.py)."""
     model = mixed_model()
     model.use_native_kernels(True)
     model.train()

@@ -1,7 +1,9 @@
 """One centre element's part of the potential: its symmetry functions, their scaling, its network
 (or committee of networks) and its descriptor-kernel slot, with the two ways to evaluate its
 centres: dense torch blocks of one chunk (`evaluate_chunk`) or the fused kernel over all of
-them (`evaluate_fused`). dE/dG comes from autograd through the network only."""
+them (`evaluate_fused`). dE/dG comes from autograd through the network only; with
+`create_graph` (training) both paths return energies and dE/dr_ij differentiable w.r.t. the
+weights (the fused kernels' own autograd, bpnn_ts/native/acsf_autograd.h, carries dE/dr_ij)."""
 
 from typing import List, NamedTuple, Optional, Tuple
 
@@ -108,10 +110,11 @@ class ElementModel(torch.nn.Module):
     @torch.jit.export
     def evaluate_fused(self, vectors: torch.Tensor, offsets: torch.Tensor, neighbour_species: torch.Tensor,
                        energy_scale: float, energy_shift: torch.Tensor, members: List[Optional[int]],
-                       need_grad: bool) -> FusedOutput:
+                       need_grad: bool, create_graph: bool) -> FusedOutput:
         """All this element's centres with the fused kernel: pairs (P_s, 3) grouped by centre
         (centre b owns offsets[b] .. offsets[b + 1] - 1), one descriptor pass shared by the
-        `members`, one force contraction per member."""
+        `members`, one force contraction per member. With `create_graph` the energies and
+        dE/dr_ij keep their graph to the weights (the kernel's backward: acsf_jvp)."""
         g = self.kernel(vectors, offsets, neighbour_species, None)
         g_hat = torch.empty(0) if need_grad else self.scaling(g)  # with forces: energies_and_slopes scales
         energies: List[torch.Tensor] = []
@@ -120,10 +123,13 @@ class ElementModel(torch.nn.Module):
             if need_grad:
                 grad_was_enabled = torch.is_grad_enabled()
                 torch.set_grad_enabled(True)
-                member_energies, g_hat, d_g = self.energies_and_slopes(g, energy_scale, energy_shift, False, member)
+                member_energies, g_hat, d_g = self.energies_and_slopes(g, energy_scale, energy_shift, create_graph,
+                                                                       member)
+                if not create_graph:
+                    d_g = d_g.detach()
+                d_vectors.append(self.kernel(vectors, offsets, neighbour_species, d_g))
                 torch.set_grad_enabled(grad_was_enabled)
-                d_vectors.append(self.kernel(vectors, offsets, neighbour_species, d_g.detach()))
             else:
                 member_energies = self.net.member_output(g_hat, member) * energy_scale + energy_shift
-            energies.append(member_energies.detach())
+            energies.append(member_energies if create_graph else member_energies.detach())
         return FusedOutput(g, g_hat.detach(), energies, d_vectors)

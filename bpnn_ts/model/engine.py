@@ -38,7 +38,8 @@ class BPNNModel(torch.nn.Module):
         """Compute descriptors, their force contraction and the pair search with the fused C++
         kernels on the CPU (torch.ops.bpnn; built on first use, see bpnn_ts.native). Returns whether
         they are on: False, with nothing changed, where the kernels cannot be built. Training
-        (create_graph), descriptor Jacobians and CUDA inputs keep the torch path."""
+        (create_graph) runs through them (their autograd is registered in C++); descriptor
+        Jacobians and CUDA inputs keep the torch path."""
         from ..native import load_ops
         if enable and not load_ops():
             return False

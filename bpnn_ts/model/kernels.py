@@ -4,7 +4,9 @@ fused C++ ops of bpnn_ts/native.
 `ElementModel.kernel` is typed by the TorchScript interface `DescriptorKernel`, so a model
 scripts whether or not the C++ ops exist: only `NativeKernel` refers to `torch.ops.bpnn.*`,
 and only models switched to it need the ops at load time. A CUDA kernel would be one more
-implementation of the same interface.
+implementation of the same interface. The ops are differentiable (their autograd is C++,
+bpnn_ts/native/acsf_autograd.h, so C++ engines have it too): dE/dr_ij = acsf_backward(d_g) is
+differentiable w.r.t. d_g (through acsf_jvp), which is what training on forces needs.
 """
 
 from typing import Dict, List, Optional, Sequence
@@ -50,7 +52,8 @@ def parameter_rows(function: SymmetryFunction, column: int, species_index: Dict[
 
 
 class NativeKernel(torch.nn.Module):
-    """torch.ops.bpnn.acsf / acsf_backward for the functions of one centre element (CPU)."""
+    """torch.ops.bpnn.acsf / acsf_backward for the functions of one centre element (CPU); the
+    arguments after the pair data (`radial` .. `cutoff_alpha`) are those of every bpnn ACSF op."""
 
     def __init__(self, functions: Sequence[SymmetryFunction], species_numbers: Sequence[int],
                  cutoff_type: int, cutoff_alpha: float):

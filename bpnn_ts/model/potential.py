@@ -2,9 +2,10 @@
 networks -> energies, forces and virials (and descriptors, Jacobians, extrapolation counts,
 committee spreads). Input checks, neighbour search and the engine contract are engine.py's.
 
-Two evaluations, each a loop over elements: the fused C++ kernels (CPU inference; one call
-per element over all its centres, descriptors shared by committee members) and dense torch
-blocks chunked over centres (CUDA, training, Jacobians; once per member).
+Two evaluations, each a loop over elements: the fused C++ kernels (CPU, inference and training;
+one call per element over all its centres, descriptors shared by committee members) and dense
+torch blocks chunked over centres (CUDA, Jacobians, models without kernels; once per member).
+In training mode both return energies, forces and virials differentiable w.r.t. the weights.
 """
 
 from typing import Dict, List, Optional, Tuple
@@ -97,8 +98,7 @@ class BPNNPotential(torch.nn.Module):
         dtype = self.atomic_energy_shift.dtype
         device = pair_list.vectors.device
         results: List[Dict[str, torch.Tensor]] = []
-        if (self.fused_kernels and device.type == "cpu" and not self.training and not request.jacobian
-                and self.analytic_forces):
+        if self.fused_kernels and device.type == "cpu" and not request.jacobian and self.analytic_forces:
             results = self._evaluate_fused(centre_pairs(pair_list, n_species, dtype, False), members, request)
         else:
             pairs = centre_pairs(pair_list, n_species, dtype, True)
@@ -115,17 +115,18 @@ class BPNNPotential(torch.nn.Module):
 
     def _evaluate_fused(self, pairs: CentrePairs, members: List[Optional[int]],
                         request: Request) -> List[Dict[str, torch.Tensor]]:
-        """With the fused kernels, per element over all its centres; one result per member."""
+        """With the fused kernels, per element over all its centres; one result per member
+        (differentiable w.r.t. the weights in training mode)."""
         n_local = pairs.rank.shape[0]
         sums = pairs.geometry.dtype
         device = pairs.vectors.device
         need_grad = request.forces or request.virial
         want_descriptors = request.descriptors or request.extrapolation
         results: List[Dict[str, torch.Tensor]] = []
-        energies: List[torch.Tensor] = []
+        energy_parts: List[List[torch.Tensor]] = []  # per member, per element with centres: (B_s,) by rank
         for _ in members:
             results.append(zero_forces_and_virials(pairs.n_atoms, sums, device, request.forces, request.virial))
-            energies.append(torch.zeros(n_local, dtype=sums, device=device))
+            energy_parts.append([])
         g_out, g_hat_out = self._descriptor_buffers(n_local if want_descriptors else 0, pairs.vectors)
         pair_end = torch.cumsum(torch.bincount(pairs.centre_rank, minlength=n_local), 0)
         zero = torch.zeros(1, dtype=torch.long, device=device)
@@ -138,9 +139,9 @@ class BPNNPotential(torch.nn.Module):
                 p1 = int(ends[-1])
                 out = element.evaluate_fused(pairs.vectors[p0:p1], torch.cat([zero, ends - p0]),
                                              pairs.neighbour_species[p0:p1], self.energy_scale,
-                                             self.atomic_energy_shift[s], members, need_grad)
+                                             self.atomic_energy_shift[s], members, need_grad, self.training)
                 for m in range(len(members)):
-                    energies[m][r0:r1] = out.energies[m]
+                    energy_parts[m].append(out.energies[m].to(sums))
                     if need_grad:
                         add_forces_and_virials(results[m], pairs.geometry[p0:p1], out.d_vectors[m],
                                                pairs.centres[p0:p1], pairs.neighbours[p0:p1], request.forces,
@@ -149,7 +150,8 @@ class BPNNPotential(torch.nn.Module):
                     g_out[r0:r1, : out.descriptors.shape[1]] = out.descriptors
                     g_hat_out[r0:r1, : out.descriptors.shape[1]] = out.scaled_descriptors
         for m in range(len(members)):
-            atom_energies = energies[m][pairs.rank]
+            energies = torch.cat(energy_parts[m]) if n_local > 0 else torch.zeros(0, dtype=sums, device=device)
+            atom_energies = energies[pairs.rank]  # (n_local,)
             results[m][keys.ENERGIES] = atom_energies
             results[m][keys.ENERGY] = atom_energies.sum()
         if want_descriptors:

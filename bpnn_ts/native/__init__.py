@@ -1,4 +1,5 @@
-"""The fused C++ symmetry-function kernels (`torch.ops.bpnn.acsf`, `acsf_backward`).
+"""The fused C++ symmetry-function kernels (`torch.ops.bpnn.acsf`, `acsf_backward`, and their
+directional derivatives `acsf_jvp`, `acsf_backward_jvp`; all differentiable, acsf_ops.cpp says how).
 
 `load_ops()` makes them available in this process: from the library named by
 the environment variable BPNN_OPS_LIBRARY if set (e.g. the CMake build's
@@ -20,8 +21,9 @@ from typing import List
 
 import torch
 
-# The one translation unit: the op registration, including the per-centre maths, thread pool and
-# parameter tables (acsf_centre.h, thread_pool.h, acsf_plan.h, acsf_math.h, cell_list.h).
+# The one translation unit: the op registration, including the per-centre maths, thread pool,
+# parameter tables, dual numbers and autograd (acsf_centre.h, thread_pool.h, acsf_plan.h,
+# acsf_math.h, dual.h, acsf_autograd.h, cell_list.h).
 SOURCE = Path(__file__).with_name("acsf_ops.cpp")
 # Needed for the kernels' loops to vectorize; they change no result (cpp_loader/CMakeLists.txt
 # compiles the same file with the same flags).

@@ -31,6 +31,11 @@
 // allocation failure (inputs are checked before, in acsf_ops.cpp): GCC (seen with 12.2) compiles
 // calls to target_clones functions as if they could not, so an exception leaving one ends the
 // process instead of reaching the caller.
+//
+// Derivatives: the same templates run on the dual numbers of dual.h (the ops acsf_jvp and
+// acsf_backward_jvp). With the vectors r + eps u as input, forward_centre's tangent is dG[u] and
+// backward_centre's the Hessian-vector product sum_f w_f d^2G_f/dr dr . u; nested duals give the
+// next order. One copy of the maths, so a change to it changes its derivatives with it.
 #pragma once
 
 #include <torch/torch.h>
@@ -90,7 +95,7 @@ struct Scratch {
   std::vector<real> s_cos, s_j, s_k, s_jk;          // [m] sums over functions (backward)
   std::vector<real> cgx, cgy, cgz;                  // [m] dE/dr_ik of the row (backward)
   std::vector<real> gx, gy, gz;                     // [m] dE/dr_ij (backward)
-  std::vector<double> g;                              // [functions] G of the centre (forward)
+  std::vector<typename bpnn_dual::Sum<real>::type> g;  // [functions] G of the centre (forward)
   std::vector<RowRange> rows;
 
   int64_t capacity = 0;  // slots the arrays hold
@@ -157,7 +162,7 @@ BPNN_INLINE void load_centre(const Plan& plan, const int64_t* species, Scratch<r
   }
 #pragma omp simd
   for (int64_t a = 0; a < m; ++a) {
-    r[a] = std::sqrt(x[a] * x[a] + y[a] * y[a] + z[a] * z[a]);
+    r[a] = bpnn_math::sqrt(x[a] * x[a] + y[a] * y[a] + z[a] * z[a]);
     inv_r[a] = real(1.0) / r[a];
   }
   for (size_t c = 0; c < plan.cutoffs.size(); ++c) {
@@ -238,7 +243,7 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<
   const real* __restrict z = w.z.data();
   const real* __restrict inv_r = w.inv_r.data();
   real* __restrict r2 = w.r2.data();
-  const real limit2 = pair.has_wide ? std::numeric_limits<real>::infinity() : real(pair.narrow_cutoff2);
+  const real limit2 = pair.has_wide ? real(std::numeric_limits<double>::infinity()) : real(pair.narrow_cutoff2);
 #pragma omp simd
   for (int64_t t = 0; t < n; ++t) {
     const real dx = x[k0 + t] - xj, dy = y[k0 + t] - yj, dz = z[k0 + t] - zj;
@@ -272,7 +277,7 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<
     dz[u] = kz[u] - zj;
     const real d2 = dx[u] * dx[u] + dy[u] * dy[u] + dz[u] * dz[u];
     const bool apart = d2 > real(1e-20);
-    const real r_jk = std::sqrt(apart ? d2 : real(1.0));
+    const real r_jk = bpnn_math::sqrt(apart ? d2 : real(1.0));
     rjk[u] = apart ? r_jk : real(0.0);
     inv_rjk[u] = apart ? real(1.0) / r_jk : real(0.0);
     cos[u] = (xj * kx[u] + yj * ky[u] + zj * kz[u]) * inv_rj * k_inv_r[u];
@@ -312,7 +317,7 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<
     } else {
       for (int64_t u = 0; u < nc; ++u) {
         const real base = real(1.0) + real(shape.lambda) * cos[u];
-        value[u] = base > real(0.0) ? std::pow(base, real(shape.zeta)) : real(0.0);
+        value[u] = base > real(0.0) ? bpnn_math::pow(base, real(shape.zeta)) : real(0.0);
         slope[u] = base > real(0.0) ? real(shape.zeta) * value[u] / base : real(0.0);
       }
     }
@@ -324,7 +329,7 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<
 template <typename real>
 BPNN_INLINE void forward_centre(const Plan& plan, Scratch<real>& w) {
   const int64_t m = w.m;
-  std::fill(w.g.begin(), w.g.end(), real(0.0));
+  std::fill(w.g.begin(), w.g.end(), typename bpnn_dual::Sum<real>::type(0.0));
   for (const Radial& fn : plan.radial) {
     const real eta = real(fn.eta), r_s = real(fn.r_s);
     const real* __restrict r = w.r.data();
@@ -488,6 +493,23 @@ BPNN_CLONES void backward_centre_any(const Plan& plan, const double* weight, Scr
   backward_centre(plan, weight, w);
 }
 BPNN_CLONES void backward_centre_any(const Plan& plan, const double* weight, Scratch<float>& w) {
+  backward_centre(plan, weight, w);
+}
+
+// The same steps on duals (derivatives: the ops acsf_jvp and acsf_backward_jvp), for one
+// direction (Dual, as the others: training's backward runs it) or two (nested; one build).
+using Dual1 = bpnn_dual::Dual<double>;
+using Dual2 = bpnn_dual::Dual<Dual1>;
+BPNN_CLONES void load_centre_any(const Plan& plan, const int64_t* species, Scratch<Dual1>& w) {
+  load_centre(plan, species, w);
+}
+BPNN_CLONES void forward_centre_any(const Plan& plan, Scratch<Dual1>& w) { forward_centre(plan, w); }
+BPNN_CLONES void backward_centre_any(const Plan& plan, const double* weight, Scratch<Dual1>& w) {
+  backward_centre(plan, weight, w);
+}
+void load_centre_any(const Plan& plan, const int64_t* species, Scratch<Dual2>& w) { load_centre(plan, species, w); }
+void forward_centre_any(const Plan& plan, Scratch<Dual2>& w) { forward_centre(plan, w); }
+void backward_centre_any(const Plan& plan, const double* weight, Scratch<Dual2>& w) {
   backward_centre(plan, weight, w);
 }
 

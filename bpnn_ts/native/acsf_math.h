@@ -1,7 +1,8 @@
 // Branch-free elementwise maths for the ACSF kernels, written so that loops over neighbours
 // vectorize (SSE2/AVX2/AVX-512, whatever the compiled function targets): exp, cos/sin(pi x) and
 // the n2p2 cutoff functions. Accurate to a few ulp in double precision (the tests compare the
-// kernels with torch's own exp/cos at 1e-12 relative).
+// kernels with torch's own exp/cos at 1e-12 relative). Templates over the scalar type also run on
+// the dual numbers of dual.h (derivatives); exp, sqrt and pow have dual overloads here.
 #pragma once
 
 #include <cmath>
@@ -10,6 +11,8 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "dual.h"
 
 #if defined(__GNUC__)
 #define BPNN_INLINE inline __attribute__((always_inline))
@@ -98,6 +101,29 @@ BPNN_INLINE float exp(float x) {
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return x < -87.0f ? 0.0f : p * scale;
+}
+
+// exp of a dual: exp(v + eps d) = exp(v) + eps exp(v) d.
+template <typename T>
+BPNN_INLINE bpnn_dual::Dual<T> exp(const bpnn_dual::Dual<T>& x) {
+  const T e = exp(x.v);
+  return {e, e * x.d};
+}
+
+// sqrt and pow (base > 0) of reals and duals, so that the kernels' templates call one name.
+BPNN_INLINE double sqrt(double x) { return std::sqrt(x); }
+BPNN_INLINE float sqrt(float x) { return std::sqrt(x); }
+template <typename T>
+BPNN_INLINE bpnn_dual::Dual<T> sqrt(const bpnn_dual::Dual<T>& x) {
+  const T s = sqrt(x.v);
+  return {s, x.d / (T(2.0) * s)};
+}
+BPNN_INLINE double pow(double x, double p) { return std::pow(x, p); }
+BPNN_INLINE float pow(float x, float p) { return std::pow(x, p); }
+template <typename T>
+BPNN_INLINE bpnn_dual::Dual<T> pow(const bpnn_dual::Dual<T>& x, const bpnn_dual::Dual<T>& p) {  // p: a constant
+  const T y = pow(x.v, p.v);
+  return {y, p.v * y / x.v * x.d};
 }
 
 // cos(pi x) and sin(pi x) for x in [0, 1] (clamped): with v = pi (x - 1/2) in [-pi/2, pi/2],
