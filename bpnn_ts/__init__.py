@@ -1,6 +1,6 @@
 """bpnn_ts: Behler-Parrinello neural-network potentials exported as one TorchScript file."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from .calculator import BPNNCalculator  # noqa: E402
 from .committee import build_committee, committee_member  # noqa: E402

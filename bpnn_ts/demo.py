@@ -34,9 +34,8 @@ DEMO_TRAIN_CONFIG: Dict[str, Any] = {
               "hidden_layers": [25, 25], "activation": "tanh", "seed": 1, "dtype": "float64",
               "description": "bpnn-ts demo: fcc Cu fitted to EMT"},
     "data": {"train": "data/train.xyz", "split": {"validation": 0.1, "test": 0.0}},
-    "loss": {"energy": 100.0, "forces": 1.0},
-    "training": {"epochs": 300, "batch_size": 4, "learning_rate": 0.005, "schedule": "plateau",
-                 "schedule_patience": 8, "early_stopping": 40, "seed": 0, "checkpoint_every": 25},
+    "loss": {"energy": 1.0, "forces": 10.0},
+    "training": {"epochs": 60, "optimizer": "kalman", "early_stopping": 20, "seed": 0, "checkpoint_every": 10},
     "output": "training",
 }
 

@@ -153,6 +153,29 @@ def test_resume_after_interruption_equals_uninterrupted_run(cu_data, tmp_path):
     assert [r["train_loss"] for r in straight.history] == [r["train_loss"] for r in resumed.history]
 
 
+def test_resume_with_another_optimizer_is_a_clear_error(cu_data, tmp_path):
+    Trainer(cu_config(tmp_path, cu_data[0], epochs=1, optimizer="adam"), log=quiet).run()
+    with pytest.raises(ValueError, match="written by `training.optimizer: adam`, the config asks for kalman"):
+        Trainer(cu_config(tmp_path, cu_data[0], epochs=2), resume=True, log=quiet)
+
+
+def test_kalman_is_the_default_and_checkpoints_hold_its_state(cu_data, tmp_path):
+    """The default optimizer is the Kalman filter; metrics.csv has its q and eta; the checkpoint
+    holds the covariance blocks (one per element network) and the data spreads."""
+    config = cu_config(tmp_path, cu_data[0], epochs=2)
+    assert config.training.optimizer == "kalman" and config.loss.forces == 1.0  # given explicitly by cu_config
+    assert parse_train_config({"model": {"elements": ["Cu"], "cutoff": 4.0}, "data": {"train": "x.xyz"}}).loss.forces == 10.0
+    trainer = Trainer(config, log=quiet)
+    trainer.run()
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.ckpt")
+    assert state["optimizer"] is None and len(state["kalman"]["filter"]["covariances"]) == 1
+    n = sum(p.numel() for p in trainer.model.parameters())
+    assert state["kalman"]["filter"]["covariances"][0].shape == (n, n)
+    assert set(state["kalman"]["spreads"]) == {"energy", "forces", "stress"}
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "kalman_q" in header and "kalman_eta" in header and "learning_rate" not in header
+
+
 def test_resume_without_checkpoint_is_a_clear_error(cu_data, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         Trainer(cu_config(tmp_path, cu_data[0]), resume=True, log=quiet)
@@ -196,6 +219,13 @@ def test_structures_without_forces_and_unknown_elements(cu_data, tmp_path):
     ({"optimizer": "sgd"}, "`training.optimizer` must be one of"),
     ({"epochs": 0}, "`training.epochs` must be >= 1"),
     ({"batch_size": 2.5}, "`training.batch_size` must be an integer"),
+    ({"kalman": {"kind": "extended"}}, "`training.kalman.kind` must be one of"),
+    ({"kalman": {"blocks": "neuron"}}, "`training.kalman.blocks` must be one of"),
+    ({"kalman": {"force_components": 0}}, "`training.kalman.force_components` must be >= 1"),
+    ({"kalman": {"epsilon": 0}}, "`training.kalman.epsilon` must be > 0"),
+    ({"kalman": {"lambda0": 1.5}}, "`training.kalman.lambda0` and `nu` must be <= 1"),
+    ({"kalman": {"q": 0.1}}, "unknown keys in `training.kalman`"),
+    ({"kalman": [1]}, "`training.kalman` must be a mapping"),
 ])
 def test_config_errors_name_the_key(cu_data, tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
@@ -275,7 +305,7 @@ def test_checkpoints_of_0_1_load_resume_and_export(tmp_path):
     # resume: the same data (regenerated), one epoch more than the checkpoint's two
     data = tmp_path / "cu.xyz"
     ase.io.write(data, md_snapshots(bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2), 500, 4, 5, seed=1))
-    config = cu_config(tmp_path, data, epochs=3, batch_size=2)
+    config = cu_config(tmp_path, data, epochs=3, batch_size=2, optimizer="adam")
     (tmp_path / "run").mkdir()
     shutil.copy(FORMAT1 / "checkpoint.ckpt", tmp_path / "run" / "checkpoint.ckpt")
     trainer = Trainer(config, resume=True, log=quiet)
@@ -409,3 +439,37 @@ def test_md_snapshots_use_the_current_ase_api_with_the_same_draws():
         warnings.simplefilter("ignore", DeprecationWarning)
         MaxwellBoltzmannDistribution(deprecated, temperature_K=800, rng=np.random.default_rng(1000))
     assert np.array_equal(current.get_momenta(), deprecated.get_momenta())
+
+
+def test_streamed_data_train_exactly_as_data_read_at_start(cu_data, tmp_path):
+    """`data.stream: true` (structures read on demand, at most `cache_size` in memory) gives the
+    run that reading everything first gives (uncached descriptors in both)."""
+    results = []
+    for stream in (False, True):
+        raw = cu_raw_config(tmp_path / str(stream), cu_data[0], epochs=2, cache_descriptors=False)
+        raw["data"].update(stream=stream, cache_size=3)
+        trainer = Trainer(parse_train_config(raw), log=quiet)
+        trainer.run()
+        results.append(trainer.model.state_dict())
+    for name, value in results[0].items():
+        assert torch.equal(value, results[1][name]), name
+    with pytest.raises(ConfigError, match="set `training.cache_descriptors: false`"):
+        raw = cu_raw_config(tmp_path, cu_data[0])
+        raw["data"]["stream"] = True
+        parse_train_config(raw)
+
+
+def test_scaling_statistics_merged_over_structures_equal_those_of_all_atoms_at_once():
+    from bpnn_ts.scaling import descriptor_statistics
+    model = mixed_model()
+    boxes = [water_box(5, seed=s) for s in range(4)]
+    merged = descriptor_statistics(model, iter(boxes))
+    for k, z in enumerate(model.atomic_numbers()):
+        rows = []
+        for atoms in boxes:
+            g = model.compute_descriptors(torch.tensor(atoms.positions), torch.tensor(atoms.numbers),
+                                          torch.tensor(atoms.cell.array), torch.tensor(atoms.pbc))[keys.DESCRIPTORS]
+            rows.append(g[torch.tensor(atoms.numbers) == z, :model.potential.n_functions[k]])
+        data = torch.cat(rows)
+        direct = torch.stack([data.min(0).values, data.max(0).values, data.mean(0), data.std(0, unbiased=False)], 1)
+        assert torch.allclose(merged[int(z)], direct, rtol=1e-12, atol=1e-14)

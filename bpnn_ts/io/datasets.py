@@ -41,15 +41,21 @@ def detect_format(path: Union[str, Path]) -> str:
     raise DataError(f"{path}: cannot tell the format from the name; give one of {list(FORMATS)}")
 
 
-def read_structures(path: Union[str, Path], format: Optional[str] = None, length_unit: str = "angstrom",
-                    energy_unit: str = "eV") -> List[Atoms]:
-    """All structures of one file, converted to eV and Å (see module docstring)."""
-    path = Path(path)
+def checked_format(path: Path, format: Optional[str]) -> str:
+    """The format of an existing data file (given or from its name); DataError naming the file."""
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     format = format or detect_format(path)
     if format not in FORMATS:
         raise DataError(f"{path}: unknown data format {format!r}; use one of {list(FORMATS)}")
+    return format
+
+
+def read_structures(path: Union[str, Path], format: Optional[str] = None, length_unit: str = "angstrom",
+                    energy_unit: str = "eV") -> List[Atoms]:
+    """All structures of one file, converted to eV and Å (see module docstring)."""
+    path = Path(path)
+    format = checked_format(path, format)
     to_a, to_ev = length_factor(length_unit), energy_factor(energy_unit)
     if format == "n2p2":
         try:

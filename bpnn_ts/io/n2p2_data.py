@@ -40,6 +40,22 @@ def read_input_data(path: Union[str, Path], length_unit: str = "angstrom",
     return structures
 
 
+def read_input_lines(lines: Iterable[str], path: Union[str, Path], first_line: int = 1,
+                     length_unit: str = "angstrom", energy_unit: str = "eV") -> List[Atoms]:
+    """The structures in `lines`, a part of input.data `path` whose first line is line `first_line`
+    of the file, read as `read_input_data` reads the whole file (errors name the file's line).
+    For reading one begin ... end block at a time (bpnn_ts.io.streaming)."""
+    path = Path(path)
+    to_a, to_ev = length_factor(length_unit), energy_factor(energy_unit)
+    structures: List[Atoms] = []
+    current: Optional[Dict[str, Any]] = None
+    for number, raw in enumerate(lines, start=first_line):
+        current = _read_line(raw, number, path, current, structures, to_a, to_ev)
+    if current is not None:
+        raise InputDataError(f"{path}: the last structure has no `end` (truncated file?)")
+    return structures
+
+
 def _read_line(raw: str, number: int, path: Path, current: Optional[Dict[str, Any]], structures: List[Atoms],
                to_a: float, to_ev: float) -> Optional[Dict[str, Any]]:
     """One line of input.data into `current` (the structure being read; `end` appends it to

@@ -8,7 +8,7 @@ and one contraction, since geometry does not change during training.
 """
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union, overload
 
 import torch
 from ase import Atoms
@@ -95,6 +95,32 @@ def make_batches(model: AnyModel, structures: Sequence[Atoms], cached: bool) -> 
             batch.structure_of_pair = torch.zeros(batch.centres.shape[0], dtype=torch.long, device=device)
         batches.append(batch)
     return batches
+
+
+class StreamedBatches(Sequence[Optional[Batch]]):
+    """Uncached batches made on demand from `structures` (e.g. a StructureStore, which bounds
+    what stays in memory); None where `owns(i)` is false (another process's structure)."""
+
+    def __init__(self, model: AnyModel, structures: Sequence[Atoms], owns: Callable[[int], bool]):
+        self.model = model
+        self.structures = structures
+        self.owns = owns
+
+    def __len__(self) -> int:
+        return len(self.structures)
+
+    @overload
+    def __getitem__(self, index: int) -> Optional[Batch]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> List[Optional[Batch]]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union[Optional[Batch], List[Optional[Batch]]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not self.owns(index):
+            return None
+        return make_batches(self.model, [self.structures[index]], cached=False)[0]
 
 
 def concatenate(parts: Sequence[Batch]) -> Batch:

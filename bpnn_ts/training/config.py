@@ -9,12 +9,16 @@
       format: null                # extxyz | db | traj | n2p2; null: from the file names
       length_unit: angstrom       # the files' units (converted to Å and eV on reading)
       energy_unit: eV
-    loss: {energy: 1.0, forces: 1.0, stress: 0.0}   # weights of the MSE terms (see Trainer)
+      stream: false               # read structures on demand (bounded cache) instead of all at start
+      cache_size: 256             # stream: parsed structures kept in memory
+    loss: {energy: 1.0, forces: 1.0, stress: 0.0}   # adam: weights of the MSE terms (see Trainer);
+                                  # kalman: observation weights (n2p2's force_weight; forces default 10)
     training:
       epochs: 100
-      batch_size: 4               # structures per optimiser step
-      optimizer: adam             # adam | adamw
-      learning_rate: 1.0e-3
+      optimizer: kalman           # kalman | adam | adamw
+      kalman: {...}               # the filter and its update plan (KalmanSettings, KalmanPlan)
+      batch_size: 4               # adam/adamw: structures per optimiser step
+      learning_rate: 1.0e-3       # adam/adamw
       weight_decay: 0.0
       schedule: plateau           # plateau | exponential | none
       schedule_factor: 0.5        # plateau: LR factor; exponential: gamma per epoch
@@ -25,6 +29,7 @@
       seed: 0
       device: cpu                 # cpu | cuda
       cache_descriptors: true     # keep G and dG/dr of every structure (fast epochs, more memory)
+      kernels: true               # uncached: train through the fused C++ kernels where they build
       checkpoint_every: 10
       progress: true
     output: training_run          # folder for checkpoints, metrics.csv, plots, model.pt
@@ -35,13 +40,16 @@ from pathlib import Path
 from typing import Any, Dict, Literal, Optional, Tuple, Union, overload
 
 from ..config import ConfigError, ModelConfig, parse_model_config, read_yaml
+from ..function_selection import without_selection
 from ..io.datasets import FORMATS
 from ..units import ENERGY_UNITS, LENGTH_UNITS
+from .kalman import KALMAN_BLOCKS, KALMAN_KINDS, KalmanSettings
+from .kalman_epoch import KalmanPlan
 
 _TOP_KEYS = {"model", "data", "loss", "training", "output"}
-_DATA_KEYS = {"train", "validation", "test", "split", "format", "length_unit", "energy_unit"}
+_DATA_KEYS = {"train", "validation", "test", "split", "format", "length_unit", "energy_unit", "stream", "cache_size"}
 _LOSS_KEYS = {"energy", "forces", "stress"}
-OPTIMIZERS = ("adam", "adamw")
+OPTIMIZERS = ("kalman", "adam", "adamw")
 SCHEDULES = ("plateau", "exponential", "none")
 
 
@@ -55,6 +63,8 @@ class DataConfig:
     format: Optional[str] = None
     length_unit: str = "angstrom"
     energy_unit: str = "eV"
+    stream: bool = False
+    cache_size: int = 256
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ class LossWeights:
 class TrainingOptions:
     epochs: int = 100
     batch_size: int = 4
-    optimizer: str = "adam"
+    optimizer: str = "kalman"
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     schedule: str = "plateau"
@@ -80,8 +90,11 @@ class TrainingOptions:
     seed: int = 0
     device: str = "cpu"
     cache_descriptors: bool = True
+    kernels: bool = True
     checkpoint_every: int = 10
     progress: bool = True
+    kalman: KalmanSettings = KalmanSettings()
+    kalman_plan: KalmanPlan = KalmanPlan()
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,7 @@ class TrainConfig:
     training: TrainingOptions = TrainingOptions()
     output: str = "training_run"
     raw: Dict[str, Any] = field(default_factory=dict, compare=False)
+    base: str = "."  # the folder relative paths in `raw` start from (the config file's)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -137,7 +151,7 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
     _require(not unknown, f"unknown config keys {unknown}; allowed: {sorted(_TOP_KEYS)}")
     _require("model" in data, "the config needs a `model` section (the schema `bpnn-ts export` takes)")
     _require("data" in data, "the config needs a `data` section with at least `train`")
-    model = parse_model_config(data["model"])
+    model = parse_model_config(without_selection(data["model"]), base)
 
     d = data["data"]
     _require(isinstance(d, dict), f"`data` must be a mapping, got {d!r}")
@@ -155,31 +169,34 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
     energy_unit = d.get("energy_unit", "eV")
     _require(length_unit in LENGTH_UNITS, f"`data.length_unit` must be one of {sorted(LENGTH_UNITS)}, got {length_unit!r}")
     _require(energy_unit in ENERGY_UNITS, f"`data.energy_unit` must be one of {sorted(ENERGY_UNITS)}, got {energy_unit!r}")
+    _require(isinstance(d.get("stream", False), bool), f"`data.stream` must be true or false, got {d.get('stream')!r}")
     data_config = DataConfig(_files(d["train"], "train", base), _files(d.get("validation"), "validation", base),
                              _files(d.get("test"), "test", base), fractions[0], fractions[1], fmt,
-                             length_unit, energy_unit)
+                             length_unit, energy_unit, d.get("stream", False),
+                             _number(d, "cache_size", 256, "data", 0, integer=True))
     _require(len(data_config.train) > 0, "`data.train` names no files")
-
-    loss = data.get("loss", {}) or {}
-    _require(isinstance(loss, dict) and set(loss) <= _LOSS_KEYS,
-             f"`loss` must be a mapping with keys from {sorted(_LOSS_KEYS)}, got {loss!r}")
-    weights = LossWeights(*[_number(loss, k, default, "loss") for k, default in
-                            (("energy", 1.0), ("forces", 1.0), ("stress", 0.0))])
-    _require(weights.energy + weights.forces + weights.stress > 0, "`loss` weights are all zero: nothing to fit")
 
     t = data.get("training", {}) or {}
     _require(isinstance(t, dict), f"`training` must be a mapping, got {t!r}")
+    loss = data.get("loss", {}) or {}
+    _require(isinstance(loss, dict) and set(loss) <= _LOSS_KEYS,
+             f"`loss` must be a mapping with keys from {sorted(_LOSS_KEYS)}, got {loss!r}")
+    kalman = t.get("optimizer", TrainingOptions.optimizer) == "kalman"
+    weights = LossWeights(*[_number(loss, k, default, "loss") for k, default in
+                            (("energy", 1.0), ("forces", 10.0 if kalman else 1.0), ("stress", 0.0))])
+    _require(weights.energy + weights.forces + weights.stress > 0, "`loss` weights are all zero: nothing to fit")
+
     defaults = TrainingOptions()
     allowed = set(defaults.__dataclass_fields__)
     unknown = sorted(set(t) - allowed)
     _require(not unknown, f"unknown keys in `training`: {unknown}; allowed: {sorted(allowed)}")
-    _require(t.get("optimizer", "adam") in OPTIMIZERS,
+    _require(t.get("optimizer", defaults.optimizer) in OPTIMIZERS,
              f"`training.optimizer` must be one of {list(OPTIMIZERS)}, got {t.get('optimizer')!r}")
     _require(t.get("schedule", "plateau") in SCHEDULES,
              f"`training.schedule` must be one of {list(SCHEDULES)}, got {t.get('schedule')!r}")
     _require(t.get("device", "cpu") in ("cpu", "cuda") or str(t.get("device")).startswith("cuda:"),
              f"`training.device` must be cpu or cuda[:N], got {t.get('device')!r}")
-    for flag in ("cache_descriptors", "progress"):
+    for flag in ("cache_descriptors", "kernels", "progress"):
         _require(isinstance(t.get(flag, True), bool), f"`training.{flag}` must be true or false, got {t.get(flag)!r}")
     options = TrainingOptions(
         epochs=_number(t, "epochs", defaults.epochs, "training", 1, integer=True),
@@ -196,14 +213,64 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
         seed=_number(t, "seed", defaults.seed, "training", integer=True),
         device=str(t.get("device", defaults.device)),
         cache_descriptors=t.get("cache_descriptors", defaults.cache_descriptors),
+        kernels=t.get("kernels", defaults.kernels),
         checkpoint_every=_number(t, "checkpoint_every", defaults.checkpoint_every, "training", 1, integer=True),
-        progress=t.get("progress", defaults.progress))
+        progress=t.get("progress", defaults.progress),
+        kalman=_kalman_settings(t.get("kalman", {}) or {}),
+        kalman_plan=_kalman_plan(t.get("kalman", {}) or {}, weights))
+    _require(not (data_config.stream and options.cache_descriptors),
+             "`data.stream: true` reads structures on demand, so descriptors cannot be cached for every structure: "
+             "set `training.cache_descriptors: false`")
     _require(options.schedule_factor <= 1.0 or options.schedule == "none",
              f"`training.schedule_factor` must be <= 1, got {options.schedule_factor}")
     output = data.get("output", "training_run")
     _require(isinstance(output, (str, Path)), f"`output` must be a folder name, got {output!r}")
     output = str(base / output) if not Path(output).is_absolute() else str(output)
-    return TrainConfig(model, data_config, weights, options, output, raw=data)
+    return TrainConfig(model, data_config, weights, options, output, raw=data, base=str(base))
+
+
+_PLAN_KEYS = ("energy_fraction", "force_fraction", "force_components", "force_threshold", "structures_per_update")
+
+
+def _kalman_settings(section: Any) -> KalmanSettings:
+    """`training.kalman`: the filter's parameters (KalmanSettings) and the update plan (KalmanPlan)."""
+    _require(isinstance(section, dict), f"`training.kalman` must be a mapping, got {section!r}")
+    defaults = KalmanSettings()
+    allowed = set(defaults.__dataclass_fields__) | set(_PLAN_KEYS)
+    unknown = sorted(set(section) - allowed)
+    _require(not unknown, f"unknown keys in `training.kalman`: {unknown}; allowed: {sorted(allowed)}")
+    kind = section.get("kind", defaults.kind)
+    _require(kind in KALMAN_KINDS, f"`training.kalman.kind` must be one of {list(KALMAN_KINDS)}, got {kind!r}")
+    blocks = section.get("blocks", defaults.blocks)
+    _require(blocks in KALMAN_BLOCKS, f"`training.kalman.blocks` must be one of {list(KALMAN_BLOCKS)}, got {blocks!r}")
+    where = "training.kalman"
+    settings = KalmanSettings(
+        kind=kind, blocks=blocks,
+        epsilon=_number(section, "epsilon", defaults.epsilon, where, strictly_positive=True),
+        q0=_number(section, "q0", defaults.q0, where),
+        q_tau=_number(section, "q_tau", defaults.q_tau, where, strictly_positive=True),
+        q_min=_number(section, "q_min", defaults.q_min, where),
+        eta0=_number(section, "eta0", defaults.eta0, where, strictly_positive=True),
+        eta_tau=_number(section, "eta_tau", defaults.eta_tau, where, strictly_positive=True),
+        eta_max=_number(section, "eta_max", defaults.eta_max, where, strictly_positive=True),
+        lambda0=_number(section, "lambda0", defaults.lambda0, where, strictly_positive=True),
+        nu=_number(section, "nu", defaults.nu, where, strictly_positive=True))
+    _require(settings.lambda0 <= 1.0 and settings.nu <= 1.0,
+             f"`training.kalman.lambda0` and `nu` must be <= 1, got {settings.lambda0} and {settings.nu}")
+    return settings
+
+
+def _kalman_plan(section: Dict[str, Any], weights: LossWeights) -> KalmanPlan:
+    defaults = KalmanPlan()
+    where = "training.kalman"
+    return KalmanPlan(
+        energy_fraction=_number(section, "energy_fraction", defaults.energy_fraction, where),
+        force_fraction=_number(section, "force_fraction", defaults.force_fraction, where),
+        force_components=_number(section, "force_components", defaults.force_components, where, 1, integer=True),
+        force_threshold=_number(section, "force_threshold", defaults.force_threshold, where),
+        structures_per_update=_number(section, "structures_per_update", defaults.structures_per_update, where, 1,
+                                      integer=True),
+        energy_weight=weights.energy, force_weight=weights.forces, stress_weight=weights.stress)
 
 
 def load_train_config(path: Union[str, Path]) -> TrainConfig:

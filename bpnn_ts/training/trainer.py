@@ -1,80 +1,53 @@
-"""Fit a BPNN to labelled structures: data split, reference energies, scaling, the
-loss, the optimiser loop, metrics, checkpoints and resume.
+"""Fit a BPNN to labelled structures: the data and its split, the model (reference energies,
+input scaling), the optimiser (Kalman filter: kalman_epoch.py; Adam: adam_epoch.py), the epoch
+loop with early stopping and the best model, metrics, checkpoints and resume.
 
-Loss (per batch of whole structures):
-    L = w_E mean_s ((E_s - E_s^ref) / n_s)^2            eV^2 per atom^2
-      + w_F mean over force components (F - F^ref)^2     (eV/Å)^2
-      + w_S mean over stress components (σ - σ^ref)^2    (eV/Å^3)^2, where labelled
-Reference energies per element come from a least-squares fit of E_s to the
-composition (unless the model config gives `atomic_energies`), so the nets fit
-what is left. Epoch e shuffles with a generator seeded by (seed, e): a resumed
-run sees exactly the batches an uninterrupted one would.
+Reference energies per element come from a least-squares fit of E_s to the composition (unless
+the model config gives `atomic_energies`), so the nets fit what is left. Every epoch's draws come
+from generators seeded by (seed, epoch): a resumed run repeats an uninterrupted one exactly.
+Under `torchrun` the processes share the work (distributed.py) and rank 0 writes the files.
 """
 
 import copy
 import dataclasses
-import math
-import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-import numpy as np
 import torch
 from ase import Atoms
 
-from .. import keys
-from ..config import DTYPES, parse_model_config
+from ..config import DTYPES, imported_scaling_statistics, parse_model_config
 from ..elements import symbol
 from ..export import export
 from ..format1 import is_format1_state, state_dict_from_format1
+from ..function_pool import closest_pair_start
+from ..function_selection import resolve_symmetry_functions
 from ..io.datasets import check_structures, read_many
+from ..io.streaming import StructureStore
 from ..model.engine import BPNNModel
 from ..model.spec import ModelSpec
-from ..model_parts import AnyModel
+from ..model_parts import AnyModel, element_models, energy_shifts
 from ..scaling import fit_scaling
-from .batch import Batch, concatenate, make_batches, predict, stress_from_virial
+from .adam_epoch import AdamEpochs
+from .batch import Batch, StreamedBatches, concatenate, make_batches, predict
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import LossWeights, TrainConfig
+from .distributed import ProcessGroup
+from .kalman_epoch import KalmanEpochs, data_spreads
+from .loss import Loss
 from .metrics import accumulate, summarize
 from .output import check_output, clear_outputs, write_metrics_csv
+from .setup import fit_atomic_energies, split_structures, with_energy_scale
 
+
+def _subset(structures: Sequence[Atoms], indices: List[int]) -> Sequence[Atoms]:
+    """The structures at `indices` (a view of a StructureStore; a list otherwise)."""
+    return structures.subset(indices) if isinstance(structures, StructureStore) else [structures[i] for i in indices]
+
+__all__ = ["Trainer", "checkpoint_weights", "fit_atomic_energies", "model_from_checkpoint", "split_structures"]
 METRIC_COLUMNS = ("energy_rmse_mev_atom", "energy_mae_mev_atom", "force_rmse", "force_mae")
-
-
-def split_structures(structures: Sequence[Atoms], validation: float, test: float,
-                     seed: int) -> Tuple[List[int], List[int], List[int]]:
-    """Seeded random split of indices into train / validation / test (at least one train)."""
-    order = np.random.default_rng(seed).permutation(len(structures)).tolist()
-    n_val = int(round(validation * len(order)))
-    n_test = int(round(test * len(order)))
-    if len(order) - n_val - n_test < 1:
-        raise ValueError(f"{len(order)} structures are too few for the split "
-                         f"(validation {validation}, test {test})")
-    return order[n_val + n_test:], order[:n_val], order[n_val:n_val + n_test]
-
-
-def radial_grid_start(structures: Sequence[Atoms], cutoff: float) -> float:
-    """Half the shortest interatomic distance in `structures` (Å, rounded down to 0.05; 0.5
-    if no pair is within the cutoff): where automatic radial grids start (wide enough
-    Gaussians for the closest pairs; 0.95 of the closest distance gave 3x larger test
-    errors on the demo)."""
-    from ase.neighborlist import neighbor_list as ase_neighbor_list
-    shortest = cutoff
-    for atoms in structures:
-        distances = ase_neighbor_list("d", atoms, cutoff)
-        if len(distances):
-            shortest = min(shortest, float(distances.min()))
-    return max(0.0, math.floor(0.5 * shortest / 0.05) * 0.05) if shortest < cutoff else 0.5
-
-
-def fit_atomic_energies(structures: Sequence[Atoms], elements: Sequence[int]) -> Dict[int, float]:
-    """eV per atom of each element, least squares of E_s over compositions (minimum-norm
-    where compositions do not determine every element)."""
-    counts = np.array([[int((atoms.numbers == z).sum()) for z in elements] for atoms in structures], dtype=float)
-    energies = np.array([atoms.calc.results["energy"] for atoms in structures], dtype=float)
-    solution = np.linalg.lstsq(counts, energies, rcond=None)[0]
-    return {int(z): float(e) for z, e in zip(elements, solution)}
+Stepper = Union[KalmanEpochs, AdamEpochs]
 
 
 class Trainer:
@@ -95,45 +68,54 @@ class Trainer:
         self.config = config
         self.options = config.training
         self.output = Path(config.output)
-        check_output(self.output, resume, overwrite)
-        self._clear_before_run = overwrite
-        self.on_epoch_end = on_epoch_end
-        self.log = log
-        self.device = torch.device(self.options.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
+        device = torch.device(self.options.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("`training.device` is cuda but CUDA is not available here")
+        self.group = ProcessGroup(device)
+        self.device = self.group.device
+        check_output(self.output, resume, overwrite)
+        self._clear_before_run = overwrite and self.group.is_main
+        self.on_epoch_end = on_epoch_end
+        self.log = log if self.group.is_main else (lambda _line: None)
+        if self.group.parallel:
+            self.log(f"data parallel: {self.group.world_size} processes; rank 0 writes {self.output}")
         self._load_data()
         checkpoint = self._resume_state() if resume else None
         self.model = self._build_model(checkpoint)
-        self._make_optimizer(checkpoint)
-        cached = self.options.cache_descriptors
+        if not self.options.cache_descriptors and self.options.kernels:
+            if self.model.use_native_kernels(True):
+                self.log("uncached descriptors: computed in every step by the fused C++ kernels")
+            else:
+                self.log("uncached descriptors: the fused C++ kernels cannot be built here; the pure-torch path")
         started = time.perf_counter()
-        self.batches = {name: make_batches(self.model, data, cached) for name, data in self.splits.items()}
-        if cached:
+        self.batches = {name: self._make_batches(data) for name, data in self.splits.items()}
+        if self.options.cache_descriptors:
             self.log(f"cached descriptors of {sum(len(b) for b in self.batches.values())} structures "
                      f"in {time.perf_counter() - started:.1f} s")
+        self.stepper = self._make_stepper()
+        self.monitor = self._monitor_loss()
+        self._restore(checkpoint)
 
     # ---- setup ----
     def _load_data(self) -> None:
         d, loss = self.config.data, self.config.loss
         elements = self.config.model.elements
-        read = lambda files: read_many(files, d.format, d.length_unit, d.energy_unit) if files else []  # noqa: E731
-        train = read(d.train)
-        validation, test = read(d.validation), read(d.test)
+        train = self._read(d.train)
+        validation, test = self._read(d.validation), self._read(d.test)
         if not validation and not test:
             train_idx, val_idx, test_idx = split_structures(train, d.validation_fraction, d.test_fraction,
                                                             self.options.seed)
-            train, validation, test = ([train[i] for i in idx] for idx in (train_idx, val_idx, test_idx))
+            train, validation, test = (_subset(train, idx) for idx in (train_idx, val_idx, test_idx))
         elif not validation:
             train_idx, val_idx, _ = split_structures(train, d.validation_fraction, 0.0, self.options.seed)
-            train, validation = [train[i] for i in train_idx], [train[i] for i in val_idx]
+            train, validation = _subset(train, train_idx), _subset(train, val_idx)
         for name, data in (("training", train), ("validation", validation), ("test", test)):
             check_structures(data, elements, need_forces=loss.forces > 0, source=f"{name} data")
         present = {int(z) for atoms in train for z in atoms.numbers}
         missing = [symbol(z) for z in elements if z not in present]
         if missing:
             raise ValueError(f"the training data has no atoms of {missing}: cannot fit their networks")
-        self.splits: Dict[str, List[Atoms]] = {"train": train, "validation": validation, "test": test}
+        self.splits: Dict[str, Sequence[Atoms]] = {"train": train, "validation": validation, "test": test}
         self.log(f"data: {len(train)} training, {len(validation)} validation, {len(test)} test structures "
                  f"({sum(len(a) for a in train)} training atoms)")
         if not validation:
@@ -147,13 +129,16 @@ class Trainer:
             model = ModelSpec.from_json(checkpoint["model_spec"]).build().to(dtype)
             model.load_state_dict(checkpoint_weights(checkpoint["model_state"]))
             return model.to(self.device).train()
-        model_config = self.config.model
-        raw_model = self.config.raw.get("model", {})
+        base = self.config.base
+        source = self.config.raw.get("model", {}).get("symmetry_functions")
+        imported_scaling = isinstance(source, dict) and "from" in source and bool(source.get("scaling"))
+        raw_model = resolve_symmetry_functions(self.config.raw.get("model", {}), self.splits["train"], self.log, base)
+        model_config = parse_model_config(raw_model, base)
         auto = raw_model.get("symmetry_functions", "auto")
         if auto == "auto" or (isinstance(auto, dict) and "r_lower" not in auto.get("auto", {})):
             options = dict(auto["auto"]) if isinstance(auto, dict) else {}
-            options["r_lower"] = radial_grid_start(self.splits["train"], model_config.cutoff)
-            model_config = parse_model_config(dict(raw_model, symmetry_functions={"auto": options}))
+            options["r_lower"] = closest_pair_start(self.splits["train"], model_config.cutoff)
+            model_config = parse_model_config(dict(raw_model, symmetry_functions={"auto": options}), base)
             self.log(f"automatic symmetry functions: radial grid from r_lower = {options['r_lower']:.2f} Å "
                      f"(half the closest pair distance in the training data) to the cutoff {model_config.cutoff} Å")
         changes: Dict[str, Any] = {}
@@ -161,37 +146,92 @@ class Trainer:
             changes.update(scaling="sigma", scale_min=0.0, scale_max=1.0)
         if not model_config.atomic_energies:
             changes["atomic_energies"] = fit_atomic_energies(self.splits["train"], model_config.elements)
-        model = dataclasses.replace(model_config, **changes).build()
+        model_config = dataclasses.replace(model_config, **changes)
+        model = model_config.build()
+        if self.options.optimizer == "kalman":  # the nets fit energies in units of the data's spread (n2p2)
+            spread = data_spreads(self.splits["train"], model_config.atomic_energies)["energy"]
+            model = with_energy_scale(model, spread)
+            self.log(f"Kalman filter: network outputs in units of the training energies' spread, "
+                     f"{spread * 1000:.3f} meV/atom")
         torch.manual_seed(self.options.seed)
-        fit_scaling(model, self.splits["train"])
+        if imported_scaling:
+            statistics = imported_scaling_statistics(self.config.raw["model"], base)
+            for z, element in zip(model.atomic_numbers(), element_models(model)):
+                element.scaling.set_statistics(*statistics[int(z)].T)
+            self.log("input scaling: the statistics of the potential the symmetry functions come from")
+        else:
+            fit_scaling(model, self.splits["train"])
         return model.to(self.device).train()
 
-    def _make_optimizer(self, checkpoint: Optional[Dict[str, Any]]) -> None:
+    def _read(self, files: Sequence[str]) -> Sequence[Atoms]:
+        """The structures of `files`: all read now, or (data.stream) a StructureStore that reads
+        them on demand and keeps at most data.cache_size in memory."""
+        d = self.config.data
+        if not files:
+            return []
+        if d.stream:
+            store = StructureStore(list(files), d.format, d.length_unit, d.energy_unit, cache_size=d.cache_size)
+            self.log(f"streaming {len(store)} structures from {', '.join(str(p) for p in store.paths)} "
+                     f"(at most {d.cache_size} in memory)")
+            return store
+        return read_many(list(files), d.format, d.length_unit, d.energy_unit)
+
+    def _make_batches(self, structures: Sequence[Atoms]) -> Sequence[Optional[Batch]]:
+        """Batches (with the descriptor cache if asked) of this process's structures; None for others'."""
+        if self.config.data.stream:
+            return StreamedBatches(self.model, structures, self.group.owns)
+        mine = [i for i in range(len(structures)) if self.group.owns(i)]
+        made = make_batches(self.model, [structures[i] for i in mine], self.options.cache_descriptors)
+        batches: List[Optional[Batch]] = [None] * len(structures)
+        for i, batch in zip(mine, made):
+            batches[i] = batch
+        return batches
+
+    def _make_stepper(self) -> Stepper:
         o = self.options
-        cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = cls(self.model.parameters(), lr=o.learning_rate, weight_decay=o.weight_decay)
-        self.scheduler: Optional[Union[torch.optim.lr_scheduler.ReduceLROnPlateau, torch.optim.lr_scheduler.ExponentialLR]]
-        if o.schedule == "plateau":
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, factor=o.schedule_factor, patience=o.schedule_patience, min_lr=o.min_learning_rate)
-        elif o.schedule == "exponential":
-            self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=o.schedule_factor)
-        else:
-            self.scheduler = None
+        if o.optimizer != "kalman":
+            return AdamEpochs(self.model, self.batches["train"], o, Loss(self.config.loss), self.group)
+        train = self.splits["train"]
+        shifts = energy_shifts(self.model).tolist()
+        spreads = data_spreads(train, {int(z): e for z, e in zip(self.model.atomic_numbers(), shifts)})
+        components = [3 * len(atoms) if "forces" in atoms.calc.results else 0 for atoms in train]
+        kalman = KalmanEpochs(self.model, self.batches["train"], components, o.kalman, o.kalman_plan, spreads, o.seed,
+                              self.group)
+        self.log(f"Kalman filter ({o.kalman.kind}; covariance blocks of {kalman.filter.sizes} weights): "
+                 f"{kalman.n_energy_updates} energy and {kalman.n_force_updates} force updates per epoch; "
+                 f"units {spreads['energy'] * 1000:.3f} meV/atom and {spreads['forces']:.4f} eV/Å")
+        return kalman
+
+    def _monitor_loss(self) -> Loss:
+        """The loss that early stopping, the schedule and the best model follow: adam's own; with
+        the Kalman filter, the energy-per-atom, force and stress mean squared errors in units of the
+        training data's spreads (weights loss.energy, 1 and 1: loss.forces and loss.stress weigh the
+        filter's observations)."""
+        w = self.config.loss
+        if isinstance(self.stepper, KalmanEpochs):
+            spreads = self.stepper.spreads
+            return Loss(LossWeights(w.energy, float(w.forces > 0), float(w.stress > 0)), spreads["energy"],
+                        spreads["forces"], spreads["stress"])
+        return Loss(w)
+
+    def _restore(self, checkpoint: Optional[Dict[str, Any]]) -> None:
         self.epoch = 0
-        self.best_loss = math.inf
+        self.best_loss = float("inf")
         self.best_state = copy.deepcopy(self.model.state_dict())
         self.stale_epochs = 0
         self.history: List[Dict[str, float]] = []
-        if checkpoint is not None:
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if self.scheduler is not None:
-                self.scheduler.load_state_dict(checkpoint["scheduler"])
-            self.epoch = checkpoint["epoch"]
-            self.best_loss = checkpoint["best_loss"]
-            self.best_state = checkpoint_weights(checkpoint["best_state"])
-            self.stale_epochs = checkpoint["stale_epochs"]
-            self.history = checkpoint["history"]
+        if checkpoint is None:
+            return
+        if (checkpoint.get("kalman") is not None) != isinstance(self.stepper, KalmanEpochs):
+            written = "kalman" if checkpoint.get("kalman") is not None else "adam"
+            raise ValueError(f"--resume: the checkpoint was written by `training.optimizer: {written}`, the config "
+                             f"asks for {self.options.optimizer}; resume with the optimizer it was trained with")
+        self.stepper.load_state_dict(checkpoint)
+        self.epoch = checkpoint["epoch"]
+        self.best_loss = checkpoint["best_loss"]
+        self.best_state = checkpoint_weights(checkpoint["best_state"])
+        self.stale_epochs = checkpoint["stale_epochs"]
+        self.history = checkpoint["history"]
 
     def _resume_state(self) -> Dict[str, Any]:
         path = self.output / "checkpoint.ckpt"
@@ -201,77 +241,50 @@ class Trainer:
         self.log(f"resuming from {path} after epoch {state['epoch']}")
         return state
 
-    # ---- one epoch ----
-    def loss(self, batch: Batch, prediction: Dict[str, torch.Tensor]) -> torch.Tensor:
-        w = self.config.loss
-        total = w.energy * (((prediction[keys.ENERGY] - batch.energy) / batch.n_atoms) ** 2).mean()
-        if w.forces > 0 and bool(batch.has_forces.any()):
-            total = total + w.forces * ((prediction[keys.FORCES] - batch.forces)[batch.has_forces] ** 2).mean()
-        if w.stress > 0 and bool(batch.has_stress.any()):
-            stress = stress_from_virial(prediction[keys.VIRIAL], batch.volume)
-            total = total + w.stress * ((stress - batch.stress)[batch.has_stress] ** 2).mean()
-        return total
-
-    def _train_epoch(self) -> float:
-        self.model.train()
-        data = self.batches["train"]
-        generator = torch.Generator().manual_seed(self.options.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(len(data), generator=generator).tolist()
-        size = self.options.batch_size
-        losses = []
-        for first in range(0, len(order), size):
-            batch = concatenate([data[i] for i in order[first:first + size]])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss(batch, predict(self.model, batch, create_graph=True))
-            loss.backward()
-            if self.options.clip_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.clip_grad_norm)
-            self.optimizer.step()
-            losses.append(loss.item())
-            if self.options.progress and sys.stderr.isatty():
-                done = min(first + size, len(order))
-                sys.stderr.write(f"\r  epoch {self.epoch + 1}: [{'#' * (20 * done // len(order)):20s}] "
-                                 f"{done}/{len(order)} loss {loss:.3e}")
-                sys.stderr.flush()
-        if self.options.progress and sys.stderr.isatty():
-            sys.stderr.write("\r" + " " * 70 + "\r")
-        return float(np.mean(losses))
-
+    # ---- epochs ----
     def evaluate(self, name: str, model: Optional[AnyModel] = None) -> Dict[str, float]:
-        """Loss and metrics of one split ('train', 'validation', 'test')."""
+        """Monitored loss and metrics of one split ('train', 'validation', 'test'), over all processes."""
         model = model or self.model
-        data = self.batches[name]
-        if not data:
+        batches = self.batches[name]
+        if len(batches) == 0:
             return {}
         store: Dict[str, List[torch.Tensor]] = {}
-        losses = []
+        dtype = next(iter(self.model.parameters())).dtype
+        sums, counts = torch.zeros(3, dtype=dtype), torch.zeros(3, dtype=dtype)
         model.eval()
-        for first in range(0, len(data), 16):
-            batch = concatenate(data[first:first + 16])
+        for first in range(0, len(batches), 16):
+            part = [b for b in batches[first:first + 16] if b is not None]
+            if not part:
+                continue
+            batch = concatenate(part)
             prediction = predict(model, batch, create_graph=False)
-            losses.append(self.loss(batch, prediction).item() * batch.n_structures)
+            part_sums, part_counts = self.monitor.terms(batch, prediction)
+            sums, counts = sums + part_sums.detach().cpu(), counts + part_counts.cpu()
             accumulate(batch, prediction, store)
         model.train()
+        if self.group.parallel:
+            parts = self.group.gather(({k: [t.cpu() for t in v] for k, v in store.items()}, sums, counts))
+            store = {k: [t for part in parts for t in part[0].get(k, [])] for k in parts[0][0]}
+            sums, counts = torch.stack([p[1] for p in parts]).sum(0), torch.stack([p[2] for p in parts]).sum(0)
         metrics = summarize(store, self.config.model.elements)
-        metrics["loss"] = sum(losses) / len(data)
+        metrics["loss"] = float(self.monitor.combine(sums, counts))
         self._last_store = store
         return metrics
 
-    # ---- the loop ----
     def _state(self) -> Dict[str, Any]:
+        stepper = {"optimizer": None, "scheduler": None, "kalman": None}
+        stepper.update(copy.deepcopy(self.stepper.state_dict()))
         return {"epoch": self.epoch, "model_spec": self.model.model_spec(),
-                "model_state": copy.deepcopy(self.model.state_dict()),
-                "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "model_state": copy.deepcopy(self.model.state_dict()), **stepper,
                 "best_loss": self.best_loss, "best_state": copy.deepcopy(self.best_state),
                 "stale_epochs": self.stale_epochs, "history": list(self.history),
                 "config": self.config.raw}
 
     @property
     def has_validation(self) -> bool:
-        return bool(self.batches["validation"])
+        return len(self.batches["validation"]) > 0
 
-    def _monitor(self) -> Tuple[Dict[str, float], Dict[str, float]]:
+    def _monitored(self) -> tuple:
         """The metrics early stopping, the schedule and the best model follow (validation set,
         else training set) and the same under their metrics.csv names (`val_*`, `train_set_*`)."""
         if self.has_validation:
@@ -280,20 +293,27 @@ class Trainer:
         metrics = self.evaluate("train")
         return metrics, {f"train_set_{k}": v for k, v in metrics.items()}
 
-    def _log_epoch(self, train_loss: float, metrics: Dict[str, float], learning_rate: float) -> None:
+    def _log_epoch(self, train_loss: float, metrics: Dict[str, float]) -> None:
         monitored = f"val loss {metrics['loss']:.3e}" if self.has_validation else \
             f"training set: loss {metrics['loss']:.3e}"
+        steps = "  ".join(f"{k.replace('kalman_', '')} {v:.1e}" for k, v in self.stepper.step_sizes().items())
         self.log(f"epoch {self.epoch:4d}  loss {train_loss:.3e}  {monitored}  "
                  f"E {metrics['energy_rmse_mev_atom']:.2f} meV/atom  "
-                 f"F {metrics.get('force_rmse', float('nan')):.4f} eV/Å  lr {learning_rate:.1e}")
+                 f"F {metrics.get('force_rmse', float('nan')):.4f} eV/Å  {steps}")
 
     def _start_output(self) -> None:
+        if not self.group.is_main:
+            return
         self.output.mkdir(parents=True, exist_ok=True)
         if self._clear_before_run:
             removed = clear_outputs(self.output)
             if removed:
                 self.log(f"overwrite: removed {', '.join(p.name for p in removed)} of the earlier run in {self.output}")
             self._clear_before_run = False
+
+    def _save(self, state: Dict[str, Any], name: str) -> None:
+        if self.group.is_main:
+            save_checkpoint(state, self.output / name)
 
     def run(self) -> Dict[str, float]:
         o = self.options
@@ -303,33 +323,27 @@ class Trainer:
         try:
             while self.epoch < o.epochs:
                 started = time.perf_counter()
-                train_loss = self._train_epoch()
+                train_loss = self.stepper.run(self.epoch)
                 self.epoch += 1
-                metrics, columns = self._monitor()
+                metrics, columns = self._monitored()
                 monitored = metrics["loss"]
-                if self.scheduler is not None:
-                    if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                        self.scheduler.step(monitored)
-                    else:
-                        self.scheduler.step()
-                        for group in self.optimizer.param_groups:
-                            group["lr"] = max(group["lr"], o.min_learning_rate)
+                self.stepper.after_epoch(monitored)
                 if monitored < self.best_loss:
                     self.best_loss, self.stale_epochs = monitored, 0
                     self.best_state = copy.deepcopy(self.model.state_dict())
                 else:
                     self.stale_epochs += 1
-                row = {"epoch": self.epoch, "train_loss": train_loss,
-                       "learning_rate": self.optimizer.param_groups[0]["lr"],
+                row = {"epoch": self.epoch, "train_loss": train_loss, **self.stepper.step_sizes(),
                        "seconds": time.perf_counter() - started}
                 row.update(columns)
                 self.history.append(row)
-                self._write_csv()
+                if self.group.is_main:
+                    self._write_csv()
                 if self.epoch % max(1, o.epochs // 30) == 0 or self.epoch in (1, o.epochs):
-                    self._log_epoch(train_loss, metrics, row["learning_rate"])
+                    self._log_epoch(train_loss, metrics)
                 snapshot = self._state()
                 if self.epoch % o.checkpoint_every == 0 or self.epoch == o.epochs:
-                    save_checkpoint(snapshot, self.output / "checkpoint.ckpt")
+                    self._save(snapshot, "checkpoint.ckpt")
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(self.epoch, row)
                 if o.early_stopping > 0 and self.stale_epochs >= o.early_stopping:
@@ -338,28 +352,32 @@ class Trainer:
                     stopped_early = True
                     break
         except KeyboardInterrupt:
-            path = save_checkpoint(snapshot, self.output / "checkpoint.ckpt")
-            self.log(f"interrupted: state after epoch {snapshot['epoch']} saved to {path}; "
+            self._save(snapshot, "checkpoint.ckpt")
+            self.log(f"interrupted: state after epoch {snapshot['epoch']} saved to {self.output / 'checkpoint.ckpt'}; "
                      "continue with --resume")
             raise
-        save_checkpoint(snapshot, self.output / "checkpoint.ckpt")
+        self._save(snapshot, "checkpoint.ckpt")
         return self._finish(stopped_early)
 
     def _finish(self, stopped_early: bool) -> Dict[str, float]:
         self.model.load_state_dict(self.best_state)
-        save_checkpoint(dict(self._state(), finished=True), self.output / "best.ckpt")
-        model = copy.deepcopy(self.model).cpu().eval()
-        best_key = "best_validation_loss" if self.has_validation else "best_training_set_loss"
-        export(model, self.output / "model.pt", description="trained by bpnn-ts train",
-               provenance={"epochs": self.epoch, best_key: self.best_loss,
-                           "training_structures": len(self.splits["train"])})
+        self._save(dict(self._state(), finished=True), "best.ckpt")
+        if self.group.is_main:
+            model = copy.deepcopy(self.model).cpu().eval()
+            best_key = "best_validation_loss" if self.has_validation else "best_training_set_loss"
+            export(model, self.output / "model.pt", description="trained by bpnn-ts train",
+                   provenance={"epochs": self.epoch, best_key: self.best_loss,
+                               "training_structures": len(self.splits["train"])})
         results: Dict[str, float] = {}
         for name in ("train", "validation", "test"):
             metrics = self.evaluate(name)
             if metrics:
                 results.update({f"{name}_{k}": v for k, v in metrics.items()})
-                self._plot_parity(name)
-        self._plot_learning_curve()
+                if self.group.is_main:
+                    self._plot_parity(name)
+        if self.group.is_main:
+            self._plot_learning_curve()
+        self.group.barrier()
         return results
 
     def _write_csv(self) -> None:

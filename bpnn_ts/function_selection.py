@@ -1,0 +1,328 @@
+"""Symmetry functions chosen from the training data: `symmetry_functions: {select: ...}`.
+
+    symmetry_functions: {select: 57}                      # total, split over the elements
+    symmetry_functions:
+      select: {H: 27, O: 30}                              # or per element
+      method: cur                                         # cur (default) | fps
+      pool: {n_shifted: 16, n_centred: 16, n_angular_eta: 4, zetas: [1, 2, 4, 16]}
+      max_structures: 200                                 # evenly spaced subsample of the data
+
+For every centre element, the candidates of bpnn_ts.function_pool are evaluated on the training
+structures; each candidate is a column of the (environments x candidates) matrix X, centred and
+divided by its range (max - min: what the network's input scaling does; standardising by the
+standard deviation instead made spiky, mostly-zero columns look the most independent, and the
+functions so chosen fitted forces 9x worse on n2p2's water sample). Constant columns are
+dropped. From C = X^T X / n:
+
+  cur  iterative CUR (Imbalzano et al., J. Chem. Phys. 148, 241730 (2018)): pick the column with
+       the largest leverage score (squared component on the top right singular vector of X), make
+       every column orthogonal to it (C <- C - C[:, c] C[c, :] / C[c, c]), repeat.
+  fps  farthest-point sampling of the columns: start with CUR's first pick, then repeatedly the
+       column farthest (Euclidean, d^2 = C_ii + C_jj - 2 C_ij) from those picked.
+
+Both are deterministic and stop early, with fewer functions, where the data leave no new
+direction (linearly dependent columns for CUR, duplicates for FPS). Every element keeps at least
+one radial function per neighbour element: once the slots left equal the neighbour elements
+still without one, only their radial functions may be picked. A total budget is split over the
+elements in proportion to their pool sizes (largest remainders).
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from . import keys
+from .config import ConfigError, parse_model_config, resolve_source
+from .elements import symbol, to_atomic_number
+from .function_pool import PoolOptions, candidate_pool, closest_pair_start, pool_options
+from .model.descriptors.params import RadialSF, SymmetryFunction, function_to_dict, n2p2_sorted
+from .model.spec import ModelSpec
+
+METHODS = ("cur", "fps")
+SELECT_KEYS = {"select", "method", "pool", "max_structures"}
+TOLERANCE = 1e-10  # a residual (CUR) or distance (FPS) below this, relative to the largest, is no new direction
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A validated `{select: ...}`: functions per element, method, pool, data subsample."""
+
+    budget: Dict[int, int]
+    method: str = "cur"
+    pool: PoolOptions = PoolOptions()
+    max_structures: int = 200
+
+
+def parse_selection(spec: Mapping[str, Any], elements: Sequence[int], cutoff: float) -> Selection:
+    """Validate a `symmetry_functions: {select: ...}` mapping (ConfigError naming the key)."""
+    unknown = sorted(set(spec) - SELECT_KEYS)
+    _require(not unknown, f"`symmetry_functions`: unknown keys {unknown} beside `select`; allowed: {sorted(SELECT_KEYS)}")
+    method = spec.get("method", "cur")
+    _require(method in METHODS, f"`symmetry_functions.method` must be one of {list(METHODS)}, got {method!r}")
+    try:
+        options = pool_options(spec.get("pool"))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"`symmetry_functions.pool`: {error}") from None
+    most = spec.get("max_structures", 200)
+    _require(isinstance(most, int) and not isinstance(most, bool) and most >= 1,
+             f"`symmetry_functions.max_structures` must be an integer >= 1, got {most!r}")
+    elements = sorted(elements)
+    size, least = options.size(len(elements)), len(elements)  # one radial function per neighbour element
+    budget = spec["select"]
+    if isinstance(budget, Mapping):
+        try:
+            counts = {to_atomic_number(k): v for k, v in budget.items()}
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"`symmetry_functions.select`: {error}") from None
+        stray = [symbol(z) for z in counts if z not in elements]
+        _require(not stray, f"`symmetry_functions.select` names elements not in `elements`: {stray}")
+        missing = [symbol(z) for z in elements if z not in counts]
+        _require(not missing, f"`symmetry_functions.select` must give a count for every element; missing {missing}")
+        for z, n in counts.items():
+            _require(isinstance(n, int) and not isinstance(n, bool) and least <= n <= size,
+                     f"`symmetry_functions.select.{symbol(z)}` must be an integer in [{least}, {size}] (at least one "
+                     f"radial function per neighbour element, at most the pool's {size} candidates), got {n!r}")
+        return Selection({z: counts[z] for z in elements}, method, options, most)
+    _require(isinstance(budget, int) and not isinstance(budget, bool),
+             f"`symmetry_functions.select` must be a number of functions or a mapping {{element: number}}, got {budget!r}")
+    _require(budget >= least * len(elements),
+             f"`symmetry_functions.select` must be at least {least * len(elements)} (one radial function per centre "
+             f"and neighbour element), got {budget}")
+    _require(budget <= size * len(elements),
+             f"`symmetry_functions.select` {budget} exceeds the candidate pool ({size} per element); select fewer "
+             "or enlarge `symmetry_functions.pool`")
+    return Selection(split_budget(budget, {z: size for z in elements}, least), method, options, most)
+
+
+def split_budget(total: int, sizes: Mapping[int, int], least: int) -> Dict[int, int]:
+    """`total` functions over elements in proportion to `sizes` (largest remainders), each in [least, size]."""
+    ideal = {z: total * n / sum(sizes.values()) for z, n in sizes.items()}
+    counts = {z: min(sizes[z], max(least, int(ideal[z]))) for z in sizes}
+    while sum(counts.values()) < total:
+        z = max((z for z in sizes if counts[z] < sizes[z]), key=lambda z: ideal[z] - counts[z])
+        counts[z] += 1
+    while sum(counts.values()) > total:
+        z = min((z for z in sizes if counts[z] > least), key=lambda z: ideal[z] - counts[z])
+        counts[z] -= 1
+    return counts
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+# ---- the two selections, on the Gram matrix G = X^T X of the columns ----
+def _candidates(n_columns: int, picked: List[int], n: int,
+                required: Sequence[Sequence[int]]) -> Tuple[np.ndarray, List[Sequence[int]]]:
+    """(columns that may be picked next, required groups still without a pick): any column not
+    yet picked, or only those of the waiting groups once the slots left are no more than them."""
+    missing = [group for group in required if not set(group) & set(picked)]
+    allowed = np.zeros(n_columns, dtype=bool)
+    if n - len(picked) <= len(missing):
+        for group in missing:
+            allowed[list(group)] = True
+    else:
+        allowed[:] = True
+    allowed[picked] = False
+    return allowed, missing
+
+
+def _waiting(missing: List[Sequence[int]], picked: List[int]) -> Optional[int]:
+    """The first column of the first group still waiting for its pick (None: no group waits)."""
+    return next((int(c) for group in missing for c in group if c not in picked), None)
+
+
+def _leverage(gram: np.ndarray, k: int) -> np.ndarray:
+    """Leverage score of each column: squared components on the top k right singular vectors."""
+    _, vectors = np.linalg.eigh(gram)  # ascending eigenvalues
+    return (vectors[:, -k:] ** 2).sum(axis=1)
+
+
+def cur_order(gram: np.ndarray, n: int, required: Sequence[Sequence[int]] = (), k: int = 1) -> List[int]:
+    """Up to `n` columns by iterative CUR, given the Gram matrix `gram` (columns x columns) of X;
+    `required`: groups of columns each of which must contribute one pick (n >= len(required))."""
+    residual = np.array(gram, dtype=np.float64)
+    scale = max(float(np.max(np.diag(residual), initial=0.0)), np.finfo(np.float64).tiny)
+    picked: List[int] = []
+    while len(picked) < min(n, len(residual)):
+        allowed, missing = _candidates(len(residual), picked, n, required)
+        live = allowed & (np.diag(residual) > TOLERANCE * scale)
+        if not live.any():  # no new direction left: only a waiting group still gets its pick
+            waiting = _waiting(missing, picked)
+            if waiting is None:
+                break
+            picked.append(waiting)
+            continue
+        c = int(np.argmax(np.where(live, _leverage(residual, k), -1.0)))
+        picked.append(c)
+        residual = residual - np.outer(residual[:, c], residual[c, :]) / residual[c, c]
+        residual = 0.5 * (residual + residual.T)
+    return picked
+
+
+def fps_order(gram: np.ndarray, n: int, required: Sequence[Sequence[int]] = ()) -> List[int]:
+    """Up to `n` columns by farthest-point sampling (Euclidean distances between the columns of X,
+    from its Gram matrix), starting from CUR's first pick; `required` as in `cur_order`."""
+    gram = np.asarray(gram, dtype=np.float64)
+    diagonal = np.diag(gram)
+    scale = max(float(np.max(diagonal, initial=0.0)), np.finfo(np.float64).tiny)
+    picked: List[int] = []
+    nearest = np.where(diagonal > TOLERANCE * scale, np.inf, 0.0)  # squared distance to the closest pick
+    while len(picked) < min(n, len(gram)):
+        allowed, missing = _candidates(len(gram), picked, n, required)
+        live = allowed & (nearest > TOLERANCE * scale)
+        if not live.any():  # every column left duplicates a pick (or is zero)
+            waiting = _waiting(missing, picked)
+            if waiting is None:
+                break
+            picked.append(waiting)
+            continue
+        scores = _leverage(gram, 1) if not picked else nearest
+        c = int(np.argmax(np.where(live, scores, -1.0)))
+        picked.append(c)
+        nearest = np.minimum(nearest, np.maximum(diagonal + diagonal[c] - 2.0 * gram[:, c], 0.0))
+    return picked
+
+
+def cur_select(matrix: np.ndarray, n: int, required: Sequence[Sequence[int]] = (), k: int = 1) -> List[int]:
+    """Columns of `matrix` (rows: samples) picked by iterative CUR, in pick order."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return cur_order(matrix.T @ matrix, n, required, k)
+
+
+def fps_select(matrix: np.ndarray, n: int, required: Sequence[Sequence[int]] = ()) -> List[int]:
+    """Columns of `matrix` (rows: samples) picked by farthest-point sampling, in pick order."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return fps_order(matrix.T @ matrix, n, required)
+
+
+# ---- descriptors of the candidates on the data ----
+class _Moments:
+    """Running mean and centred cross products of rows (Chan et al.'s pairwise update)."""
+
+    def __init__(self, n_columns: int):
+        self.count = 0
+        self.mean = np.zeros(n_columns)
+        self.cross = np.zeros((n_columns, n_columns))
+        self.low = np.full(n_columns, np.inf)
+        self.high = np.full(n_columns, -np.inf)
+
+    def add(self, rows: np.ndarray) -> None:
+        if not len(rows):
+            return
+        self.low = np.minimum(self.low, rows.min(axis=0))
+        self.high = np.maximum(self.high, rows.max(axis=0))
+        mean = rows.mean(axis=0)
+        centred = rows - mean
+        delta, total = mean - self.mean, self.count + len(rows)
+        self.cross += centred.T @ centred + np.outer(delta, delta) * self.count * len(rows) / total
+        self.mean += delta * len(rows) / total
+        self.count = total
+
+    def correlation(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(X^T X / n of the informative columns, each centred and divided by its range max - min
+        (as the network's scalecenter scaling sees them), mask of informative columns): a column is
+        informative if its spread is more than rounding of its values. Scaling by the range, not
+        the standard deviation, keeps spiky columns (rare large values over a near-constant
+        background) from looking like the most independent ones."""
+        variance = np.diag(self.cross) / max(self.count, 1)
+        std = np.sqrt(np.maximum(variance, 0.0))
+        informative = (std > 0) & (std > 1e-10 * np.sqrt(self.mean**2 + variance))
+        spread = (self.high - self.low)[informative]
+        scale = 1.0 / (spread * np.sqrt(max(self.count, 1)))
+        return self.cross[np.ix_(informative, informative)] * np.outer(scale, scale), informative
+
+
+def _moments(pool: Dict[int, List[SymmetryFunction]], structures: Sequence[Atoms], cutoff_type: int,
+             cutoff_alpha: float) -> Dict[int, _Moments]:
+    elements = tuple(sorted(pool))
+    functions = tuple(f for z in elements for f in pool[z])
+    model = ModelSpec(elements, functions, (1,), ("tanh", "identity"), cutoff_type, cutoff_alpha).build().eval()
+    model.use_native_kernels(True)  # about 10x faster where the C++ kernels can be built; else the torch path
+    moments = {z: _Moments(len(pool[z])) for z in elements}
+    with torch.no_grad():
+        for atoms in structures:
+            g = model.compute_descriptors(torch.tensor(atoms.positions, dtype=torch.float64),
+                                          torch.tensor(atoms.numbers), torch.tensor(np.asarray(atoms.cell.array)),
+                                          torch.tensor(atoms.pbc))[keys.DESCRIPTORS].numpy()
+            for z in elements:
+                moments[z].add(g[atoms.numbers == z, : len(pool[z])])
+    return moments
+
+
+def _radial_of(function: SymmetryFunction, neighbor: int) -> bool:
+    return isinstance(function, RadialSF) and function.neighbor == neighbor
+
+
+def _select_element(functions: List[SymmetryFunction], moments: _Moments, n: int, method: str,
+                    neighbors: Sequence[int]) -> List[SymmetryFunction]:
+    """`n` functions of one centre element (fewer where the data leave no new direction)."""
+    correlation, informative = moments.correlation()
+    columns = np.flatnonzero(informative)  # informative column -> pool index
+    chosen: List[SymmetryFunction] = []
+    groups = []
+    for z in neighbors:
+        radial = [k for k, c in enumerate(columns) if _radial_of(functions[c], z)]
+        if radial:
+            groups.append(radial)
+        else:  # no neighbours z in the data's environments: keep its longest-ranged radial function
+            chosen.append(min((f for f in functions if _radial_of(f, z)), key=lambda f: (f.eta, f.r_s)))
+    order = (cur_order if method == "cur" else fps_order)(correlation, n - len(chosen), groups)
+    return chosen + [functions[columns[k]] for k in order]
+
+
+def resolve_symmetry_functions(raw_model: Dict[str, Any], structures: Sequence[Atoms],
+                               log: Callable[[str], None] = print, base: Union[str, Path] = ".") -> Dict[str, Any]:
+    """The model config mapping `raw_model` with `symmetry_functions` made explicit: a
+    `{select: ...}` chosen from `structures` (the training data), a `{from: ...}` read from its
+    file (relative paths from `base`; with the source's scaling and atomic energies if asked).
+    Other mappings are returned unchanged (as a copy). Then: parse_model_config(result)."""
+    spec = raw_model.get("symmetry_functions", "auto") if isinstance(raw_model, dict) else None
+    if isinstance(spec, dict) and "from" in spec:
+        return resolve_source(raw_model, base)
+    if not (isinstance(spec, dict) and "select" in spec):
+        return dict(raw_model) if isinstance(raw_model, dict) else raw_model  # parse_model_config explains
+    config = parse_model_config(dict(raw_model, symmetry_functions="auto"))
+    selection = parse_selection(spec, config.elements, config.cutoff)
+    structures = list(structures)
+    _require(bool(structures), "`symmetry_functions.select` chooses functions from training data, but none was given")
+    if len(structures) > selection.max_structures:
+        picks = np.unique(np.linspace(0, len(structures) - 1, selection.max_structures).round().astype(int))
+        structures = [structures[k] for k in picks]
+    started = time.perf_counter()
+    pool_cutoff = selection.pool.cutoff or config.cutoff
+    r_lower = closest_pair_start(structures, pool_cutoff) if selection.pool.r_lower is None else selection.pool.r_lower
+    pool = candidate_pool(config.elements, config.cutoff, selection.pool, r_lower)
+    moments = _moments(pool, structures, config.cutoff_type, config.cutoff_alpha)
+    chosen: List[SymmetryFunction] = []
+    for z in config.elements:
+        _require(moments[z].count > 0, f"`symmetry_functions.select`: the training data has no {symbol(z)} atoms")
+        picked = _select_element(pool[z], moments[z], min(selection.budget[z], len(pool[z])), selection.method,
+                                 config.elements)
+        radial = sum(isinstance(f, RadialSF) for f in picked)
+        log(f"symmetry functions of {symbol(z)}: {len(picked)} of {len(pool[z])} candidates by {selection.method} "
+            f"({radial} radial, {len(picked) - radial} angular; {moments[z].count} environments)"
+            + ("" if len(picked) == selection.budget[z] else
+               f"; asked for {selection.budget[z]}, but the data support no more independent functions"))
+        chosen += n2p2_sorted(picked)
+    log(f"symmetry functions selected in {time.perf_counter() - started:.1f} s from {len(structures)} structures "
+        f"(radial grids from r_lower = {r_lower:.2f} Å to {pool_cutoff:.4g} Å)")
+    return dict(raw_model, symmetry_functions=[function_to_dict(f) for f in chosen])
+
+
+def without_selection(raw_model: Dict[str, Any]) -> Dict[str, Any]:
+    """`raw_model` with a `{select: ...}` replaced by `auto` once its options are checked: a
+    provisional config to parse before the training data is read (resolve_symmetry_functions
+    makes the real one)."""
+    spec = raw_model.get("symmetry_functions") if isinstance(raw_model, dict) else None
+    if not (isinstance(spec, dict) and "select" in spec):
+        return raw_model
+    config = parse_model_config(dict(raw_model, symmetry_functions="auto"))
+    parse_selection(spec, config.elements, config.cutoff)
+    return dict(raw_model, symmetry_functions="auto")
