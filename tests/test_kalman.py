@@ -158,3 +158,15 @@ def test_flat_jacobian_of_forces_batched_equals_one_row_at_a_time():
     rows = torch.stack([flat_jacobian(forces[i:i + 1], parameters)[0] for i in range(5)])
     assert torch.allclose(batched, rows, rtol=1e-12, atol=1e-14)
     assert batched.abs().sum() > 0
+
+
+def test_float32_weights_keep_a_float64_covariance():
+    design, targets = linear_problem()
+    weights = torch.nn.Parameter(torch.zeros(design.shape[1], dtype=torch.float32))
+    kalman = KalmanFilter([[weights]], KalmanSettings(blocks="combined", **FIXED), updates_per_epoch=1)
+    assert kalman.covariances[0].dtype == torch.float64
+    for row, target in zip(design, targets):
+        kalman.update((target - row @ weights.detach().double()).reshape(1), row.reshape(1, -1).float())
+    expected, _ = run_filter(design, targets, KalmanSettings(blocks="combined", **FIXED))
+    assert weights.dtype == torch.float32
+    assert torch.allclose(weights.detach().double(), expected, rtol=1e-4, atol=1e-5)

@@ -76,7 +76,9 @@ class KalmanFilter:
         self.updates_per_epoch = max(1, int(updates_per_epoch))
         first = self.blocks[0][0]
         self.sizes = [sum(p.numel() for p in block) for block in self.blocks]
-        self.covariances = [torch.eye(n, dtype=first.dtype, device=first.device) / settings.epsilon
+        # float64 whatever the weights' dtype: the rank-m downdates of P lose its positive
+        # definiteness in float32
+        self.covariances = [torch.eye(n, dtype=torch.float64, device=first.device) / settings.epsilon
                             for n in self.sizes]
         self.n_updates = 0
         self.forgetting = settings.lambda0
@@ -109,7 +111,7 @@ class KalmanFilter:
         jacobians = self.split(jacobian.to(self.covariances[0].dtype))
         scale = 1.0 / self.forgetting if s.kind == "fading" else 1.0
         xs = [scale * (p @ h.T) for p, h in zip(self.covariances, jacobians)]  # (n_b, m)
-        a = sum((h @ x for h, x in zip(jacobians, xs)), torch.zeros((m, m), dtype=error.dtype, device=error.device))
+        a = sum((h @ x for h, x in zip(jacobians, xs)), torch.zeros((m, m), dtype=xs[0].dtype, device=error.device))
         a.diagonal().add_(1.0 / self.eta if s.kind == "standard" else 1.0)
         q = self.process_noise
         steps = []
