@@ -27,7 +27,7 @@ from ..io.datasets import check_structures, read_many
 from ..io.streaming import StructureStore
 from ..model.engine import BPNNModel
 from ..model.spec import ModelSpec
-from ..model_parts import AnyModel, element_models, energy_shifts
+from ..model_parts import AnyModel, element_models
 from ..scaling import fit_scaling
 from .adam_epoch import AdamEpochs
 from .batch import Batch, StreamedBatches, concatenate, make_batches, predict
@@ -125,9 +125,12 @@ class Trainer:
 
     def _build_model(self, checkpoint: Optional[Dict[str, Any]]) -> BPNNModel:
         dtype = DTYPES[self.config.model.dtype]
+        self.spreads: Dict[str, float] = {}  # the Kalman filter's units (kalman_epoch.data_spreads)
         if checkpoint is not None:
             model = ModelSpec.from_json(checkpoint["model_spec"]).build().to(dtype)
             model.load_state_dict(checkpoint_weights(checkpoint["model_state"]))
+            if checkpoint.get("kalman") is not None:
+                self.spreads = dict(checkpoint["kalman"]["spreads"])
             return model.to(self.device).train()
         base = self.config.base
         source = self.config.raw.get("model", {}).get("symmetry_functions")
@@ -149,7 +152,8 @@ class Trainer:
         model_config = dataclasses.replace(model_config, **changes)
         model = model_config.build()
         if self.options.optimizer == "kalman":  # the nets fit energies in units of the data's spread (n2p2)
-            spread = data_spreads(self.splits["train"], model_config.atomic_energies)["energy"]
+            self.spreads = data_spreads(self.splits["train"], model_config.atomic_energies)
+            spread = self.spreads["energy"]
             model = with_energy_scale(model, spread)
             self.log(f"Kalman filter: network outputs in units of the training energies' spread, "
                      f"{spread * 1000:.3f} meV/atom")
@@ -192,8 +196,7 @@ class Trainer:
         if o.optimizer != "kalman":
             return AdamEpochs(self.model, self.batches["train"], o, Loss(self.config.loss), self.group)
         train = self.splits["train"]
-        shifts = energy_shifts(self.model).tolist()
-        spreads = data_spreads(train, {int(z): e for z, e in zip(self.model.atomic_numbers(), shifts)})
+        spreads = self.spreads or data_spreads(train, {})  # (a resumed Adam checkpoint is refused in _restore)
         components = [3 * len(atoms) if "forces" in atoms.calc.results else 0 for atoms in train]
         kalman = KalmanEpochs(self.model, self.batches["train"], components, o.kalman, o.kalman_plan, spreads, o.seed,
                               self.group)
