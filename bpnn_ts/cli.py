@@ -21,14 +21,16 @@ def _cmd_export(args) -> int:
         from .training import model_from_checkpoint
         model = model_from_checkpoint(args.config)
         path = export(model, args.output, dtype=args.dtype, description="trained by bpnn-ts train",
-                      provenance={"source": str(Path(args.config).resolve())}, native_kernels=KERNELS[args.kernels])
+                      provenance={"source": str(Path(args.config).resolve())}, native_kernels=KERNELS[args.kernels],
+                  format=args.model_format)
         print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():g} Å; "
               f"{args.dtype or model.dtype_name()}; trained, from {args.config})")
         return 0
     config = load_model_config(args.config)
     model = config.build().eval()
     path = export(model, args.output, dtype=args.dtype, description=config.description,
-                  provenance={"source": str(args.config), "seed": config.seed}, native_kernels=KERNELS[args.kernels])
+                  provenance={"source": str(args.config), "seed": config.seed}, native_kernels=KERNELS[args.kernels],
+                  format=args.model_format)
     print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():g} Å; "
           f"{args.dtype or config.dtype}; untrained, seed {config.seed})")
     return 0
@@ -46,7 +48,8 @@ def _reexport(args) -> int:
     path = export(model, args.output, dtype=dtype, description=description,
                   provenance={"source": str(Path(args.config).resolve()),
                               "source_format_version": info["metadata"].get("format_version")},
-                  native_kernels=KERNELS[args.kernels])
+                  native_kernels=KERNELS[args.kernels],
+                  format=args.model_format)
     print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():g} Å; {dtype}; "
           f"re-exported from {args.config}, format {info['metadata'].get('format_version')})")
     return 0
@@ -87,7 +90,8 @@ def _cmd_committee(args) -> int:
     committee = build_committee(models)
     path = export(committee, args.output, dtype=args.dtype, description=f"committee of {len(args.members)} models",
                   provenance={"members": [str(Path(m).resolve()) for m in args.members]},
-                  native_kernels=KERNELS[args.kernels])
+                  native_kernels=KERNELS[args.kernels],
+                  format=args.model_format)
     print(f"wrote {path} (committee of {committee.committee_size()} networks per element; "
           f"{', '.join(committee.element_symbols)}; training range known: {committee.training_range_known()})")
     return 0
@@ -99,7 +103,8 @@ def _cmd_import_n2p2(args) -> int:
     model = load_n2p2(args.directory, args.length_unit, args.energy_unit, check_units=not args.no_unit_check)
     path = export(model, args.output, dtype=args.dtype, description=f"imported from n2p2 {args.directory}",
                   provenance={"source": str(Path(args.directory).resolve()),
-                              "n2p2_units": [args.length_unit, args.energy_unit]}, native_kernels=KERNELS[args.kernels])
+                              "n2p2_units": [args.length_unit, args.energy_unit]}, native_kernels=KERNELS[args.kernels],
+                  format=args.model_format)
     print(f"wrote {path} ({', '.join(model.element_symbols)}; cutoff {model.cutoff():.6g} Å; eV and Å)")
     return 0
 
@@ -177,6 +182,9 @@ def _add_model_file_options(p: argparse.ArgumentParser) -> None:
                    help="float64, float32, or mixed (float32 descriptors and nets, float64 sums)")
     p.add_argument("--kernels", choices=sorted(KERNELS), default="auto",
                    help="fused C++ descriptor kernels in the file (auto: where they build here; torch: portable)")
+    p.add_argument("--format", dest="model_format", choices=["torchscript", "pt2"], default=None,
+                   help="model-file format: torchscript (default) or pt2 (torch.export + AOTInductor, compiled for "
+                        "this machine's CPU; a minute or more); default: pt2 if the output ends in .pt2")
 
 
 def build_parser() -> argparse.ArgumentParser:

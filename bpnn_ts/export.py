@@ -62,10 +62,17 @@ def parameters_hash(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+FORMATS = ("torchscript", "pt2")
+
+
 def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] = None,
            description: str = "", provenance: Optional[Dict[str, Any]] = None,
-           native_kernels: Optional[bool] = None) -> Path:
+           native_kernels: Optional[bool] = None, format: Optional[str] = None) -> Path:
     """Script `model` (a BPNNModel in eval mode) and write it to `path` atomically; returns the path.
+
+    `format`: "torchscript" (the contract; default) or "pt2" (torch.export + AOTInductor, compiled
+    for this machine's CPU: bpnn_ts/pt2.py; needs the fused kernels; a minute or more to compile).
+    None: "pt2" if `path` ends in .pt2, else "torchscript".
 
     `dtype`: "float64", "float32" or "mixed" (float32 descriptors and nets, float64 inputs,
     outputs and sums; bpnn_ts/precision.py); None keeps the model's.
@@ -78,6 +85,16 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
     if not isinstance(model, BPNNModel):
         raise TypeError(f"`model` must be a BPNNModel (ModelSpec.build(), ModelConfig.build(), bpnn_ts.load ... "
                         f"is already a model file), got {type(model).__name__}")
+    if format is None:
+        format = "pt2" if str(path).endswith(".pt2") else "torchscript"
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {list(FORMATS)}, got {format!r}")
+    if format == "pt2":
+        if native_kernels is False:
+            raise ValueError("a .pt2 file always uses the fused C++ kernels: native_kernels=False needs the "
+                             "TorchScript format")
+        from .pt2 import export_pt2
+        return export_pt2(model, path, dtype, description, provenance)
     if model.training:
         raise ValueError("export refuses a model in training mode; call model.eval() first")
     if dtype is not None and dtype not in PRECISIONS:
@@ -139,11 +156,12 @@ def is_model_file(path: Union[str, Path]) -> bool:
 
 
 def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
-         verify: bool = True) -> torch.jit.ScriptModule:
+         verify: bool = True) -> Any:
     """Load a model file after checking its contract (format version) and, with `verify`, that
     its parameters still match the hash recorded at export. Format-1 files are upgraded in
-    memory (with a FormatWarning; re-export them for C++ and LAMMPS). Loading a model file runs
-    code from it: load only files you trust."""
+    memory (with a FormatWarning; re-export them for C++ and LAMMPS). A `.pt2` file (told by its
+    content, not its name) loads as a bpnn_ts.pt2.Pt2Model with the same interface (its compiled
+    weights are not re-hashed). Loading a model file runs code from it: load only files you trust."""
     info = inspect(path)
     version = info["metadata"].get("format_version")
     if version not in (1, keys.FORMAT_VERSION):
@@ -152,6 +170,14 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
                   f"convert it with an older bpnn_ts, or re-export the model: {reexport_command(path)}")
         raise ModelFileError(f"{path} has model-file format version {version}; this bpnn_ts "
                              f"({__version__}) reads versions 1 and {keys.FORMAT_VERSION} ({advice})")
+    if info["metadata"].get("format") == "pt2":
+        from .pt2 import is_pt2, load_pt2
+        if not is_pt2(path):
+            raise ModelFileError(f"{path}: its metadata says .pt2, but it is no AOTInductor package (damaged?)")
+        try:
+            return load_pt2(path, info, device)
+        except RuntimeError as error:
+            raise ModelFileError(f"{path} could not be loaded: {error_message(str(error))}") from None
     if info["metadata"].get("native_kernels"):
         from .native import load_error, load_ops
         if not load_ops():

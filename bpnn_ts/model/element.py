@@ -1,7 +1,8 @@
 """One centre element's part of the potential: its symmetry functions, their scaling, its network
 (or committee of networks) and its descriptor-kernel slot, with the two ways to evaluate its
 centres: dense torch blocks of one chunk (`evaluate_chunk`) or the fused kernel over all of
-them (`evaluate_fused`). dE/dG comes from autograd through the network only; with
+them (`evaluate_fused`). dE/dG comes from the network's hand-written backpropagation
+(`analytic_net_gradient`; False: autograd through the network, the test oracle); with
 `create_graph` (training) both paths return energies and dE/dr_ij differentiable w.r.t. the
 weights (the fused kernels' own autograd, bpnn_ts/native/acsf_autograd.h, carries dE/dr_ij)."""
 
@@ -37,9 +38,12 @@ class FusedOutput(NamedTuple):
 class ElementModel(torch.nn.Module):
     """Descriptor, input scaling and network of one centre element; `kernel` is the fused C++
     descriptor (NativeKernel) or a placeholder (NoKernel). `net`: an ElementMLP or a
-    CommitteeMLP; `member` arguments pick one committee member (None: the mean)."""
+    CommitteeMLP; `member` arguments pick one committee member (None: the mean).
+    `analytic_net_gradient`: dE/dG by the network's own backpropagation (no autograd, so
+    torch.export can trace it); False: by autograd (the test oracle). Results are the same."""
 
     kernel: DescriptorKernel
+    analytic_net_gradient: bool = True
 
     def __init__(self, descriptor: ElementDescriptor, scaling: Scaling, net: torch.nn.Module):
         super().__init__()
@@ -47,6 +51,7 @@ class ElementModel(torch.nn.Module):
         self.scaling = scaling
         self.net = net
         self.kernel = NoKernel()
+        self.analytic_net_gradient = True
 
     def forward(self, vectors: List[torch.Tensor], distances: List[torch.Tensor], member: Optional[int] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -66,20 +71,32 @@ class ElementModel(torch.nn.Module):
     def energies_and_slopes(self, g: torch.Tensor, energy_scale: float, energy_shift: torch.Tensor,
                             create_graph: bool, member: Optional[int] = None
                             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Energies (B,) = energy_scale * NN(scaled G) + energy_shift, scaled G, and dE/dG (B, F)
-        (autograd through the network only; differentiable w.r.t. the weights if `create_graph`)."""
+        """Energies (B,) eV = energy_scale * NN(scaled G) + energy_shift, scaled G (B, F), and dE/dG
+        (B, F) eV (through the network only, not the descriptor). With `create_graph` energies and
+        dE/dG are differentiable w.r.t. the weights; without it they carry no graph."""
+        if self.analytic_net_gradient:
+            g_hat = self.scaling(g).detach()
+            if create_graph:
+                output, d_output = self.net.member_output_and_gradient(g_hat, member)
+            else:
+                with torch.no_grad():
+                    output, d_output = self.net.member_output_and_gradient(g_hat, member)
+            energies = output * energy_scale + energy_shift
+            return energies, g_hat, d_output * energy_scale * self.scaling.factor
         g_hat = self.scaling(g).detach().requires_grad_(True)
         energies = self.net.member_output(g_hat, member) * energy_scale + energy_shift
         d_g_hat = torch.autograd.grad([energies.sum()], [g_hat], create_graph=create_graph)[0]
         assert d_g_hat is not None
+        if not create_graph:
+            energies = energies.detach()
         return energies, g_hat, d_g_hat * self.scaling.factor
 
     @torch.jit.export
     def evaluate_chunk(self, vectors: torch.Tensor, index: BlockIndex, padding: float, energy_scale: float,
                        energy_shift: torch.Tensor, member: Optional[int], request: Request, create_graph: bool,
                        analytic_forces: bool) -> ChunkOutput:
-        """One chunk in dense blocks from its pair vectors (P_c, 3). Forces: dE/dG by autograd
-        through the network, contracted with the descriptor's analytic dG/dr (or, without
+        """One chunk in dense blocks from its pair vectors (P_c, 3). Forces: dE/dG through the
+        network (energies_and_slopes), contracted with the descriptor's analytic dG/dr (or, without
         `analytic_forces`, autograd through the descriptor: the test oracle)."""
         empty = torch.zeros((0, 3), dtype=vectors.dtype, device=vectors.device)
         need_grad = request.forces or request.virial

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from .descriptors.params import RadialSF, SymmetryFunction
+from .jit import interface
 
 # Columns of the kernels' parameter tables, named once; mirrored by the enums RadialColumn and
 # AngularColumn in bpnn_ts/native/acsf_plan.h (tests/test_layout.py checks that they agree).
@@ -21,7 +22,7 @@ RADIAL_COLUMNS = ("column", "species", "eta", "r_s", "r_c")
 ANGULAR_COLUMNS = ("column", "species_j", "species_k", "narrow", "eta", "zeta", "lambda", "r_s", "r_c")
 
 
-@torch.jit.interface
+@interface
 class DescriptorKernel(torch.nn.Module):
     def forward(self, vectors: torch.Tensor, offsets: torch.Tensor, species: torch.Tensor,
                 d_g: Optional[torch.Tensor]) -> torch.Tensor:

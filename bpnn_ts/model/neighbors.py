@@ -1,5 +1,6 @@
 """Linear-scaling neighbour list (cell list) in pure, scriptable torch, and the model's pair-search
-slot (`PairSearch`: the torch cell list, or the C++ one of the fused kernels).
+slot (`PairSearch`: the torch cell list, or the C++ cell list of the fused kernels); and the
+whole search as one C++ op (`native_pair_search`) for `.pt2` files.
 
 Convention (also in export/CONTRACT.md): for a pair (i, j) with integer cell
 shift S (3,), the vector from i to j is r_ij = R_j - R_i + S @ cell, where the
@@ -11,6 +12,8 @@ rows of `cell` are the lattice vectors. The list is *full*: (i, j, S) and
 from typing import List, Tuple
 
 import torch
+
+from .jit import interface
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
@@ -80,6 +83,27 @@ def check_cell(cell: torch.Tensor, pbc: List[bool]) -> None:
                          + str(values) + " with pbc " + str(pbc))
 
 
+def image_counts(reach: torch.Tensor, pbc: List[bool], cutoff: float, n_atoms: int, cell: torch.Tensor) -> List[int]:
+    """Images needed along each axis (0 where not periodic) for fractional reach `reach` (3,);
+    refuses a cell far too small for the cutoff (more than 5e7 atom images to consider)."""
+    periodic = torch.tensor(pbc, device=reach.device)
+    n_images: List[int] = torch.where(periodic, torch.ceil(reach), torch.zeros_like(reach)).long().tolist()
+    n_shifts = (2 * n_images[0] + 1) * (2 * n_images[1] + 1) * (2 * n_images[2] + 1)
+    if n_shifts * max(n_atoms, 1) > 50_000_000:  # atoms x images to consider: beyond this the cell is absurd
+        values: List[List[float]] = cell.tolist()
+        raise ValueError("`cell`: the cell is far too small for the cutoff (" + str(cutoff) + " Å): every atom would need "
+                         + str(n_shifts) + " periodic images; check the cell's units and shape, got cell "
+                         + str(values))
+    return n_images
+
+
+def check_images(cell: torch.Tensor, pbc: List[bool], cutoff: float, n_atoms: int) -> None:
+    """Refuse a (checked, non-degenerate) cell far too small for the cutoff, as the searches do."""
+    if pbc[0] or pbc[1] or pbc[2]:
+        inverse = torch.linalg.inv(effective_cell(cell, pbc))
+        image_counts(cutoff * torch.linalg.norm(inverse, dim=0) + 1e-6, pbc, cutoff, n_atoms, cell)
+
+
 def _periodic_images(
     positions: torch.Tensor, cell: torch.Tensor, pbc: List[bool], cutoff: float
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -103,13 +127,7 @@ def _periodic_images(
     wrapped = positions - wrap @ eff
     frac = frac - wrap
     reach = cutoff * torch.linalg.norm(inverse, dim=0) + 1e-6  # (3,) cutoff in fractional units
-    n_images: List[int] = torch.where(periodic, torch.ceil(reach), torch.zeros_like(reach)).long().tolist()
-    n_shifts = (2 * n_images[0] + 1) * (2 * n_images[1] + 1) * (2 * n_images[2] + 1)
-    if n_shifts * max(n_atoms, 1) > 50_000_000:  # atoms x images to consider: beyond this the cell is absurd
-        values: List[List[float]] = cell.tolist()
-        raise ValueError("`cell`: the cell is far too small for the cutoff (" + str(cutoff) + " Å): every atom would need "
-                         + str(n_shifts) + " periodic images; check the cell's units and shape, got cell "
-                         + str(values))
+    n_images = image_counts(reach, pbc, cutoff, n_atoms, cell)
     grid = torch.stack(torch.meshgrid(
         torch.arange(-n_images[0], n_images[0] + 1, device=device),
         torch.arange(-n_images[1], n_images[1] + 1, device=device),
@@ -219,8 +237,10 @@ def neighbor_list(
 
 def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                          cutoff: float, check: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
-    """`neighbor_list` with the pair search in C++ (torch.ops.bpnn.cell_list; CPU); the same
-    pairs and shifts, grouped by centre. Only scripted where the C++ ops are registered."""
+    """`neighbor_list` with the pair search in C++ (torch.ops.bpnn.cell_list; CPU), the periodic
+    images in torch: the same pairs and shifts in the same order. This is what TorchScript files
+    call, so that they load with the op libraries of bpnn_ts 0.2 (which lack neighbor_list).
+    Only scripted where the C++ ops are registered."""
     if cutoff <= 0.0:
         raise ValueError("`cutoff` must be positive, got " + str(cutoff))
     n_atoms = positions.shape[0]
@@ -237,7 +257,25 @@ def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch
     return torch.stack([i, j]), point_shift[j_point] - wrap[j] + wrap[i]
 
 
-@torch.jit.interface
+def native_pair_search(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                       cutoff: float, check: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`neighbor_list` as one C++ op, periodic images included (torch.ops.bpnn.neighbor_list,
+    bpnn_ts/native/neighbor_list.h; CPU; 2-3x faster than `native_neighbor_list`): the same pairs
+    and shifts, for float64 input also in the same order (by centre, then as the cell list visits
+    the candidates); float32 input is searched in float64. `.pt2` files call the op."""
+    if cutoff <= 0.0:
+        raise ValueError("`cutoff` must be positive, got " + str(cutoff))
+    if positions.shape[0] == 0:
+        return (torch.zeros((2, 0), dtype=torch.long, device=positions.device),
+                torch.zeros((0, 3), dtype=torch.long, device=positions.device))
+    if check:
+        pbc_list: List[bool] = pbc.tolist()
+        check_cell(cell, pbc_list)
+    found = torch.ops.bpnn.neighbor_list(positions, cell, pbc, cutoff)
+    return found[0], found[1]
+
+
+@interface
 class PairSearch(torch.nn.Module):
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                 cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -255,7 +293,8 @@ class TorchPairSearch(torch.nn.Module):
 
 
 class NativePairSearch(torch.nn.Module):
-    """Periodic images in torch, the pair search in C++ (torch.ops.bpnn.cell_list); CPU only."""
+    """Periodic images in torch, the pair search in C++ (`native_neighbor_list`:
+    torch.ops.bpnn.cell_list); CPU only (other devices: the torch cell list)."""
 
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                 cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Element networks: one multilayer perceptron per chemical element."""
 
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -47,6 +47,47 @@ def activate(x: torch.Tensor, code: int) -> torch.Tensor:
     raise ValueError("unknown activation code " + str(code))
 
 
+def activate_with_slope(x: torch.Tensor, code: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`activate(x, code)` and its slope dy/dx, both shaped as x, equal to what autograd gives
+    (softplus: slope 1 above 35, 0 below -35; relu: slope 0 at 0). No in-place operations:
+    both stay differentiable w.r.t. whatever x depends on."""
+    if code == 0:
+        return x, torch.ones_like(x)
+    if code == 1:
+        y = torch.tanh(x)
+        return y, torch.ops.aten.tanh_backward(torch.ones_like(y), y)  # 1 - y^2, rounded as autograd rounds it
+    if code == 2:
+        y = torch.sigmoid(x)
+        return y, y * (1.0 - y)
+    if code == 3 or code == 10:
+        big = x > 35.0
+        small = x < -35.0
+        e = torch.exp(torch.where(big, torch.zeros_like(x), x))
+        y = torch.where(big, x, torch.log1p(e))
+        y = torch.where(small, torch.zeros_like(x), y)
+        slope = torch.where(big, torch.ones_like(x), torch.where(small, torch.zeros_like(x), e / (1.0 + e)))
+        return (y - 0.6931471805599453 if code == 10 else y), slope  # ln 2
+    if code == 4:
+        return torch.relu(x), (x > 0.0).to(x.dtype)
+    if code == 5:
+        y = torch.exp(-0.5 * x * x)
+        return y, -x * y
+    if code == 6:
+        return torch.cos(x), -torch.sin(x)
+    if code == 7:
+        s = torch.sigmoid(x)
+        return 1.0 - s, -s * (1.0 - s)
+    if code == 8:
+        y = torch.exp(-x)
+        return y, -y
+    if code == 9:
+        return x * x, 2.0 * x
+    if code == 11:
+        s = torch.sigmoid(x)
+        return x * s, s * (1.0 + x * (1.0 - s))
+    raise ValueError("unknown activation code " + str(code))
+
+
 def activation_code(name: str) -> int:
     """Code of an activation name ("tanh") or n2p2 letter ("t")."""
     if name in N2P2_ACTIVATIONS:
@@ -89,6 +130,32 @@ class ElementMLP(torch.nn.Module):
             raise ValueError("member " + str(member) + " asked of a single network (committee size 1)")
         return self.forward(x)
 
+    @torch.jit.export
+    def output_and_gradient(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Output y (B,) and dy/dx (B, n_inputs) of inputs x (B, n_inputs), by hand-written
+        backpropagation (no autograd: torch.export can trace it). Differentiable w.r.t. the
+        weights (training builds force losses on dy/dx)."""
+        weights: List[torch.Tensor] = []
+        slopes: List[torch.Tensor] = []  # per layer (B, n_out): f_l'(x W_l^T + b_l)
+        for k, layer in enumerate(self.layers):
+            x, slope = activate_with_slope(layer(x), self.activation_codes[k])
+            weights.append(layer.weight)
+            slopes.append(slope)
+        n = len(slopes)
+        grad = slopes[n - 1].matmul(weights[n - 1])  # (B, n_{L-1}): dy/d(input of the output layer)
+        for k in range(n - 2, -1, -1):
+            if self.activation_codes[k] != 0:  # identity: slope 1
+                grad = grad * slopes[k]
+            grad = grad.matmul(weights[k])  # (B, n_{k-1})
+        return x.squeeze(-1), grad
+
+    @torch.jit.export
+    def member_output_and_gradient(self, x: torch.Tensor, member: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """`output_and_gradient`; a single net is its own only member (None or 0)."""
+        if member is not None and member != 0:
+            raise ValueError("member " + str(member) + " asked of a single network (committee size 1)")
+        return self.output_and_gradient(x)
+
     @torch.jit.unused
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Xavier-uniform weights, zero biases, from `generator` (reproducible)."""
@@ -130,6 +197,31 @@ class CommitteeMLP(torch.nn.Module):
             if k == member:
                 output = net(x)
         return output
+
+    @torch.jit.export
+    def output_and_gradient(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The members' mean output (B,) and its dy/dx (B, n_inputs), by hand (no autograd)."""
+        total = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+        total_grad = torch.zeros_like(x)
+        for member in self.members:
+            y, grad = member.output_and_gradient(x)
+            total = total + y
+            total_grad = total_grad + grad
+        return total / float(self.n_members), total_grad / float(self.n_members)
+
+    @torch.jit.export
+    def member_output_and_gradient(self, x: torch.Tensor, member: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Member `member`'s output (B,) and dy/dx (B, n_inputs); None: the committee mean's."""
+        if member is None:
+            return self.output_and_gradient(x)
+        if member < 0 or member >= self.n_members:
+            raise ValueError("member " + str(member) + " asked of a committee of " + str(self.n_members))
+        output = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+        grad = torch.zeros_like(x)
+        for k, net in enumerate(self.members):  # (TorchScript indexes ModuleLists by constants only)
+            if k == member:
+                output, grad = net.output_and_gradient(x)
+        return output, grad
 
     @torch.jit.unused
     def reset_parameters(self, generator: torch.Generator) -> None:

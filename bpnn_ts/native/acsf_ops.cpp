@@ -1,6 +1,7 @@
 // Torch binding of the fused CPU kernels: torch.ops.bpnn.acsf (symmetry functions, n2p2 types
 // 2, 3, 9), acsf_backward (their derivatives contracted with dE/dG), their directional
-// derivatives acsf_jvp and acsf_backward_jvp, and cell_list (pair search, cell_list.h). Here:
+// derivatives acsf_jvp and acsf_backward_jvp, cell_list (pair search, cell_list.h) and
+// neighbor_list (the whole neighbour search, periodic images included, neighbor_list.h). Here:
 // input checks, contiguity, dtype dispatch, centres over threads (thread_pool.h), outputs, and the
 // op registration; the maths of one centre is acsf_centre.h (run on the dual numbers of dual.h
 // for the derivatives), the parameter tables acsf_plan.h, autograd acsf_autograd.h. This file is
@@ -33,6 +34,7 @@
 #include "acsf_plan.h"
 #include "cell_list.h"
 #include "dual.h"
+#include "neighbor_list.h"
 #include "thread_pool.h"
 
 namespace {
@@ -213,6 +215,7 @@ torch::Tensor acsf_backward_jvp(const torch::Tensor& vectors, const torch::Tenso
 
 TORCH_LIBRARY(bpnn, m) {
   m.def("cell_list(Tensor points, int n_centres, float cutoff) -> Tensor[]");
+  m.def("neighbor_list(Tensor positions, Tensor cell, Tensor pbc, float cutoff) -> Tensor[]");
   m.def("acsf(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, int n_functions, "
         "int n_species, int cutoff_type, float cutoff_alpha) -> Tensor");
   m.def("acsf_backward(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
@@ -229,6 +232,7 @@ TORCH_LIBRARY_IMPL(bpnn, CPU, m) {
   m.impl("acsf_jvp", acsf_jvp);
   m.impl("acsf_backward_jvp", acsf_backward_jvp);
   m.impl("cell_list", bpnn_cells::cell_list);
+  m.impl("neighbor_list", bpnn_cells::neighbor_list);
 }
 
 TORCH_LIBRARY_IMPL(bpnn, Autograd, m) {

@@ -1,5 +1,6 @@
-// bpnn_run MODEL.pt STRUCTURE.xyz [--device cpu|cuda] [--threads N] [--md N --dt FS [--every K]]
+// bpnn_run MODEL STRUCTURE.xyz [--device cpu|cuda] [--threads N] [--md N --dt FS [--every K]]
 //          [--extrapolation ignore|warn|stop] [--min-distance A] [--uncertainty] [--no-verify]
+// MODEL: a bpnn_ts model file, TorchScript (model.pt) or compiled (model.pt2), told by content.
 // Prints energy, per-atom energies, forces and virial as JSON; with --md, runs
 // velocity-Verlet NVE (the worked example of an MD loop around bpnn::Model) and
 // prints one JSON line per K steps. Units: eV, Å, fs, amu.
@@ -12,7 +13,8 @@
 // spreads ("energy_uncertainty", per-atom "forces_uncertainty", ...); in MD each printed line
 // adds "energy_uncertainty" and "max_force_uncertainty" (computed on printed steps only).
 // --no-verify: skip the check of the file's parameters against their recorded SHA-256 (files
-// without that hash are refused unless it is given).
+// without that hash are refused unless it is given; .pt2 files are not checked: their weights
+// are compiled in).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -45,9 +47,10 @@ void print_rows(const torch::Tensor& t) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: bpnn_run MODEL.pt STRUCTURE.xyz [--device cpu|cuda] [--threads N] "
+  std::fprintf(stderr, "usage: bpnn_run MODEL STRUCTURE.xyz [--device cpu|cuda] [--threads N] "
                        "[--md STEPS --dt FS [--every K]] [--extrapolation ignore|warn|stop] [--min-distance A] "
-                       "[--uncertainty] [--no-verify]\n");
+                       "[--uncertainty] [--no-verify]\n"
+                       "  MODEL: a bpnn_ts model file, TorchScript (model.pt) or compiled (model.pt2)\n");
   return 2;
 }
 

@@ -10,6 +10,9 @@
 #include <torch/cuda.h>
 
 #include "elements.hpp"
+#include "inputs.hpp"
+#include "pt2.hpp"
+#include "records.hpp"
 #include "sha256.hpp"
 
 namespace bpnn {
@@ -46,19 +49,6 @@ std::string element_name(int64_t z) {
   return (z >= 1 && z <= kMaxZ) ? std::string(kSymbols[z]) : "Z=" + std::to_string(z);
 }
 
-// The string value of "key" in a flat JSON record ("" if absent); enough for provenance.json.
-std::string json_string(const std::string& json, const std::string& key) {
-  const std::string quoted = "\"" + key + "\"";
-  size_t at = json.find(quoted);
-  if (at == std::string::npos) return "";
-  at = json.find(':', at + quoted.size());
-  if (at == std::string::npos) return "";
-  const size_t open = json.find('"', at);
-  const size_t close = open == std::string::npos ? open : json.find('"', open + 1);
-  if (close == std::string::npos) return "";
-  return json.substr(open + 1, close - open - 1);
-}
-
 }  // namespace
 
 std::string error_message(const std::string& text) {
@@ -90,6 +80,21 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
   if (threads < 1) throw Error("threads must be >= 1, got " + std::to_string(threads));
   at::set_num_threads(threads);
   if (!std::ifstream(path).good()) throw Error("model file not found: " + path);
+  if (detail::is_pt2(path)) {
+    load_pt2(path);
+  } else {
+    load_torchscript(path, verify);
+  }
+  if (length_unit_ != "angstrom" || energy_unit_ != "eV") {
+    throw Error(path + " works in " + length_unit_ + "/" + energy_unit_ + "; this loader expects angstrom/eV");
+  }
+  if (dtype_ != "float64" && dtype_ != "float32" && dtype_ != "mixed") {
+    throw Error(path + " has unknown dtype " + dtype_);
+  }
+  real_ = dtype_ == "float32" ? torch::kFloat32 : torch::kFloat64;  // mixed: float64 in and out
+}
+
+void Model::load_torchscript(const std::string& path, bool verify) {
   torch::jit::ExtraFilesMap extra_files{{keys::kMetadataFile, ""}, {keys::kProvenanceFile, ""}};
   try {
     module_ = torch::jit::load(path, device_, extra_files);
@@ -107,18 +112,7 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
   } catch (const std::exception&) {
     throw Error(path + " is not a bpnn_ts model file (it has no format_version())");
   }
-  if (format_version_ != kFormatVersion) {
-    std::string advice = " (written by a newer bpnn_ts: upgrade this loader)";
-    if (format_version_ < kFormatVersion) {
-      std::string converted = path;
-      const size_t dot = converted.rfind('.');
-      converted.insert(dot == std::string::npos || dot < converted.rfind('/') + 1 ? converted.size() : dot,
-                       "-v" + std::to_string(kFormatVersion));
-      advice = " (written by an older bpnn_ts); convert it with: bpnn-ts export " + path + " -o " + converted;
-    }
-    throw Error(path + " has model-file format version " + std::to_string(format_version_) +
-                "; this loader reads version " + std::to_string(kFormatVersion) + advice);
-  }
+  check_format_version(path);
   cutoff_ = module_.run_method("cutoff").toDouble();
   for (const auto& z : module_.run_method("atomic_numbers").toList()) {
     atomic_numbers_.push_back(z.get().toInt());
@@ -126,22 +120,56 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
   dtype_ = module_.run_method("dtype_name").toStringRef();
   length_unit_ = module_.run_method("length_unit").toStringRef();
   energy_unit_ = module_.run_method("energy_unit").toStringRef();
-  if (length_unit_ != "angstrom" || energy_unit_ != "eV") {
-    throw Error(path + " works in " + length_unit_ + "/" + energy_unit_ + "; this loader expects angstrom/eV");
-  }
-  if (dtype_ != "float64" && dtype_ != "float32" && dtype_ != "mixed") {
-    throw Error(path + " has unknown dtype " + dtype_);
-  }
-  real_ = dtype_ == "float32" ? torch::kFloat32 : torch::kFloat64;  // mixed: float64 in and out
   training_range_known_ = module_.run_method("training_range_known").toBool();
   committee_size_ = module_.run_method("committee_size").toInt();
   if (verify) verify_parameters(path, extra_files[keys::kProvenanceFile]);
 }
 
+// A .pt2 file: what a TorchScript file's typed getters give, from its programs' metadata records
+// (strings). Nothing to verify: the compiled weights cannot be hashed (nor does Python's bpnn_ts.load).
+void Model::load_pt2(const std::string& path) {
+  pt2_ = std::make_shared<detail::Pt2Package>(path, device_);
+  auto number = [&](const std::string& key, const std::string& text) -> double {
+    try {
+      size_t used = 0;
+      const double value = std::stod(text, &used);
+      if (used == text.size()) return value;
+    } catch (const std::exception&) {
+    }
+    throw Error(path + ": bpnn_" + key + " in its programs' metadata is not a number: '" + text + "'");
+  };
+  format_version_ = static_cast<int64_t>(number("format_version", pt2_->metadata("format_version")));
+  check_format_version(path);
+  cutoff_ = number("cutoff", pt2_->metadata("cutoff"));
+  std::istringstream numbers(pt2_->metadata("atomic_numbers"));
+  for (std::string z; std::getline(numbers, z, ',');) {
+    atomic_numbers_.push_back(static_cast<int64_t>(number("atomic_numbers", z)));
+  }
+  dtype_ = pt2_->metadata("dtype");
+  length_unit_ = pt2_->metadata("length_unit");
+  energy_unit_ = pt2_->metadata("energy_unit");
+  training_range_known_ = pt2_->metadata("training_range_known") == "1";
+  committee_size_ = static_cast<int64_t>(number("committee_size", pt2_->metadata("committee_size")));
+}
+
+void Model::check_format_version(const std::string& path) const {
+  if (format_version_ == kFormatVersion) return;
+  std::string advice = " (written by a newer bpnn_ts: upgrade this loader)";
+  if (format_version_ < kFormatVersion) {
+    std::string converted = path;
+    const size_t dot = converted.rfind('.');
+    converted.insert(dot == std::string::npos || dot < converted.rfind('/') + 1 ? converted.size() : dot,
+                     "-v" + std::to_string(kFormatVersion));
+    advice = " (written by an older bpnn_ts); convert it with: bpnn-ts export " + path + " -o " + converted;
+  }
+  throw Error(path + " has model-file format version " + std::to_string(format_version_) +
+              "; this loader reads version " + std::to_string(kFormatVersion) + advice);
+}
+
 // SHA-256 of every parameter and buffer, name then bytes, sorted by name: as bpnn_ts.export's
 // parameters_hash (Python state_dict order is the same byte-wise sort for these ASCII names).
 void Model::verify_parameters(const std::string& path, const std::string& provenance) const {
-  const std::string recorded = json_string(provenance, "parameters_sha256");
+  const std::string recorded = detail::json_string(provenance, "parameters_sha256");
   if (recorded.empty()) {
     throw Error(path + " has no parameter hash (parameters_sha256 in " + keys::kProvenanceFile + "): it was not "
                 "written by bpnn_ts.export, or was modified; re-export it, or skip the check with --no-verify "
@@ -229,6 +257,11 @@ Result Model::compute(const std::vector<double>& positions, const std::vector<in
   check_elements(numbers);
   auto z = torch::tensor(numbers, torch::kInt64).to(device_);
   auto periodic = torch::tensor(std::vector<int64_t>{pbc[0], pbc[1], pbc[2]}).to(torch::kBool).to(device_);
+  if (pt2_) {  // the checks a TorchScript file makes inside its graph
+    detail::check_finite(positions, cell);
+    if (n > 0) detail::check_cell(cell_in_model_dtype(cell), pbc);
+    return run_pt2("system", {real_tensor(positions, {n, 3}), z, real_tensor(cell, {3, 3}), periodic}, n, want_virial);
+  }
   std::vector<torch::IValue> inputs{real_tensor(positions, {n, 3}), z, real_tensor(cell, {3, 3}), periodic};
   return run(inputs, want_virial);
 }
@@ -246,10 +279,34 @@ Result Model::compute_with_pairs(const std::vector<double>& positions, const std
   check_elements(numbers);
   auto pairs = torch::stack({torch::tensor(pairs_i, torch::kInt64), torch::tensor(pairs_j, torch::kInt64)}).to(device_);
   auto shift = torch::tensor(shifts, torch::kInt64).reshape({p, 3}).to(device_);
+  if (pt2_) {
+    detail::check_finite(positions, cell);
+    detail::check_engine_list(pairs_i, pairs_j, n_local, n);
+    return run_pt2("engine", {real_tensor(positions, {n, 3}), torch::tensor(numbers, torch::kInt64).to(device_),
+                              real_tensor(cell, {3, 3}), pairs, shift, torch::scalar_tensor(n_local, torch::kInt64)},
+                   n_local, want_virial);
+  }
   auto periodic = torch::ones({3}, torch::kBool).to(device_);
   std::vector<torch::IValue> inputs{real_tensor(positions, {n, 3}), torch::tensor(numbers, torch::kInt64).to(device_),
                                     real_tensor(cell, {3, 3}), periodic, pairs, shift, n_local};
   return run(inputs, want_virial);
+}
+
+Result Model::run_pt2(const std::string& program, std::vector<torch::Tensor> inputs, int64_t n_local,
+                      bool want_virial) {
+  Result result = pt2_->run(program, std::move(inputs), n_local, want_virial, count_extrapolation_,
+                            compute_uncertainty_);
+  detail::check_overlap(result.min_distance, result.closest_pair);
+  return result;
+}
+
+// The cell as the model sees it (rounded to float32 for float32 files), for check_cell's message.
+std::vector<double> Model::cell_in_model_dtype(const std::vector<double>& cell) const {
+  std::vector<double> rounded = cell;
+  if (real_ == torch::kFloat32) {
+    for (double& value : rounded) value = static_cast<float>(value);
+  }
+  return rounded;
 }
 
 Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {

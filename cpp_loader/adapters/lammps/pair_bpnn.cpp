@@ -107,18 +107,19 @@ void PairBPNN::allocate() {
   type_to_z_.assign(n + 1, 0);
 }
 
-// pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
+// pair_style bpnn MODEL [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
 //                  [extrapolation ignore|warn|stop] [extrapolation_every N] [min_distance A]
 //                  [uncertainty_every N] [check_masses yes|no]
+// MODEL: a bpnn_ts model file, TorchScript (model.pt) or compiled (model.pt2), told by content.
 void PairBPNN::settings(int narg, char** arg) {
   if (std::strcmp(update->unit_style, "metal") != 0) {
     error->all(FLERR, std::string("pair_style bpnn needs 'units metal' (eV, Å, ps); this input uses units ") +
                           update->unit_style);
   }
   if (narg < 1 || narg % 2 == 0) {
-    error->all(FLERR, "Usage: pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no] "
+    error->all(FLERR, "Usage: pair_style bpnn MODEL [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no] "
                       "[extrapolation ignore|warn|stop] [extrapolation_every N] [min_distance A] "
-                      "[uncertainty_every N] [check_masses yes|no]");
+                      "[uncertainty_every N] [check_masses yes|no] (MODEL: model.pt or model.pt2)");
   }
   const LoadOptions options = parse_keywords(narg - 1, arg + 1);
   if (options.tune_malloc) keep_freed_memory_in_heap();

@@ -1,11 +1,12 @@
-// LAMMPS pair style `bpnn`: runs a bpnn_ts model file (export/CONTRACT.md) on each MPI
-// domain with LAMMPS's full neighbour list and ghost atoms.
+// LAMMPS pair style `bpnn`: runs a bpnn_ts model file (export/CONTRACT.md; TorchScript or
+// .pt2, told by content) on each MPI domain with LAMMPS's full neighbour list and ghost atoms.
 //
 //   units metal
 //   pair_style bpnn model.pt [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
 //                    [extrapolation ignore|warn|stop] [extrapolation_every N]
 //                    [min_distance A] [uncertainty_every N] [check_masses yes|no]
 //   pair_coeff * * O H        # element symbol of each atom type (NULL: not handled)
+//   (pair_style bpnn model.pt2 ... the same)
 //
 // check_masses (default yes): at each run's setup, a mapped type's mass (or an atom's per-atom
 // mass) that differs from its element's standard atomic weight by more than max(0.5 u, 2 %)

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,6 +14,10 @@
 #include "bpnn/keys.hpp"
 
 namespace bpnn {
+
+namespace detail {
+class Pt2Package;  // a .pt2 file's compiled programs (src/pt2.hpp)
+}
 
 constexpr int64_t kFormatVersion = keys::kFormatVersion;  // the model-file contract this loader reads
 
@@ -60,6 +65,10 @@ class Model {
   // Files of another format version are refused; for older ones the message gives the command
   // that converts them (`bpnn-ts export old.pt -o new.pt`). `device`: "cpu", "cuda", "cuda:1".
   // `threads`: intra-op threads (a process-wide libtorch setting; 1 is fastest on small machines).
+  // Either kind of model file, told by content (not by name): TorchScript, or `.pt2` (compiled by
+  // AOTInductor for one device kind, which `device` must match; needs libtorch >= 2.6; `verify`
+  // checks nothing there: its compiled weights cannot be hashed). Both give the same Results and
+  // refuse the same bad inputs with the same messages.
   // Loading a model file runs code from it: load only files you trust.
   explicit Model(const std::string& path, const std::string& device = "cpu", int threads = 1, bool verify = true);
 
@@ -101,11 +110,17 @@ class Model {
                             int64_t n_local, bool want_virial = true);
 
  private:
+  void load_torchscript(const std::string& path, bool verify);
+  void load_pt2(const std::string& path);
+  void check_format_version(const std::string& path) const;
   Result run(std::vector<torch::IValue> inputs, bool want_virial);
+  Result run_pt2(const std::string& program, std::vector<torch::Tensor> inputs, int64_t n_local, bool want_virial);
   void verify_parameters(const std::string& path, const std::string& provenance) const;
   torch::Tensor real_tensor(const std::vector<double>& values, std::vector<int64_t> shape) const;
+  std::vector<double> cell_in_model_dtype(const std::vector<double>& cell) const;
 
-  torch::jit::Module module_;
+  torch::jit::Module module_;                 // a TorchScript file
+  std::shared_ptr<detail::Pt2Package> pt2_;  // or a .pt2 file's programs
   torch::Device device_;
   torch::Dtype real_ = torch::kFloat64;
   int64_t format_version_ = 0;
