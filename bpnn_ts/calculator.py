@@ -2,7 +2,7 @@
 
 import warnings
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Any, List, Optional, Union
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from .export import load
 from .extrapolation import ExtrapolationPolicy
 from .model_parts import AnyModel
 from .precision import INPUT_DTYPES, PRECISIONS, set_precision
+from .pt2 import Pt2Model
 from .threads import check_threads, torch_threads
 
 
@@ -56,14 +57,16 @@ class BPNNCalculator(Calculator):
         if dtype is not None and dtype not in PRECISIONS:
             raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
         self.device = torch.device(device)
-        if isinstance(model, (str, Path)):
-            model = load(model, self.device)
-        elif not isinstance(model, torch.nn.Module):
+        if not isinstance(model, (str, Path, torch.nn.Module)):
             raise TypeError(f"`model` must be a model file path or a torch module, got {type(model).__name__}")
-        model = model.to(self.device)
-        if dtype is not None:
-            model = set_precision(model, dtype)
-        self.model = model.eval()
+        module: Any = load(model, self.device) if isinstance(model, (str, Path)) else model
+        module = module.to(self.device)
+        if dtype is not None and isinstance(module, Pt2Model) and dtype != module.dtype_name():
+            raise ValueError(f"`dtype`: {model} is a .pt2 file compiled for {module.dtype_name()}; export one for "
+                             f"{dtype} (bpnn-ts export ... --dtype {dtype} --format pt2) or use the TorchScript file")
+        if dtype is not None and not isinstance(module, Pt2Model):
+            module = set_precision(module, dtype)
+        self.model = module.eval()
         self.dtype = INPUT_DTYPES[str(self.model.dtype_name())]
         self.supported = [int(z) for z in self.model.atomic_numbers()]
         range_known = bool(self.model.training_range_known())

@@ -124,7 +124,7 @@ def export_pt2(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = 
     record.update(provenance or {})
     programs = _exported_programs(evaluation, example_system(frozen))
     with tempfile.TemporaryDirectory(prefix="bpnn_pt2_") as folder:
-        files = {}
+        files: Dict[str, Any] = {}
         for name, (program, inputs) in programs.items():
             log(f"compiling the {name} program with AOTInductor ...")
             options = dict(compile_options(), **{"aot_inductor.output_path": os.path.join(folder, name),
@@ -135,7 +135,11 @@ def export_pt2(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = 
         from torch._inductor.package import package_aoti
         package_aoti(package, files)
         _add_records(package, {keys.METADATA_FILE: metadata, keys.PROVENANCE_FILE: record})
-        return write_atomically(path, lambda temporary: shutil.copyfile(package, temporary))
+
+        def copy_package(temporary: str) -> None:
+            shutil.copyfile(package, temporary)
+
+        return write_atomically(path, copy_package)
 
 
 def flat_metadata(metadata: Dict[str, Any], provenance: Dict[str, Any]) -> Dict[str, str]:

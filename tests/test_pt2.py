@@ -153,6 +153,8 @@ def test_clear_errors(files, committee, tmp_path):
         load(files["pt2"]).to("cuda")
     with pytest.raises(ValueError, match="descriptors come from the TorchScript"):
         load(files["pt2"]).compute_descriptors(torch.zeros((1, 3)), torch.tensor([1]))
+    with pytest.raises(ValueError, match="compiled for float64; export one for float32"):
+        BPNNCalculator(files["pt2"], dtype="float32")
     with pytest.raises(ValueError, match="native_kernels=False"):
         export(committee, tmp_path / "x.pt2", native_kernels=False)
     with pytest.raises(ValueError, match="`format` must be one of"):
