@@ -28,7 +28,7 @@ from . import __version__, keys
 from .atomic import write_atomically
 from .model.engine import BPNNModel
 from .model.graph import EngineProgram, GraphEvaluation, SystemProgram, output_names
-from .model.inputs import check_engine_list, check_overlap, check_system, species_of
+from .model.inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
 from .model.neighbors import check_cell, check_images
 from .precision import INPUT_DTYPES, PRECISIONS, set_precision
 
@@ -258,12 +258,7 @@ class Pt2Model:
                 compute_virial: bool = False, count_extrapolation: bool = False,
                 compute_uncertainty: bool = False) -> Dict[str, torch.Tensor]:
         """As BPNNModel.forward (export/CONTRACT.md); every output is computed, those asked for are returned."""
-        if compute_uncertainty and self.committee_size() < 2:
-            raise ValueError("compute_uncertainty needs a committee model (committee_size() > 1); this one has "
-                             "one network per element (build one with bpnn_ts.build_committee)")
-        if count_extrapolation and not self.training_range_known():
-            raise ValueError("count_extrapolation: this model has no training range [Gmin, Gmax] of its symmetry "
-                             "functions (no scaling statistics): it cannot count extrapolation")
+        check_requests(compute_uncertainty, self.committee_size(), count_extrapolation, self.training_range_known())
         dtype = self.input_dtype
         device = positions.device
         if cell is None:

@@ -9,7 +9,7 @@ import torch
 
 from .. import keys
 from ..elements import SYMBOLS, species_table
-from .inputs import check_engine_list, check_overlap, check_system, species_of
+from .inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
 from .neighbors import NativePairSearch, PairSearch, TorchPairSearch, check_cell
 from .pairs import PairList, Request
 from .potential import BPNNPotential
@@ -129,12 +129,8 @@ class BPNNModel(torch.nn.Module):
         receive forces. `compute_uncertainty` (committees): every member is evaluated; outputs
         are their mean plus the committee outputs of keys.py.
         """
-        if compute_uncertainty and self.potential.n_members < 2:
-            raise ValueError("compute_uncertainty needs a committee model (committee_size() > 1); this one has "
-                             + "one network per element (build one with bpnn_ts.build_committee)")
-        if count_extrapolation and not self.potential.training_range_known():
-            raise ValueError("count_extrapolation: this model has no training range [Gmin, Gmax] of its symmetry "
-                             + "functions (no scaling statistics): it cannot count extrapolation")
+        check_requests(compute_uncertainty, self.potential.n_members, count_extrapolation,
+                       self.potential.training_range_known())
         pair_list, closest_pair, closest_distance = self._pair_list(positions, atomic_numbers, cell, pbc, pairs,
                                                                     shifts, n_local)
         request = Request(compute_forces, compute_virial, False, False, count_extrapolation)

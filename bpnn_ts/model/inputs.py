@@ -83,6 +83,17 @@ def check_engine_list(pairs: torch.Tensor, shifts: Optional[torch.Tensor], n_loc
     return pairs, shifts.long(), n_local
 
 
+def check_requests(compute_uncertainty: bool, committee_size: int, count_extrapolation: bool,
+                   training_range_known: bool) -> None:
+    """Refuse uncertainties of a single net and extrapolation counts without a training range."""
+    if compute_uncertainty and committee_size < 2:
+        raise ValueError("compute_uncertainty needs a committee model (committee_size() > 1); this one has "
+                         + "one network per element (build one with bpnn_ts.build_committee)")
+    if count_extrapolation and not training_range_known:
+        raise ValueError("count_extrapolation: this model has no training range [Gmin, Gmax] of its symmetry "
+                         + "functions (no scaling statistics): it cannot count extrapolation")
+
+
 def check_overlap(closest_distance: torch.Tensor, closest_pair: torch.Tensor) -> None:
     """Refuse atoms closer than 1e-6 Å (from the closest pair an evaluation found)."""
     if float(closest_distance) < 1e-6:
