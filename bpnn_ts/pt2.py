@@ -89,9 +89,11 @@ def _exported_programs(evaluation: GraphEvaluation, system: Tuple[torch.Tensor, 
 
 
 def compile_options() -> Dict[str, Any]:
-    """AOTInductor settings of the programs (the lower bound of 2 on dynamic sizes is not checked:
-    0 and 1 atoms are valid)."""
-    return {"aot_inductor.package": True, "aot_inductor.check_lowerbound": False}
+    """AOTInductor settings of the programs: the lower bound of 2 on dynamic sizes is not checked
+    (0 and 1 atoms are valid), and the kernels' OpenMP teams take the thread count of the process
+    that runs them (torch.set_num_threads, `bpnn_run --threads`), not the count of the machine
+    that compiled them, which inductor otherwise writes into the code."""
+    return {"aot_inductor.package": True, "aot_inductor.check_lowerbound": False, "cpp.dynamic_threads": True}
 
 
 def export_pt2(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = None, description: str = "",

@@ -59,9 +59,13 @@ def pt2_files(pt2_committee, tmp_path_factory):
         pytest.skip(f"`.pt2` files need torch >= {MIN_TORCH}")
     if not load_ops():
         pytest.skip("`.pt2` files need the fused C++ kernels (no compiler here)")
+    from bpnn_ts.threads import torch_threads
     folder = tmp_path_factory.mktemp("pt2")
-    return {"pt2": export(pt2_committee, folder / "model.pt2"),
-            "torchscript": export(pt2_committee, folder / "model.pt")}
+    # compiled with a thread count other than the machine's: inductor would write it into the
+    # kernels unless told not to (test_pt2.py::test_kernels_take_the_threads_of_the_process_that_runs_them)
+    with torch_threads((os.cpu_count() or 1) + 1):
+        pt2 = export(pt2_committee, folder / "model.pt2")
+    return {"pt2": pt2, "torchscript": export(pt2_committee, folder / "model.pt")}
 
 
 @pytest.fixture(scope="session")

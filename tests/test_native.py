@@ -198,3 +198,26 @@ def test_kernel_builds_announce_themselves_and_coexist(tmp_path, monkeypatch, ca
     monkeypatch.setenv("BPNN_OPS_CFLAGS", "-O2")
     assert native.build_name() != name
     assert len(set(built)) == 1  # both calls: one build folder
+
+
+def test_a_build_killed_half_way_does_not_block_the_next_one(tmp_path, monkeypatch, capsys):
+    """torch.utils.cpp_extension locks a build with a plain `lock` file that a killed build never
+    removes; every later load then waited for it forever (a CI run hung until its time limit).
+    The next build removes it under an OS lock that dies with its holder."""
+    import torch.utils.cpp_extension
+
+    import bpnn_ts.native as native
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    directory = native.build_directory()
+    directory.mkdir(parents=True)
+    (directory / "lock").write_text("")  # what a build killed half-way leaves
+
+    def fake_load(name, sources, extra_cflags, build_directory, is_python_module, verbose):
+        # torch's FileBaton would wait here for as long as `lock` exists
+        assert not (Path(build_directory) / "lock").exists(), "the stale lock would hang the build"
+        (Path(build_directory) / f"{name}.so").write_text("")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", fake_load)
+    native._build_and_load()
+    assert "removing a stale build lock" in capsys.readouterr().err
+    assert (directory / f"{native.build_name()}.so").is_file()

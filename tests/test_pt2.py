@@ -120,6 +120,16 @@ def test_file_is_told_by_content_and_inspected_without_loading(files, tmp_path):
         assert json.loads(archive.read([n for n in archive.namelist() if n.endswith("/extra/metadata.json")][0]))
 
 
+
+def test_kernels_take_the_threads_of_the_process_that_runs_them(files):
+    """The fixture compiled the file under a thread count other than the machine's; inductor
+    writes that count into its OpenMP loops (`num_threads(N)`) unless told not to, and a file made
+    on a 64-core node then ran 32 threads per LAMMPS rank whatever the user asked for."""
+    with zipfile.ZipFile(files["pt2"]) as archive:
+        kernels = [archive.read(name).decode() for name in archive.namelist() if name.endswith(".kernel.cpp")]
+    assert len(kernels) == 2 and all("#pragma omp parallel" in kernel for kernel in kernels)
+    assert not any("num_threads(" in kernel for kernel in kernels)
+
 def test_getters_equal_the_torchscript_file(loaded):
     pt2, script = loaded["pt2"], loaded["torchscript"]
     for getter in ("format_version", "cutoff", "atomic_numbers", "committee_size", "dtype_name", "length_unit",

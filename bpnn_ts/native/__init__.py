@@ -8,6 +8,7 @@ it) once with torch.utils.cpp_extension (needs a C++ compiler and ninja). The bu
 a folder of its own per source hash, torch and Python version and flags (under
 $TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions), so that checkouts and environments on one
 machine never rebuild or overwrite each other's; a line on stderr says when a build starts.
+A build killed half-way leaves torch's lock file behind; the next build removes it (build_lock).
 Model files that use the kernels need them registered before loading; `bpnn_ts.load` and the
 calculator call this first.
 """
@@ -16,8 +17,9 @@ import hashlib
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List
+from typing import Iterator, List
 
 import torch
 
@@ -95,8 +97,32 @@ def _build_and_load() -> None:
     if not (directory / f"{name}.so").is_file():
         sys.stderr.write(f"bpnn_ts: building the fused C++ kernels in {directory} (once; about a minute) ...\n")
         sys.stderr.flush()
-    load(name=name, sources=[str(SOURCE)], extra_cflags=compile_flags(), build_directory=str(directory),
-         is_python_module=False, verbose=False)
+    with build_lock(directory):
+        load(name=name, sources=[str(SOURCE)], extra_cflags=compile_flags(), build_directory=str(directory),
+             is_python_module=False, verbose=False)
+
+
+@contextmanager
+def build_lock(directory: Path) -> Iterator[None]:
+    """Hold an OS file lock on `directory` (released by the kernel if this process dies) and
+    remove a `lock` file that torch.utils.cpp_extension left there: its build lock is a plain
+    file that a killed build never removes, and every later load then waits for it forever. While
+    we hold our lock no other bpnn_ts process is building, so such a file is stale."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: torch's own lock only
+        yield
+        return
+    with open(directory / "bpnn_build.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            stale = directory / "lock"
+            if stale.exists():
+                sys.stderr.write(f"bpnn_ts: removing a stale build lock {stale} (left by an interrupted build)\n")
+                stale.unlink()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_error() -> str:
