@@ -182,9 +182,10 @@ def _add_model_file_options(p: argparse.ArgumentParser) -> None:
                    help="float64, float32, or mixed (float32 descriptors and nets, float64 sums)")
     p.add_argument("--kernels", choices=sorted(KERNELS), default="auto",
                    help="fused C++ descriptor kernels in the file (auto: where they build here; torch: portable)")
-    p.add_argument("--format", dest="model_format", choices=["torchscript", "pt2"], default=None,
-                   help="model-file format: torchscript (default) or pt2 (torch.export + AOTInductor, compiled for "
-                        "this machine's CPU; a minute or more); default: pt2 if the output ends in .pt2")
+    p.add_argument("--format", dest="model_format", choices=["torchscript", "pt2", "metatomic"], default=None,
+                   help="model-file format: torchscript (default), pt2 (torch.export + AOTInductor, compiled for "
+                        "this machine's CPU; a minute or more) or metatomic (for ASE, i-PI, LAMMPS-metatomic and "
+                        "other metatomic engines; needs metatomic-torch); default: pt2 if the output ends in .pt2")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,7 +62,7 @@ def parameters_hash(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-FORMATS = ("torchscript", "pt2")
+FORMATS = ("torchscript", "pt2", "metatomic")
 
 
 def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] = None,
@@ -71,8 +71,10 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
     """Script `model` (a BPNNModel in eval mode) and write it to `path` atomically; returns the path.
 
     `format`: "torchscript" (the contract; default) or "pt2" (torch.export + AOTInductor, compiled
-    for this machine's CPU: bpnn_ts/pt2.py; needs the fused kernels; a minute or more to compile).
-    None: "pt2" if `path` ends in .pt2, else "torchscript".
+    for this machine's CPU: bpnn_ts/pt2.py; needs the fused kernels; a minute or more to compile)
+    or "metatomic" (a metatomic model for ASE, i-PI, LAMMPS-metatomic ...: bpnn_ts/metatomic.py;
+    needs `metatomic-torch`; torch path, no op library). None: "pt2" if `path` ends in .pt2, else
+    "torchscript".
 
     `dtype`: "float64", "float32" or "mixed" (float32 descriptors and nets, float64 inputs,
     outputs and sums; bpnn_ts/precision.py); None keeps the model's.
@@ -95,6 +97,16 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
                              "TorchScript format")
         from .pt2 import export_pt2
         return export_pt2(model, path, dtype, description, provenance)
+    if format == "metatomic":
+        if native_kernels:
+            raise ValueError("a metatomic file runs on the torch path (engines load no bpnn_ts op library): "
+                             "native_kernels=True needs the TorchScript or .pt2 format")
+        try:
+            from .metatomic import export_metatomic
+        except ImportError as error:
+            raise ModelFileError(f"format='metatomic' needs the package metatomic-torch "
+                                 f"(pip install metatomic-torch): {error}") from None
+        return export_metatomic(model, path, dtype, description)
     if model.training:
         raise ValueError("export refuses a model in training mode; call model.eval() first")
     if dtype is not None and dtype not in PRECISIONS:

@@ -99,7 +99,7 @@ class ElementModel(torch.nn.Module):
         network (energies_and_slopes), contracted with the descriptor's analytic dG/dr (or, without
         `analytic_forces`, autograd through the descriptor: the test oracle)."""
         empty = torch.zeros((0, 3), dtype=vectors.dtype, device=vectors.device)
-        need_grad = request.forces or request.virial
+        need_grad = request.forces or request.virial or request.pair_gradients
         if request.jacobian:
             block_vectors, block_distances = dense_block(vectors, index, padding)
             g, saved = self.descriptor.forward_saving(block_vectors, block_distances)

@@ -158,12 +158,43 @@ class BPNNModel(torch.nn.Module):
         pair_list, _, _ = self._pair_list(positions, atomic_numbers, cell, pbc, None, None, None)
         return self.potential(pair_list, Request(False, False, True, True, False), False)
 
+    @torch.jit.export
+    def pair_energy_gradients(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
+                              pbc: torch.Tensor, pairs: torch.Tensor, shifts: torch.Tensor, n_local: int,
+                              compute_uncertainty: bool = False) -> Dict[str, torch.Tensor]:
+        """For engines that differentiate the energy themselves (metatomic): per-atom energies of
+        the local atoms (eV) and dE/dr_ij (P, 3), eV/Å, of every pair of the engine's list
+        (pairs (2, P), shifts (P, 3), as in forward), in its order; zero for pairs the model
+        ignores (a ghost centre, beyond the cutoff). With r_ij = R_j - R_i + shifts @ cell the
+        rest follows: F_i += dE/dr_ij, F_j -= dE/dr_ij, W = -sum r_ij (x) dE/dr_ij.
+        Committees with `compute_uncertainty`: the mean, and each member's (keys.py)."""
+        check_requests(compute_uncertainty, self.potential.n_members, False, self.potential.training_range_known())
+        pair_list, _, _, kept = self._checked_pair_list(positions, atomic_numbers, cell, pbc, pairs, shifts, n_local)
+        result = self.potential(pair_list, Request(False, False, False, False, False, True), compute_uncertainty)
+        n_pairs = pairs.shape[1]
+        names = [keys.PAIR_GRADIENTS, keys.COMMITTEE_PAIR_GRADIENTS] if compute_uncertainty else [keys.PAIR_GRADIENTS]
+        for name in names:
+            kept_values = result[name]  # (..., kept pairs, 3)
+            shape = list(kept_values.shape)
+            shape[-2] = n_pairs
+            full = torch.zeros(shape, dtype=kept_values.dtype, device=kept_values.device)
+            result[name] = full.index_copy(len(shape) - 2, kept, kept_values)
+        return result
+
     # ---- inputs ----
     def _pair_list(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: Optional[torch.Tensor],
                    pbc: Optional[torch.Tensor], pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
                    n_local: Optional[int]) -> Tuple[PairList, torch.Tensor, torch.Tensor]:
         """Checked inputs as the potential's PairList (local centres within the cutoff), and the
         closest pair (2,) with its distance (Å; -1, -1 and inf without pairs or validation)."""
+        pair_list, closest_pair, closest_distance, _ = self._checked_pair_list(positions, atomic_numbers, cell, pbc,
+                                                                               pairs, shifts, n_local)
+        return pair_list, closest_pair, closest_distance
+
+    def _checked_pair_list(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: Optional[torch.Tensor],
+                           pbc: Optional[torch.Tensor], pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
+                           n_local: Optional[int]) -> Tuple[PairList, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """_pair_list, and the index (P_kept,) in the given pairs of each pair of the PairList."""
         dtype = torch.float64 if self.potential.mixed_precision else self.potential.atomic_energy_shift.dtype
         device = positions.device
         if cell is None:
@@ -193,11 +224,13 @@ class BPNNModel(torch.nn.Module):
             closest_pair = pairs[:, closest]
             closest_distance = torch.linalg.norm(vectors[closest])
             check_overlap(closest_distance, closest_pair)
+        kept = torch.arange(pairs.shape[1], device=device)
         if engine_list:  # an engine's list: local centres, within the cutoff (no skin)
             keep = (pairs[0] < n_local) & ((vectors * vectors).sum(dim=1) < self.potential.cutoff_radius ** 2)
-            pairs = pairs[:, keep]
-            vectors = vectors[keep]
-        return PairList(pairs[0], pairs[1], vectors, species, n_local), closest_pair, closest_distance
+            kept = kept[keep]
+            pairs = pairs[:, kept]
+            vectors = vectors[kept]
+        return PairList(pairs[0], pairs[1], vectors, species, n_local), closest_pair, closest_distance, kept
 
     def _check_system(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
                       pbc: torch.Tensor) -> None:

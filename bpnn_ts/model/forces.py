@@ -19,6 +19,12 @@ def zero_forces_and_virials(n_atoms: int, dtype: torch.dtype, device: torch.devi
     return result
 
 
+def in_pair_list_order(sorted_values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Per-pair values (P, ...) given in CentrePairs order, in the PairList's order (`order`:
+    CentrePairs.order)."""
+    return torch.zeros_like(sorted_values).index_copy(0, order, sorted_values)
+
+
 def add_forces_and_virials(result: Dict[str, torch.Tensor], vectors: torch.Tensor, d_vectors: torch.Tensor,
                            centres: torch.Tensor, neighbours: torch.Tensor, compute_forces: bool,
                            compute_virial: bool) -> None:

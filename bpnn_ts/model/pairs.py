@@ -29,6 +29,7 @@ class Request(NamedTuple):
     descriptors: bool  # raw and scaled G of every local atom
     jacobian: bool  # dG_i/dr_ij of every pair (training caches; the dense torch path)
     extrapolation: bool  # per atom, functions outside the training range
+    pair_gradients: bool = False  # dE/dr_ij (P, 3) of every pair of the PairList, in its order
 
 
 class CentrePairs(NamedTuple):
@@ -44,6 +45,7 @@ class CentrePairs(NamedTuple):
     rank_species: torch.Tensor  # (n_local,) species of the centre of each rank
     element_first: List[int]  # (n_species + 1,) first rank of each element's centres, then n_local
     n_atoms: int
+    order: torch.Tensor  # (P,) index in the PairList of each pair here
 
 
 class ChunkPlan(NamedTuple):
@@ -92,7 +94,7 @@ def centre_pairs(pair_list: PairList, n_species: int, dtype: torch.dtype, by_nei
     for count in counts:
         element_first.append(element_first[-1] + count)
     return CentrePairs(vectors, geometry, pair_list.centres[perm], pair_list.neighbours[perm], neighbour_species,
-                       centre_rank, rank, local_species[order], element_first, pair_list.species.shape[0])
+                       centre_rank, rank, local_species[order], element_first, pair_list.species.shape[0], perm)
 
 
 def neighbour_counts(pairs: CentrePairs, n_species: int) -> Tuple[torch.Tensor, torch.Tensor, List[List[int]]]:

@@ -16,7 +16,7 @@ from .. import keys
 from .descriptors.element_descriptor import ElementDescriptor
 from .descriptors.scaling import Scaling
 from .element import ElementModel
-from .forces import add_forces_and_virials, zero_forces_and_virials
+from .forces import add_forces_and_virials, in_pair_list_order, zero_forces_and_virials
 from .kernels import NativeKernel, NoKernel
 from .nn import CommitteeMLP, ElementMLP
 from .pairs import CentrePairs, PairList, Request, block_index, centre_pairs, neighbour_counts, plan_chunks
@@ -120,13 +120,16 @@ class BPNNPotential(torch.nn.Module):
         n_local = pairs.rank.shape[0]
         sums = pairs.geometry.dtype
         device = pairs.vectors.device
-        need_grad = request.forces or request.virial
+        need_grad = request.forces or request.virial or request.pair_gradients
         want_descriptors = request.descriptors or request.extrapolation
         results: List[Dict[str, torch.Tensor]] = []
+        pair_gradients: List[torch.Tensor] = []  # per member, (P, 3) in sorted order
         energy_parts: List[List[torch.Tensor]] = []  # per member, per element with centres: (B_s,) by rank
         for _ in members:
             results.append(zero_forces_and_virials(pairs.n_atoms, sums, device, request.forces, request.virial))
             energy_parts.append([])
+            pair_gradients.append(torch.zeros((pairs.vectors.shape[0] if request.pair_gradients else 0, 3),
+                                              dtype=sums, device=device))
         g_out, g_hat_out = self._descriptor_buffers(n_local if want_descriptors else 0, pairs.vectors)
         pair_end = torch.cumsum(torch.bincount(pairs.centre_rank, minlength=n_local), 0)
         zero = torch.zeros(1, dtype=torch.long, device=device)
@@ -146,6 +149,8 @@ class BPNNPotential(torch.nn.Module):
                         add_forces_and_virials(results[m], pairs.geometry[p0:p1], out.d_vectors[m],
                                                pairs.centres[p0:p1], pairs.neighbours[p0:p1], request.forces,
                                                request.virial)
+                    if request.pair_gradients:
+                        pair_gradients[m][p0:p1] = out.d_vectors[m].detach().to(sums)
                 if want_descriptors:
                     g_out[r0:r1, : out.descriptors.shape[1]] = out.descriptors
                     g_hat_out[r0:r1, : out.descriptors.shape[1]] = out.scaled_descriptors
@@ -154,6 +159,8 @@ class BPNNPotential(torch.nn.Module):
             atom_energies = energies[pairs.rank]  # (n_local,)
             results[m][keys.ENERGIES] = atom_energies
             results[m][keys.ENERGY] = atom_energies.sum()
+            if request.pair_gradients:
+                results[m][keys.PAIR_GRADIENTS] = in_pair_list_order(pair_gradients[m], pairs.order)
         if want_descriptors:
             results[0][keys.DESCRIPTORS] = g_out[pairs.rank]
             results[0][keys.SCALED_DESCRIPTORS] = g_hat_out[pairs.rank]
@@ -175,7 +182,7 @@ class BPNNPotential(torch.nn.Module):
             sizes.append(element.centres_per_chunk(widest[s], most, budget))
         plan = plan_chunks(pairs, counts, within, widest, sizes, self.uniform_blocks)
 
-        need_grad = request.forces or request.virial
+        need_grad = request.forces or request.virial or request.pair_gradients
         create_graph = self.training
         grad_was_enabled = torch.is_grad_enabled()
         if need_grad:
@@ -228,6 +235,9 @@ class BPNNPotential(torch.nn.Module):
                 result[name] = value
             add_forces_and_virials(result, pairs.geometry, d_vectors, pairs.centres, pairs.neighbours,
                                    request.forces, request.virial)
+            if request.pair_gradients:
+                result[keys.PAIR_GRADIENTS] = in_pair_list_order(d_vectors.detach().to(pairs.geometry.dtype),
+                                                                 pairs.order)
         if want_descriptors:
             result[keys.DESCRIPTORS] = g_out[pairs.rank]
             result[keys.SCALED_DESCRIPTORS] = g_hat_out[pairs.rank]

@@ -39,6 +39,10 @@ def combine_members(members: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.T
         result[keys.FORCES] = mean_forces
         result[keys.COMMITTEE_FORCES] = forces
         result[keys.FORCES_UNCERTAINTY] = torch.sqrt((deviation * deviation).sum(dim=2).mean(dim=0))
+    if keys.PAIR_GRADIENTS in members[0]:
+        gradients = torch.stack([m[keys.PAIR_GRADIENTS] for m in members])  # (K, P, 3)
+        result[keys.PAIR_GRADIENTS] = gradients.mean(dim=0)
+        result[keys.COMMITTEE_PAIR_GRADIENTS] = gradients
     if keys.VIRIAL in members[0]:
         virials = torch.stack([m[keys.VIRIAL] for m in members])
         result[keys.VIRIAL] = virials.mean(dim=0)
