@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from .batching import DEFAULT_BATCH_ATOMS
 from .config import ConfigError
 from .precision import PRECISIONS
 from .threads import check_threads
@@ -157,7 +158,8 @@ def _cmd_train(args) -> int:
 
 def _cmd_eval(args) -> int:
     from .training.evaluate import evaluate_model_file
-    metrics = evaluate_model_file(args.model, args.data, args.format, args.length_unit, args.energy_unit)
+    metrics = evaluate_model_file(args.model, args.data, args.format, args.length_unit, args.energy_unit,
+                                  args.batch_atoms)
     if args.json:
         print(json.dumps(metrics, indent=1))
         return 0
@@ -247,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the files' format (default: from the names; input.data and *.data are n2p2)")
     p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom")
     p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
+    p.add_argument("--batch-atoms", type=int, default=DEFAULT_BATCH_ATOMS, metavar="N",
+                   help=f"most atoms per batched model call (default {DEFAULT_BATCH_ATOMS}; 0: one call per "
+                        "structure; files without forward_batch, and .pt2 files, are called per structure)")
     p.add_argument("--json", action="store_true")
     _add_threads_option(p)
     p.set_defaults(run=_cmd_eval)

@@ -9,6 +9,7 @@ import torch
 
 from .. import keys
 from ..elements import SYMBOLS, species_table
+from .batch import check_batch, per_system, system_of_pairs
 from .inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
 from .neighbors import NativePairSearch, PairSearch, TorchPairSearch, check_cell
 from .pairs import PairList, Request
@@ -242,3 +243,64 @@ class BPNNModel(torch.nn.Module):
     def _check_engine_list(self, pairs: torch.Tensor, shifts: Optional[torch.Tensor], n_local: Optional[int],
                            n_atoms: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, int]:
         return check_engine_list(pairs, shifts, n_local, n_atoms, device)
+
+    # ---- many systems per call ----
+    @torch.jit.export
+    def forward_batch(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, system_index: torch.Tensor,
+                      cells: torch.Tensor, pbc: torch.Tensor, compute_forces: bool = True,
+                      compute_virial: bool = False, count_extrapolation: bool = False,
+                      compute_uncertainty: bool = False) -> Dict[str, torch.Tensor]:
+        """B systems in one evaluation (export/CONTRACT.md): what `forward` gives for each, with
+        per-system `energy` (B,), `virial` (B, 3, 3), `min_distance` (B,) and per-atom outputs
+        over all N atoms.
+
+        positions (N, 3) Å and atomic_numbers (N,) of every system, concatenated; system_index
+        (N,) int, non-decreasing, in [0, B): each atom's system; cells (B, 3, 3) rows = lattice
+        vectors; pbc (B, 3) bool. Each system gets the model's own neighbour search; one pass
+        of the potential covers them all. Committees: per-system `committee_energy` (K, B) and
+        `energy_uncertainty` (B,); no `committee_virial`.
+        """
+        check_requests(compute_uncertainty, self.potential.n_members, count_extrapolation,
+                       self.potential.training_range_known())
+        first = check_batch(positions, atomic_numbers, system_index, cells, pbc, self.validate_inputs)
+        pair_list, min_distance = self._batch_pair_list(positions, atomic_numbers, cells, pbc, first)
+        request = Request(compute_forces, compute_virial, False, False, count_extrapolation)
+        result = per_system(self.potential(pair_list, request, compute_uncertainty), system_index.long(),
+                            len(first) - 1)
+        result[keys.MIN_DISTANCE] = min_distance
+        return result
+
+    def _batch_pair_list(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cells: torch.Tensor,
+                         pbc: torch.Tensor, first: List[int]) -> Tuple[PairList, torch.Tensor]:
+        """One PairList (global atom indices) of the systems whose atoms start at `first` (B + 1,),
+        each searched on its own, and each system's closest-pair distance (B,) (Å; inf without
+        pairs or validation)."""
+        dtype = torch.float64 if self.potential.mixed_precision else self.potential.atomic_energy_shift.dtype
+        device = positions.device
+        species = self._species(atomic_numbers)
+        positions = positions.to(dtype).detach()
+        cells = cells.to(dtype).detach()
+        pair_parts: List[torch.Tensor] = [torch.zeros((2, 0), dtype=torch.long, device=device)]
+        vector_parts: List[torch.Tensor] = [torch.zeros((0, 3), dtype=dtype, device=device)]
+        pair_counts: List[int] = []
+        for b in range(len(first) - 1):
+            a0, a1 = first[b], first[b + 1]
+            n_pairs = 0
+            if a1 > a0:  # (TorchScript: no `continue`)
+                periodic: List[bool] = pbc[b].tolist()
+                check_cell(cells[b], periodic, "cells[" + str(b) + "]")
+                own = positions[a0:a1]  # (n_b, 3)
+                pairs, shifts = self.pair_search(own, cells[b], pbc[b], self.potential.cutoff_radius)
+                vector_parts.append(own[pairs[1]] - own[pairs[0]] + shifts.to(dtype) @ cells[b])  # (P_b, 3)
+                pair_parts.append(pairs + a0)
+                n_pairs = pairs.shape[1]
+            pair_counts.append(n_pairs)
+        pairs = torch.cat(pair_parts, dim=1)  # (2, P)
+        vectors = torch.cat(vector_parts)  # (P, 3)
+        min_distance = torch.full((len(pair_counts),), float("inf"), dtype=dtype, device=device)
+        if self.validate_inputs and vectors.shape[0] > 0:
+            distances = torch.linalg.norm(vectors, dim=1)  # (P,)
+            closest = int(torch.argmin(distances))
+            check_overlap(distances[closest], pairs[:, closest])
+            min_distance = min_distance.scatter_reduce(0, system_of_pairs(pair_counts, device), distances, "amin")
+        return PairList(pairs[0], pairs[1], vectors, species, positions.shape[0]), min_distance

@@ -9,6 +9,22 @@ import torch
 def check_system(positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                  check_values: bool) -> None:
     """Shapes, dtypes and devices of the system's tensors; with `check_values`, finiteness."""
+    check_atoms(positions, atomic_numbers, check_values)
+    if cell.shape != (3, 3):
+        raise ValueError("`cell` must have shape (3, 3) (rows = lattice vectors), got " + str(cell.shape))
+    if not cell.is_floating_point():
+        raise ValueError("`cell` must be a floating-point tensor, got " + dtype_name(cell))
+    if pbc.shape != (3,) or pbc.dtype != torch.bool:
+        raise ValueError("`pbc` must be a bool tensor of shape (3,), got " + dtype_name(pbc) + " " + str(pbc.shape))
+    check_device("cell", cell, positions.device)
+    check_device("pbc", pbc, positions.device)
+    if check_values and not bool(torch.isfinite(cell).all()):
+        raise ValueError("`cell` contains NaN or inf")
+
+
+def check_atoms(positions: torch.Tensor, atomic_numbers: torch.Tensor, check_values: bool) -> None:
+    """Shapes, dtypes and device of positions (N, 3) and atomic numbers (N,); with
+    `check_values`, finite positions."""
     if positions.dim() != 2 or positions.shape[1] != 3:
         raise ValueError("`positions` must have shape (n_atoms, 3), got " + str(positions.shape))
     if not positions.is_floating_point():
@@ -18,22 +34,16 @@ def check_system(positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: to
                          + ",), got " + str(atomic_numbers.shape))
     if not is_integer(atomic_numbers):
         raise ValueError("`atomic_numbers` must be an integer tensor, got " + dtype_name(atomic_numbers))
-    if cell.shape != (3, 3):
-        raise ValueError("`cell` must have shape (3, 3) (rows = lattice vectors), got " + str(cell.shape))
-    if not cell.is_floating_point():
-        raise ValueError("`cell` must be a floating-point tensor, got " + dtype_name(cell))
-    if pbc.shape != (3,) or pbc.dtype != torch.bool:
-        raise ValueError("`pbc` must be a bool tensor of shape (3,), got " + dtype_name(pbc) + " " + str(pbc.shape))
-    others: List[Tuple[str, torch.Tensor]] = [("atomic_numbers", atomic_numbers), ("cell", cell), ("pbc", pbc)]
-    for name, tensor in others:
-        if tensor.device != positions.device:
-            raise ValueError("`" + name + "` must be on the device of `positions` (" + str(positions.device)
-                             + "), got " + str(tensor.device))
-    if check_values:
-        if not bool(torch.isfinite(positions).all()):
-            raise ValueError("`positions` contain NaN or inf")
-        if not bool(torch.isfinite(cell).all()):
-            raise ValueError("`cell` contains NaN or inf")
+    check_device("atomic_numbers", atomic_numbers, positions.device)
+    if check_values and not bool(torch.isfinite(positions).all()):
+        raise ValueError("`positions` contain NaN or inf")
+
+
+def check_device(name: str, tensor: torch.Tensor, device: torch.device) -> None:
+    """Refuse `tensor` (the argument `name`) on another device than `positions` (on `device`)."""
+    if tensor.device != device:
+        raise ValueError("`" + name + "` must be on the device of `positions` (" + str(device) + "), got "
+                         + str(tensor.device))
 
 
 def species_of(atomic_numbers: torch.Tensor, species_of_z: torch.Tensor, all_symbols: List[str],

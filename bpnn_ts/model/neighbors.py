@@ -55,10 +55,10 @@ def effective_cell(cell: torch.Tensor, pbc: List[bool]) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def check_cell(cell: torch.Tensor, pbc: List[bool]) -> None:
+def check_cell(cell: torch.Tensor, pbc: List[bool], name: str = "cell") -> None:
     """Raise if the periodic lattice vectors span no volume (3 periodic axes), area (2) or length
     (1): that measure must exceed 1e-10 of the product of their lengths (every pbc pattern;
-    NaN-safe)."""
+    NaN-safe). `name`: the argument the message names."""
     periodic = _axes(pbc, True)
     if len(periodic) == 0:
         return
@@ -66,7 +66,7 @@ def check_cell(cell: torch.Tensor, pbc: List[bool]) -> None:
     for k in periodic:
         length = float(torch.linalg.norm(cell[k]))
         if not length >= 1e-8:
-            raise ValueError("`cell` row " + str(k) + " is zero but pbc is True along that axis; "
+            raise ValueError("`" + name + "` row " + str(k) + " is zero but pbc is True along that axis; "
                              + "give a lattice vector or set pbc False there")
         lengths = lengths * length
     if len(periodic) == 3:
@@ -78,7 +78,7 @@ def check_cell(cell: torch.Tensor, pbc: List[bool]) -> None:
     if not measure > 1e-10 * lengths:  # (also catches NaN)
         what = ["length", "area", "volume"][len(periodic) - 1]
         values: List[List[float]] = cell.tolist()
-        raise ValueError("`cell` has zero " + what + " along its periodic axes " + str(periodic)
+        raise ValueError("`" + name + "` has zero " + what + " along its periodic axes " + str(periodic)
                          + " (the periodic lattice vectors are linearly dependent); got cell "
                          + str(values) + " with pbc " + str(pbc))
 
