@@ -192,6 +192,9 @@ def test_kernel_builds_announce_themselves_and_coexist(tmp_path, monkeypatch, ca
     monkeypatch.setattr(native, "source_hash", lambda: "0123456789abcdef")
     assert native.build_name() != name
     monkeypatch.undo()
+    monkeypatch.setattr(native, "SOURCE", tmp_path / "other_checkout" / native.SOURCE.name)
+    assert native.build_name() != name  # another checkout of the same sources
+    monkeypatch.undo()
     monkeypatch.setattr(torch, "__version__", "9.9.9")
     assert native.build_name() != name
     monkeypatch.undo()

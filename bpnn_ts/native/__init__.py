@@ -58,8 +58,10 @@ def compile_flags() -> List[str]:
 
 
 def build_name() -> str:
-    """Name of this build: sources, torch and Python version, and flags, hashed."""
-    key = "|".join([source_hash(), torch.__version__, sys.version, *compile_flags()])
+    """Name of this build: sources and where they are (ninja rebuilds a folder whose source path
+    changed, so two checkouts sharing one folder rebuilt each other's), torch and Python version,
+    and flags, hashed."""
+    key = "|".join([source_hash(), str(SOURCE.resolve()), torch.__version__, sys.version, *compile_flags()])
     return "bpnn_acsf_ops_" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
