@@ -31,6 +31,16 @@ from helpers import mixed_model, ranged_model, triclinic_water, water_box, water
 SYSTEMS = {"triclinic box": triclinic_water, "molecule": water_dimer}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def plain_jit_execution():
+    """Each metatomic calculator loads its file anew, and TorchScript's profiling executor spends
+    5-10 s on the first two calls of each: these tests are about numbers, so run without it."""
+    before = torch._C._get_graph_executor_optimize()
+    torch._C._set_graph_executor_optimize(False)
+    yield
+    torch._C._set_graph_executor_optimize(before)
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A single model and a committee, each as a metatomic file and a TorchScript file."""
