@@ -189,5 +189,8 @@ def test_ipi_runs_nve_over_its_socket(files, tmp_path):
     ours.calc = BPNNCalculator(files["single"]["torchscript"], extrapolation="ignore")
     assert potential[0] == pytest.approx(ours.get_potential_energy(), abs=1e-6)  # i-PI prints 8 digits or so
     drift = np.abs(conserved - conserved[0]).max()
+    print(f"i-PI NVE, {steps} x 0.25 fs: conserved energy within {drift:.2e} eV; kinetic energy range "
+          f"{np.ptp(kinetic):.3f} eV; first potential energy off ours by "
+          f"{abs(potential[0] - ours.get_potential_energy()):.1e} eV")
     assert np.ptp(kinetic) > 0.05  # the atoms do move
     assert drift < 0.01 * np.ptp(kinetic), (drift, np.ptp(kinetic))

@@ -54,9 +54,9 @@ def topology_of(atoms: Atoms, periodic: bool) -> "app.Topology":
     return topology
 
 
-def context(system: "openmm.System", atoms: Atoms, step_fs: float = 0.5) -> "openmm.Context":
+def context(system: "openmm.System", atoms: Atoms, step_fs: float = 0.5, platform: str = "Reference") -> "openmm.Context":
     integrator = openmm.VerletIntegrator(step_fs * unit.femtoseconds)
-    simulation = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    simulation = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
     simulation.setPositions(atoms.positions / ANGSTROM_PER_NM * NM)
     return simulation
 
@@ -111,6 +111,16 @@ def test_energy_and_forces_equal_the_calculator(model_path, calculator, name):
     energy, forces = relative_differences(ours, calculator_energy_and_forces(calculator, atoms))
     print(f"{name}: relative difference to the ASE calculator: energy {energy:.1e}, forces {forces:.1e}")
     assert energy < TOL["runtime"] and forces < TOL["runtime"]
+
+
+def test_cpu_platform_agrees_to_its_precision(model_path, calculator):
+    """OpenMM's CPU platform keeps positions in single precision: 1e-6 relative."""
+    atoms = water_box(8, seed=1)
+    system = openmmml.MLPotential("bpnn", modelPath=str(model_path)).createSystem(topology_of(atoms, True))
+    ours = energy_and_forces(context(system, atoms, platform="CPU"))
+    energy, forces = relative_differences(ours, calculator_energy_and_forces(calculator, atoms))
+    print(f"CPU platform: relative difference to the ASE calculator: energy {energy:.1e}, forces {forces:.1e}")
+    assert energy < 1e-6 and forces < 1e-6
 
 
 def test_positions_in_another_periodic_image_give_the_same_result(model_path):
