@@ -65,6 +65,26 @@ def parameters_hash(model: torch.nn.Module) -> str:
 FORMATS = ("torchscript", "pt2", "metatomic")
 
 
+def frozen_copy(model: BPNNModel, dtype: Optional[str], native_kernels: bool) -> BPNNModel:
+    """What every export writes: a copy of `model` (a BPNNModel in eval mode) in `dtype`
+    ("float64", "float32", "mixed"; None: the model's), with the fused kernels on or off and no
+    parameter requiring gradients. Returns the copy; raises on a model in training mode or an
+    unknown dtype. Kernels asked for but not buildable here: the copy has them off."""
+    if not isinstance(model, BPNNModel):
+        raise TypeError(f"`model` must be a BPNNModel, got {type(model).__name__}")
+    if model.training:
+        raise ValueError("export refuses a model in training mode; call model.eval() first")
+    if dtype is not None and dtype not in PRECISIONS:
+        raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
+    frozen = copy.deepcopy(model)
+    if dtype is not None:
+        frozen = set_precision(frozen, dtype)
+    frozen.use_native_kernels(native_kernels)
+    for parameter in frozen.parameters():
+        parameter.requires_grad_(False)
+    return frozen
+
+
 def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] = None,
            description: str = "", provenance: Optional[Dict[str, Any]] = None,
            native_kernels: Optional[bool] = None, format: Optional[str] = None) -> Path:
@@ -107,19 +127,11 @@ def export(model: torch.nn.Module, path: Union[str, Path], dtype: Optional[str] 
             raise ModelFileError(f"format='metatomic' needs the package metatomic-torch "
                                  f"(pip install metatomic-torch): {error}") from None
         return export_metatomic(model, path, dtype, description)
-    if model.training:
-        raise ValueError("export refuses a model in training mode; call model.eval() first")
-    if dtype is not None and dtype not in PRECISIONS:
-        raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
-    frozen = copy.deepcopy(model)
-    if dtype is not None:
-        frozen = set_precision(frozen, dtype)
     wanted = True if native_kernels is None else bool(native_kernels)
-    if frozen.use_native_kernels(wanted) != wanted and native_kernels:
+    frozen = frozen_copy(model, dtype, wanted)
+    if frozen.uses_native_kernels() != wanted and native_kernels:
         from .native import load_error
         raise ModelFileError(f"native_kernels=True, but the C++ kernels cannot be built here: {load_error()}")
-    for parameter in frozen.parameters():
-        parameter.requires_grad_(False)
     with quiet_jit():
         scripted = torch.jit.script(frozen)
     metadata = _metadata(scripted)

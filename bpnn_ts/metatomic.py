@@ -143,21 +143,8 @@ def export_metatomic(model: BPNNModel, path: Union[str, Path], dtype: Optional[s
     """Write `model` (a BPNNModel in eval mode) as a metatomic model file at `path`; returns the
     path. It runs on the model's torch path, so engines need no bpnn_ts op library. `dtype`:
     "float64", "float32" or "mixed" (None: the model's)."""
-    import copy
-
-    from .precision import PRECISIONS, set_precision
-    if not isinstance(model, BPNNModel):
-        raise TypeError(f"`model` must be a BPNNModel, got {type(model).__name__}")
-    if model.training:
-        raise ValueError("export refuses a model in training mode; call model.eval() first")
-    if dtype is not None and dtype not in PRECISIONS:
-        raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
-    frozen = copy.deepcopy(model).eval()
-    if dtype is not None:
-        frozen = set_precision(frozen, dtype)
-    frozen.use_native_kernels(False)
-    for parameter in frozen.parameters():
-        parameter.requires_grad_(False)
+    from .export import frozen_copy
+    frozen = frozen_copy(model, dtype, False)
     metadata = ModelMetadata(name="bpnn_ts model", description=description or "Behler-Parrinello neural network "
                              "potential written by bpnn_ts",
                              references={"model": references} if references else {})

@@ -12,7 +12,6 @@ they are compiled for the CPU (for CUDA where exported on a GPU machine) and one
 (bpnn_ts/model/inputs.py), so `bpnn_ts.load`, the calculator and `bpnn-ts eval` take either file.
 """
 
-import copy
 import datetime
 import json
 import os
@@ -30,7 +29,7 @@ from .model.engine import BPNNModel
 from .model.graph import EngineProgram, GraphEvaluation, SystemProgram, output_names
 from .model.inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
 from .model.neighbors import check_cell, check_images
-from .precision import INPUT_DTYPES, PRECISIONS, set_precision
+from .precision import INPUT_DTYPES
 
 FORMAT = "pt2"
 PROGRAMS = ("system", "engine")
@@ -101,21 +100,12 @@ def export_pt2(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = 
     """Compile `model` (a BPNNModel in eval mode) to a `.pt2` file at `path` (atomically); returns
     the path. `dtype`: "float64", "float32" or "mixed" (None: the model's). Takes about a minute
     or more per program (a C++ compilation)."""
-    from .export import _metadata, parameters_hash
+    from .export import _metadata, frozen_copy, parameters_hash
     _require_torch("exporting a .pt2 file")
     if not isinstance(model, BPNNModel):
         raise TypeError(f"`model` must be a BPNNModel, got {type(model).__name__}")
-    if model.training:
-        raise ValueError("export refuses a model in training mode; call model.eval() first")
-    if dtype is not None and dtype not in PRECISIONS:
-        raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
     _ops("a .pt2 model file")
-    frozen = copy.deepcopy(model)
-    if dtype is not None:
-        frozen = set_precision(frozen, dtype)
-    frozen.use_native_kernels(True)
-    for parameter in frozen.parameters():
-        parameter.requires_grad_(False)
+    frozen = frozen_copy(model, dtype, True)
     evaluation = GraphEvaluation(frozen).eval()
     metadata = dict(_metadata(frozen), format=FORMAT, programs=list(PROGRAMS), outputs=output_names(frozen),
                     op_library="bpnn", device="cpu", model_spec=json.loads(frozen.model_spec()))
