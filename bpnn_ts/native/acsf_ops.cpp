@@ -211,9 +211,20 @@ torch::Tensor acsf_backward_jvp(const torch::Tensor& vectors, const torch::Tenso
   return out.to(vectors.scalar_type());
 }
 
+// Whether this library holds the CUDA kernels (built where a CUDA toolkit and a CUDA torch were
+// found); the model files ask this before routing CUDA tensors to the fused ops.
+bool cuda_kernels() {
+#ifdef BPNN_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 TORCH_LIBRARY(bpnn, m) {
+  m.def("cuda_kernels() -> bool", &cuda_kernels);
   m.def("cell_list(Tensor points, int n_centres, float cutoff) -> Tensor[]");
   m.def("neighbor_list(Tensor positions, Tensor cell, Tensor pbc, float cutoff) -> Tensor[]");
   m.def("acsf(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, int n_functions, "
