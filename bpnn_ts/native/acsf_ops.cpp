@@ -252,3 +252,32 @@ TORCH_LIBRARY_IMPL(bpnn, Autograd, m) {
   m.impl("acsf_jvp", bpnn_autograd::acsf_jvp);
   m.impl("acsf_backward_jvp", bpnn_autograd::acsf_backward_jvp);
 }
+
+// ---- bpnn_emulation (test-only): the device neighbour search of cell_list_device.h run on the
+// host, one loop iteration per would-be CUDA thread (neighbor_list_device.h: HostRunner), so that
+// tests/test_cuda_neighbors.py checks the CUDA code's list against the CPU ops without a GPU. Same
+// schemas as bpnn::cell_list and bpnn::neighbor_list; CPU tensors only. ----
+#include "neighbor_list_device.h"
+
+namespace {
+
+std::vector<torch::Tensor> emulated_cell_list(const torch::Tensor& points, int64_t n_centres, double cutoff) {
+  TORCH_CHECK(points.device().is_cpu() && points.dim() == 2 && points.size(1) == 3, "bpnn: points must be (M, 3) on the CPU");
+  TORCH_CHECK(cutoff > 0.0, "bpnn: cutoff must be positive");
+  TORCH_CHECK(n_centres >= 0 && n_centres <= points.size(0), "bpnn: n_centres out of range");
+  return bpnn_device::cell_list(bpnn_device::HostRunner{}, points, n_centres, cutoff);
+}
+
+std::vector<torch::Tensor> emulated_neighbor_list(const torch::Tensor& positions, const torch::Tensor& cell,
+                                                  const torch::Tensor& pbc, double cutoff) {
+  TORCH_CHECK(positions.device().is_cpu() && cell.device().is_cpu() && pbc.device().is_cpu(),
+              "bpnn: the emulated neighbor_list runs on the CPU only");
+  return bpnn_device::neighbor_list(bpnn_device::HostRunner{}, positions, cell, pbc, cutoff);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(bpnn_emulation, m) {
+  m.def("cell_list(Tensor points, int n_centres, float cutoff) -> Tensor[]", &emulated_cell_list);
+  m.def("neighbor_list(Tensor positions, Tensor cell, Tensor pbc, float cutoff) -> Tensor[]", &emulated_neighbor_list);
+}
