@@ -17,7 +17,12 @@ from bpnn_ts.native import load_error, load_ops
 
 from helpers import TOL, mixed_model, triclinic_water, water_box
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+def needs_cuda(test):
+    """Marked `gpu`, skipped without a CUDA device."""
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")(test))
+
+
 SKEWED = [[5.0, 0.0, 0.0], [4.6, 3.1, 0.0], [-3.9, 2.8, 3.3]]  # strongly skewed triclinic cell
 PBC_PATTERNS = [[bool(bits >> k & 1) for k in range(3)] for bits in range(8)]
 PBC_IDS = ["".join("TF"[not p] for p in pbc) for pbc in PBC_PATTERNS]

@@ -1,8 +1,8 @@
 // CUDA kernels of torch.ops.bpnn.cell_list and torch.ops.bpnn.neighbor_list (schemas in
 // acsf_ops.cpp): the device search of neighbor_list_device.h, each functor of cell_list_device.h
 // launched with one thread per index on the current stream (c10::cuda::getCurrentCUDAStream;
-// ATen/cuda/CUDAContext.h is avoided: it needs the cuSPARSE and cuBLAS headers); outputs allocated by torch on the
-// input's device. The lists equal the CPU ops' (same pairs, shifts and order; the emulation tests
+// not ATen/cuda/CUDAContext.h, which needs the cuSPARSE and cuBLAS headers); outputs allocated by
+// torch on the input's device. The lists equal the CPU ops' (same pairs, shifts and order; the emulation tests
 // in tests/test_cuda_neighbors.py check the same code on the host).
 //
 // Waits for the device (each one small device-to-host copy, needed to size an output):
