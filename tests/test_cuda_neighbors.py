@@ -131,6 +131,36 @@ def test_emulation_random_systems(seed, n_atoms, pbc, cutoff, spread):
     assert_identical(torch.ops.bpnn_emulation.neighbor_list(*args), torch.ops.bpnn.neighbor_list(*args))
 
 
+CAPACITY_CASES = [case for case in CASES if case[0] in ("random molecule", "cubic periodic", "no atoms")]
+
+
+def assert_capacity_list(found, expected, capacity):
+    """cell_list_capacity's [centres, neighbours, n_pairs] against cell_list's [centres, neighbours]."""
+    n_pairs = expected[0].shape[0]
+    kept = min(n_pairs, capacity)
+    assert [t.shape for t in found] == [(capacity,), (capacity,), (1,)] and all(t.dtype == torch.int64 for t in found)
+    assert int(found[2]) == n_pairs
+    for ours, theirs in zip(found[:2], expected):
+        assert torch.equal(ours[:kept], theirs[:kept])
+        assert bool((ours[kept:] == -1).all())
+
+
+CAPACITIES = {"more": lambda n: n + 7, "exact": lambda n: n, "one short": lambda n: max(n - 1, 0),
+              "a third": lambda n: n // 3, "zero": lambda n: 0}
+
+
+@pytest.mark.parametrize("rule", CAPACITIES)
+@pytest.mark.parametrize("name,positions,cell,pbc,cutoff,fewest", CAPACITY_CASES, ids=[c[0] for c in CAPACITY_CASES])
+def test_cell_list_capacity(name, positions, cell, pbc, cutoff, fewest, rule):
+    """Outputs of a given size (CUDA graphs): the list's first rows, -1 after it, and its length
+    even when it does not fit."""
+    points = _periodic_images(positions, cell, pbc, cutoff)[0] if positions.shape[0] else positions
+    expected = torch.ops.bpnn.cell_list(points, positions.shape[0], cutoff)
+    capacity = CAPACITIES[rule](expected[0].shape[0])
+    found = torch.ops.bpnn.cell_list_capacity(points, positions.shape[0], cutoff, capacity)
+    assert_capacity_list(found, expected, capacity)
+
+
 def test_emulation_raises_the_cpu_errors():
     cell, pbc = torch.eye(3, dtype=torch.float64) * 5.0, torch.ones(3, dtype=torch.bool)
     nan = torch.tensor([[0.0, 0, 0], [float("nan"), 0, 0]], dtype=torch.float64)
@@ -182,6 +212,37 @@ def test_cuda_cell_list_is_the_cpu_op(name, positions, cell, pbc, cutoff, fewest
     points = _periodic_images(positions, cell, pbc, cutoff)[0] if positions.shape[0] else positions
     expected = [cuda(t) for t in torch.ops.bpnn.cell_list(points, positions.shape[0], cutoff)]
     assert_identical(torch.ops.bpnn.cell_list(cuda(points), positions.shape[0], cutoff), expected)
+
+
+@needs_cuda
+@pytest.mark.parametrize("name,positions,cell,pbc,cutoff,fewest", CAPACITY_CASES, ids=[c[0] for c in CAPACITY_CASES])
+def test_cuda_cell_list_capacity(name, positions, cell, pbc, cutoff, fewest):
+    points = _periodic_images(positions, cell, pbc, cutoff)[0] if positions.shape[0] else positions
+    expected = [cuda(t) for t in torch.ops.bpnn.cell_list(points, positions.shape[0], cutoff)]
+    for capacity in (expected[0].shape[0] + 5, expected[0].shape[0] // 2):
+        found = torch.ops.bpnn.cell_list_capacity(cuda(points), positions.shape[0], cutoff, capacity)
+        assert all(t.device.type == "cuda" for t in found)
+        assert_capacity_list(found, expected, capacity)
+
+
+@needs_cuda
+def test_cell_list_capacity_in_a_cuda_graph():
+    """Captured once, replayed on new positions (copied into the captured input): each replay
+    gives the CPU list of those positions."""
+    water = water_box(32, box=9.0, seed=4)
+    points = cuda(torch.tensor(water.positions))
+    capacity = 32 * 3 * 200
+    torch.ops.bpnn.cell_list_capacity(points, points.shape[0], 6.0, capacity)  # warm-up outside the graph
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        found = torch.ops.bpnn.cell_list_capacity(points, points.shape[0], 6.0, capacity)
+    for seed in (5, 6):
+        moved = torch.tensor(water_box(32, box=9.0, seed=seed).positions)
+        points.copy_(cuda(moved))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert_capacity_list(found, [cuda(t) for t in torch.ops.bpnn.cell_list(moved, moved.shape[0], 6.0)], capacity)
 
 
 @needs_cuda

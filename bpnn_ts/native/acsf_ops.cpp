@@ -275,7 +275,24 @@ std::vector<torch::Tensor> emulated_neighbor_list(const torch::Tensor& positions
   return bpnn_device::neighbor_list(bpnn_device::HostRunner{}, positions, cell, pbc, cutoff);
 }
 
+std::vector<torch::Tensor> cell_list_capacity(const torch::Tensor& points, int64_t n_centres, double cutoff,
+                                              int64_t capacity) {
+  TORCH_CHECK(points.device().is_cpu() && points.dim() == 2 && points.size(1) == 3, "bpnn: points must be (M, 3) on the CPU");
+  TORCH_CHECK(cutoff > 0.0, "bpnn: cutoff must be positive");
+  TORCH_CHECK(n_centres >= 0 && n_centres <= points.size(0), "bpnn: n_centres out of range");
+  TORCH_CHECK(capacity >= 0, "bpnn: capacity must be >= 0, got ", capacity);
+  return bpnn_device::cell_list_capacity(bpnn_device::HostRunner{}, points, n_centres, cutoff, capacity);
+}
+
 }  // namespace
+
+// cell_list with outputs of a given size, for CUDA graphs (neighbor_list_device.h says what it
+// returns; the CUDA kernel is in neighbor_list_cuda.cu). Not called by model files.
+TORCH_LIBRARY_FRAGMENT(bpnn, m) {
+  m.def("cell_list_capacity(Tensor points, int n_centres, float cutoff, int capacity) -> Tensor[]");
+}
+
+TORCH_LIBRARY_IMPL(bpnn, CPU, m) { m.impl("cell_list_capacity", cell_list_capacity); }
 
 TORCH_LIBRARY_FRAGMENT(bpnn_emulation, m) {
   m.def("cell_list(Tensor points, int n_centres, float cutoff) -> Tensor[]", &emulated_cell_list);

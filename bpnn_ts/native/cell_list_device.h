@@ -212,19 +212,23 @@ struct CountPairs {
   }
 };
 
-// Thread per centre c: its pairs (c, point) into rows offset[c] ... of the cell_list output.
+// Thread per centre c: its pairs (c, point) into rows offset[c] ... of the cell_list output, those
+// below `capacity` (the output's rows: all of them, but for cell_list_capacity).
 struct WritePairs {
   Search search;
   const int64_t* offset;  // (n_centres + 1,)
-  int64_t* centre;        // (P,)
-  int64_t* neighbour;     // (P,)
+  int64_t* centre;        // (capacity,)
+  int64_t* neighbour;     // (capacity,)
+  int64_t capacity;
 
   struct Emit {
     const WritePairs* out;
     int64_t c, row;
     BPNN_HD void operator()(int64_t q) {
-      out->centre[row] = c;
-      out->neighbour[row] = out->search.order[q];
+      if (row < out->capacity) {
+        out->centre[row] = c;
+        out->neighbour[row] = out->search.order[q];
+      }
       ++row;
     }
   };

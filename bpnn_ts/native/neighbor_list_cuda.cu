@@ -7,6 +7,8 @@
 //
 // Waits for the device (each one small device-to-host copy, needed to size an output):
 //   cell_list:      exactly 1, the number of pairs;
+//   cell_list_capacity: none (outputs of the caller's capacity and the pair count on the device;
+//                   every size fixed by the arguments, so it can be captured in a CUDA graph);
 //   neighbor_list:  up to 3: the cell and pbc values when they live on the device (none when they
 //                   are CPU tensors), the number of periodic images (periodic systems only), the
 //                   number of pairs.
@@ -65,9 +67,20 @@ std::vector<at::Tensor> neighbor_list_cuda(const at::Tensor& positions, const at
   return bpnn_device::neighbor_list(CudaRunner{c10::cuda::getCurrentCUDAStream()}, positions, cell, pbc, cutoff);
 }
 
+std::vector<at::Tensor> cell_list_capacity_cuda(const at::Tensor& points, int64_t n_centres, double cutoff,
+                                                int64_t capacity) {
+  TORCH_CHECK(points.is_cuda() && points.dim() == 2 && points.size(1) == 3, "bpnn: points must be (M, 3) on a CUDA device");
+  TORCH_CHECK(cutoff > 0.0, "bpnn: cutoff must be positive");
+  TORCH_CHECK(n_centres >= 0 && n_centres <= points.size(0), "bpnn: n_centres out of range");
+  TORCH_CHECK(capacity >= 0, "bpnn: capacity must be >= 0, got ", capacity);
+  const c10::cuda::CUDAGuard guard(points.device());
+  return bpnn_device::cell_list_capacity(CudaRunner{c10::cuda::getCurrentCUDAStream()}, points, n_centres, cutoff, capacity);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(bpnn, CUDA, m) {
   m.impl("cell_list", cell_list_cuda);
   m.impl("neighbor_list", neighbor_list_cuda);
+  m.impl("cell_list_capacity", cell_list_capacity_cuda);
 }

@@ -9,7 +9,7 @@
 // Two passes, so outputs are exactly sized: count each centre's pairs, an inclusive sum gives
 // each centre's first row, then each centre writes its rows. The host waits for the device only
 // to size outputs, each wait one small device-to-host copy:
-//   cell_list:      1 (the number of pairs);
+//   cell_list:      1 (the number of pairs); cell_list_capacity (outputs of a given size): none;
 //   neighbor_list:  the cell and pbc values, when they are on the device (the periodic frame is
 //                   computed and checked on the host, as in neighbor_list.h); the number of
 //                   periodic images (periodic systems only), with the "bad positions" flag; the
@@ -83,8 +83,25 @@ std::vector<at::Tensor> cell_list(const Runner& run, const at::Tensor& points, i
   const int64_t n_pairs = counted.offset[n_centres].item<int64_t>();  // the one wait for the device
   auto centres = at::empty({n_pairs}, int64), neighbours = at::empty({n_pairs}, int64);
   run(n_centres, WritePairs{counted.search, counted.offset.data_ptr<int64_t>(), centres.data_ptr<int64_t>(),
-                            neighbours.data_ptr<int64_t>()});
+                            neighbours.data_ptr<int64_t>(), n_pairs});
   return {centres, neighbours};
+}
+
+// cell_list_capacity(points, n_centres, cutoff, capacity) -> [centres (capacity,), neighbours
+// (capacity,), n_pairs (1,)] int64: cell_list's first `capacity` rows, rows past the list -1, and
+// the list's length, which may exceed `capacity` (the caller then asks again with more). No wait
+// for the device, and every size fixed by the arguments: it can be captured in a CUDA graph.
+template <class Runner>
+std::vector<at::Tensor> cell_list_capacity(const Runner& run, const at::Tensor& points, int64_t n_centres, double cutoff,
+                                           int64_t capacity) {
+  const auto int64 = points.options().dtype(at::kLong);
+  auto centres = at::full({capacity}, -1, int64), neighbours = at::full({capacity}, -1, int64);
+  if (points.size(0) == 0 || n_centres == 0) return {centres, neighbours, at::zeros({1}, int64)};
+  const at::Tensor x = points.to(at::kDouble).contiguous();
+  const Counted counted = count_pairs(run, x, n_centres, cutoff);
+  run(n_centres, WritePairs{counted.search, counted.offset.data_ptr<int64_t>(), centres.data_ptr<int64_t>(),
+                            neighbours.data_ptr<int64_t>(), capacity});
+  return {centres, neighbours, counted.offset.narrow(0, n_centres, 1).clone()};
 }
 
 // The CPU op on host copies: raises its error for input the device found bad.
