@@ -277,4 +277,4 @@ def test_model_on_cuda_gives_the_cpu_numbers():
     cpu = model(*inputs, compute_virial=True)
     on_cuda = model.to("cuda")(*[cuda(t) for t in inputs], compute_virial=True)
     for key in (keys.ENERGY, keys.FORCES, keys.VIRIAL):
-        assert torch.allclose(on_cuda[key].cpu(), cpu[key], rtol=0.0, atol=TOL["exact"]), key
+        assert torch.allclose(on_cuda[key].cpu(), cpu[key], rtol=0.0, atol=TOL["runtime"]), key
