@@ -163,7 +163,10 @@ struct GatherPoints {
 };
 
 // The candidates of centre c, in the CPU order: emit(q) for every slot q (point order[q]) within
-// the cutoff, order[q] != c.
+// the cutoff, order[q] != c. The per-centre functors below run a thread per slot q of the bin
+// order, for the centre order[q] (nothing when it is not a centre): neighbouring threads then
+// search the same bins (shared cache lines, equal loop counts); each centre still writes its own
+// rows, so the output is the same as with a thread per centre.
 struct Search {
   const double* x;       // (M, 3) points
   const double* xs;      // (M, 3) points in bin order
@@ -171,6 +174,10 @@ struct Search {
   const int64_t* start;  // (n_bins + 1,) first slot of each bin
   const Grid* grid;
   double cutoff2;
+  int64_t n_centres;  // the first n_centres points are the centres
+
+  // The centre of slot q, or -1.
+  BPNN_HD int64_t centre_at(int64_t q) const { return order[q] < n_centres ? order[q] : -1; }
 
   template <class Emit>
   BPNN_HD void visit(int64_t c, Emit& emit) const {
@@ -199,20 +206,22 @@ struct Counter {
   BPNN_HD void operator()(int64_t) { ++n; }
 };
 
-// Thread per centre c: its number of pairs, into count[c + 1] (the inclusive sum of `count` is
-// then each centre's first output row).
+// Thread per slot (centre c): its number of pairs, into count[c + 1] (the inclusive sum of
+// `count` is then each centre's first output row).
 struct CountPairs {
   Search search;
   int64_t* count;  // (n_centres + 1,), count[0] = 0
 
-  BPNN_HD void operator()(int64_t c) const {
+  BPNN_HD void operator()(int64_t q) const {
+    const int64_t c = search.centre_at(q);
+    if (c < 0) return;
     Counter counter;
     search.visit(c, counter);
     count[c + 1] = counter.n;
   }
 };
 
-// Thread per centre c: its pairs (c, point) into rows offset[c] ... of the cell_list output, those
+// Thread per slot (centre c): its pairs (c, point) into rows offset[c] ... of the cell_list output, those
 // below `capacity` (the output's rows: all of them, but for cell_list_capacity).
 struct WritePairs {
   Search search;
@@ -232,7 +241,9 @@ struct WritePairs {
       ++row;
     }
   };
-  BPNN_HD void operator()(int64_t c) const {
+  BPNN_HD void operator()(int64_t q) const {
+    const int64_t c = search.centre_at(q);
+    if (c < 0) return;
     Emit emit{this, c, offset[c]};
     search.visit(c, emit);
   }
@@ -349,7 +360,7 @@ struct WriteImages {
   }
 };
 
-// Thread per centre i: its pairs (i, atom of the point) and shifts into rows offset[i] ... of the
+// Thread per slot (centre i): its pairs (i, atom of the point) and shifts into rows offset[i] ... of the
 // neighbor_list output.
 struct WriteNeighbours {
   Search search;
@@ -372,7 +383,9 @@ struct WriteNeighbours {
       ++row;
     }
   };
-  BPNN_HD void operator()(int64_t i) const {
+  BPNN_HD void operator()(int64_t q) const {
+    const int64_t i = search.centre_at(q);
+    if (i < 0) return;
     Emit emit{this, i, offset[i]};
     search.visit(i, emit);
   }

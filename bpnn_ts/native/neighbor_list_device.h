@@ -65,9 +65,9 @@ Counted count_pairs(const Runner& run, const at::Tensor& x, int64_t n_centres, d
   counted.xs = at::empty_like(x);
   run(n_points, GatherPoints{x.data_ptr<double>(), counted.order.data_ptr<int64_t>(), counted.xs.data_ptr<double>()});
   counted.search = Search{x.data_ptr<double>(), counted.xs.data_ptr<double>(), counted.order.data_ptr<int64_t>(),
-                          counted.start.data_ptr<int64_t>(), grid, cutoff * cutoff};
+                          counted.start.data_ptr<int64_t>(), grid, cutoff * cutoff, n_centres};
   auto pair_count = at::zeros({n_centres + 1}, int64);
-  run(n_centres, CountPairs{counted.search, pair_count.data_ptr<int64_t>()});
+  run(n_points, CountPairs{counted.search, pair_count.data_ptr<int64_t>()});
   counted.offset = at::cumsum(pair_count, 0);
   return counted;
 }
@@ -82,7 +82,7 @@ std::vector<at::Tensor> cell_list(const Runner& run, const at::Tensor& points, i
   const Counted counted = count_pairs(run, x, n_centres, cutoff);
   const int64_t n_pairs = counted.offset[n_centres].item<int64_t>();  // the one wait for the device
   auto centres = at::empty({n_pairs}, int64), neighbours = at::empty({n_pairs}, int64);
-  run(n_centres, WritePairs{counted.search, counted.offset.data_ptr<int64_t>(), centres.data_ptr<int64_t>(),
+  run(x.size(0), WritePairs{counted.search, counted.offset.data_ptr<int64_t>(), centres.data_ptr<int64_t>(),
                             neighbours.data_ptr<int64_t>(), n_pairs});
   return {centres, neighbours};
 }
@@ -99,7 +99,7 @@ std::vector<at::Tensor> cell_list_capacity(const Runner& run, const at::Tensor& 
   if (points.size(0) == 0 || n_centres == 0) return {centres, neighbours, at::zeros({1}, int64)};
   const at::Tensor x = points.to(at::kDouble).contiguous();
   const Counted counted = count_pairs(run, x, n_centres, cutoff);
-  run(n_centres, WritePairs{counted.search, counted.offset.data_ptr<int64_t>(), centres.data_ptr<int64_t>(),
+  run(x.size(0), WritePairs{counted.search, counted.offset.data_ptr<int64_t>(), centres.data_ptr<int64_t>(),
                             neighbours.data_ptr<int64_t>(), capacity});
   return {centres, neighbours, counted.offset.narrow(0, n_centres, 1).clone()};
 }
@@ -197,7 +197,7 @@ std::vector<at::Tensor> neighbor_list(const Runner& run, const at::Tensor& posit
   const int64_t n_pairs = status[0].item<int64_t>();
   auto pairs = at::empty({2, n_pairs}, int64);
   auto shifts = at::empty({n_pairs, 3}, int64);
-  run(n_atoms, WriteNeighbours{counted.search, counted.offset.data_ptr<int64_t>(), point_atom.data_ptr<int64_t>(),
+  run(points.size(0), WriteNeighbours{counted.search, counted.offset.data_ptr<int64_t>(), point_atom.data_ptr<int64_t>(),
                                point_shift.data_ptr<int64_t>(), wrap.data_ptr<int64_t>(), pairs.data_ptr<int64_t>(),
                                pairs.data_ptr<int64_t>() + n_pairs, shifts.data_ptr<int64_t>()});
   return {pairs, shifts};
