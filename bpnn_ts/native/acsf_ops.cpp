@@ -253,10 +253,11 @@ TORCH_LIBRARY_IMPL(bpnn, Autograd, m) {
   m.impl("acsf_backward_jvp", bpnn_autograd::acsf_backward_jvp);
 }
 
-// ---- bpnn_emulation (test-only): the device neighbour search of cell_list_device.h run on the
-// host, one loop iteration per would-be CUDA thread (neighbor_list_device.h: HostRunner), so that
-// tests/test_cuda_neighbors.py checks the CUDA code's list against the CPU ops without a GPU. Same
-// schemas as bpnn::cell_list and bpnn::neighbor_list; CPU tensors only. ----
+// ---- The device neighbour search (cell_list_device.h) run on the host, one loop iteration per
+// would-be CUDA thread (neighbor_list_device.h: HostRunner); the CUDA kernels are in
+// neighbor_list_cuda.cu. Here: bpnn::cell_list_capacity's CPU kernel, and the test-only library
+// bpnn_emulation (cell_list, neighbor_list: the schemas of the bpnn ops; CPU tensors only), with
+// which tests/test_cuda_neighbors.py checks the CUDA code's list against the CPU ops without a GPU. ----
 #include "neighbor_list_device.h"
 
 namespace {
