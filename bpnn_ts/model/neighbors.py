@@ -237,7 +237,7 @@ def neighbor_list(
 
 def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                          cutoff: float, check: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
-    """`neighbor_list` with the pair search in C++ (torch.ops.bpnn.cell_list; CPU), the periodic
+    """`neighbor_list` with the pair search in C++ (torch.ops.bpnn.cell_list; CPU, or CUDA), the periodic
     images in torch: the same pairs and shifts in the same order. This is what TorchScript files
     call, so that they load with the op libraries of bpnn_ts 0.2 (which lack neighbor_list).
     Only scripted where the C++ ops are registered."""
@@ -294,10 +294,13 @@ class TorchPairSearch(torch.nn.Module):
 
 class NativePairSearch(torch.nn.Module):
     """Periodic images in torch, the pair search in C++ (`native_neighbor_list`:
-    torch.ops.bpnn.cell_list); CPU only (other devices: the torch cell list)."""
+    torch.ops.bpnn.cell_list): on the CPU, and on CUDA where the op library holds the CUDA kernels
+    (torch.ops.bpnn.cuda_kernels(): bpnn_ts/native/neighbor_list_cuda.cu, the same list); other
+    devices, or CUDA without those kernels: the torch cell list. Asking cuda_kernels() puts that op
+    (bpnn_ts >= 0.3 libraries) in the scripted graph."""
 
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                 cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
-        if positions.device.type != "cpu":
+        if positions.device.type != "cpu" and not (positions.device.type == "cuda" and torch.ops.bpnn.cuda_kernels()):
             return neighbor_list(positions, cell, pbc, cutoff, check=False)
         return native_neighbor_list(positions, cell, pbc, cutoff, check=False)

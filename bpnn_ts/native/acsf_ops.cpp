@@ -252,3 +252,50 @@ TORCH_LIBRARY_IMPL(bpnn, Autograd, m) {
   m.impl("acsf_jvp", bpnn_autograd::acsf_jvp);
   m.impl("acsf_backward_jvp", bpnn_autograd::acsf_backward_jvp);
 }
+
+// ---- The device neighbour search (cell_list_device.h) run on the host, one loop iteration per
+// would-be CUDA thread (neighbor_list_device.h: HostRunner); the CUDA kernels are in
+// neighbor_list_cuda.cu. Here: bpnn::cell_list_capacity's CPU kernel, and the test-only library
+// bpnn_emulation (cell_list, neighbor_list: the schemas of the bpnn ops; CPU tensors only), with
+// which tests/test_cuda_neighbors.py checks the CUDA code's list against the CPU ops without a GPU. ----
+#include "neighbor_list_device.h"
+
+namespace {
+
+std::vector<torch::Tensor> emulated_cell_list(const torch::Tensor& points, int64_t n_centres, double cutoff) {
+  TORCH_CHECK(points.device().is_cpu() && points.dim() == 2 && points.size(1) == 3, "bpnn: points must be (M, 3) on the CPU");
+  TORCH_CHECK(cutoff > 0.0, "bpnn: cutoff must be positive");
+  TORCH_CHECK(n_centres >= 0 && n_centres <= points.size(0), "bpnn: n_centres out of range");
+  return bpnn_device::cell_list(bpnn_device::HostRunner{}, points, n_centres, cutoff);
+}
+
+std::vector<torch::Tensor> emulated_neighbor_list(const torch::Tensor& positions, const torch::Tensor& cell,
+                                                  const torch::Tensor& pbc, double cutoff) {
+  TORCH_CHECK(positions.device().is_cpu() && cell.device().is_cpu() && pbc.device().is_cpu(),
+              "bpnn: the emulated neighbor_list runs on the CPU only");
+  return bpnn_device::neighbor_list(bpnn_device::HostRunner{}, positions, cell, pbc, cutoff);
+}
+
+std::vector<torch::Tensor> cell_list_capacity(const torch::Tensor& points, int64_t n_centres, double cutoff,
+                                              int64_t capacity) {
+  TORCH_CHECK(points.device().is_cpu() && points.dim() == 2 && points.size(1) == 3, "bpnn: points must be (M, 3) on the CPU");
+  TORCH_CHECK(cutoff > 0.0, "bpnn: cutoff must be positive");
+  TORCH_CHECK(n_centres >= 0 && n_centres <= points.size(0), "bpnn: n_centres out of range");
+  TORCH_CHECK(capacity >= 0, "bpnn: capacity must be >= 0, got ", capacity);
+  return bpnn_device::cell_list_capacity(bpnn_device::HostRunner{}, points, n_centres, cutoff, capacity);
+}
+
+}  // namespace
+
+// cell_list with outputs of a given size, for CUDA graphs (neighbor_list_device.h says what it
+// returns; the CUDA kernel is in neighbor_list_cuda.cu). Not called by model files.
+TORCH_LIBRARY_FRAGMENT(bpnn, m) {
+  m.def("cell_list_capacity(Tensor points, int n_centres, float cutoff, int capacity) -> Tensor[]");
+}
+
+TORCH_LIBRARY_IMPL(bpnn, CPU, m) { m.impl("cell_list_capacity", cell_list_capacity); }
+
+TORCH_LIBRARY_FRAGMENT(bpnn_emulation, m) {
+  m.def("cell_list(Tensor points, int n_centres, float cutoff) -> Tensor[]", &emulated_cell_list);
+  m.def("neighbor_list(Tensor positions, Tensor cell, Tensor pbc, float cutoff) -> Tensor[]", &emulated_neighbor_list);
+}

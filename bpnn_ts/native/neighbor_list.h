@@ -110,6 +110,38 @@ struct Images {
   std::vector<int64_t> wrap;   // (N, 3) wrapped atom = R - wrap @ cell
 };
 
+// The periodic frame of a search: the effective cell, its reciprocal and the images needed along
+// each axis (shared by periodic_images here and the device search, neighbor_list_device.h). Checks
+// the cell (check_effective_cell) and refuses one far too small for the cutoff.
+struct Frame {
+  Mat3 eff;         // effective_cell
+  Mat3 reciprocal;  // columns of eff^-1: fractional coordinate k = r . reciprocal[k]
+  double reach[3];  // the cutoff in fractional units, along each axis
+  int64_t n_images[3];  // images along each axis (0 where not periodic)
+};
+
+inline Frame periodic_frame(const Mat3& cell, const bool* pbc, double cutoff, int64_t n_atoms) {
+  Frame frame;
+  frame.eff = effective_cell(cell, pbc);
+  check_effective_cell(cell, frame.eff, pbc);
+  const Mat3& eff = frame.eff;
+  const double det = dot(eff[0], cross(eff[1], eff[2]));
+  double n_shifts = 1.0;
+  for (int k = 0; k < 3; ++k) {
+    const Vec3 normal = cross(eff[(k + 1) % 3], eff[(k + 2) % 3]);
+    frame.reciprocal[k] = {normal[0] / det, normal[1] / det, normal[2] / det};
+    frame.reach[k] = cutoff * norm(frame.reciprocal[k]) + 1e-6;
+    n_shifts *= pbc[k] ? 2.0 * std::ceil(frame.reach[k]) + 1.0 : 1.0;
+  }
+  // atoms x images to consider: beyond this the cell is absurd (also catches NaN)
+  TORCH_CHECK_VALUE(n_shifts * static_cast<double>(std::max<int64_t>(n_atoms, 1)) <= 5e7,
+                    "bpnn: `cell`: the cell is far too small for the cutoff (", cutoff, " Å): every atom would need ",
+                    n_shifts < 9e18 ? c10::str(static_cast<int64_t>(n_shifts)) : c10::str(n_shifts),
+                    " periodic images; check the cell's units and shape, got cell ", cell_text(cell));
+  for (int k = 0; k < 3; ++k) frame.n_images[k] = pbc[k] ? static_cast<int64_t>(std::ceil(frame.reach[k])) : 0;
+  return frame;
+}
+
 inline Images periodic_images(const double* r, int64_t n_atoms, const Mat3& cell, const bool* pbc, double cutoff) {
   Images images;
   images.points.assign(r, r + 3 * n_atoms);
@@ -118,25 +150,11 @@ inline Images periodic_images(const double* r, int64_t n_atoms, const Mat3& cell
   images.shift.assign(3 * n_atoms, 0);
   images.wrap.assign(3 * n_atoms, 0);
   if (!(pbc[0] || pbc[1] || pbc[2])) return images;
-  const Mat3 eff = effective_cell(cell, pbc);
-  check_effective_cell(cell, eff, pbc);
-  const double det = dot(eff[0], cross(eff[1], eff[2]));
-  Mat3 reciprocal;  // columns of eff^-1: fractional coordinate k = r . reciprocal[k]
-  double reach[3];  // the cutoff in fractional units, along each axis
-  int64_t n_images[3];
-  double n_shifts = 1.0;
-  for (int k = 0; k < 3; ++k) {
-    const Vec3 normal = cross(eff[(k + 1) % 3], eff[(k + 2) % 3]);
-    reciprocal[k] = {normal[0] / det, normal[1] / det, normal[2] / det};
-    reach[k] = cutoff * norm(reciprocal[k]) + 1e-6;
-    n_shifts *= pbc[k] ? 2.0 * std::ceil(reach[k]) + 1.0 : 1.0;
-  }
-  // atoms x images to consider: beyond this the cell is absurd (also catches NaN)
-  TORCH_CHECK_VALUE(n_shifts * static_cast<double>(std::max<int64_t>(n_atoms, 1)) <= 5e7,
-                    "bpnn: `cell`: the cell is far too small for the cutoff (", cutoff, " Å): every atom would need ",
-                    n_shifts < 9e18 ? c10::str(static_cast<int64_t>(n_shifts)) : c10::str(n_shifts),
-                    " periodic images; check the cell's units and shape, got cell ", cell_text(cell));
-  for (int k = 0; k < 3; ++k) n_images[k] = pbc[k] ? static_cast<int64_t>(std::ceil(reach[k])) : 0;
+  const Frame frame = periodic_frame(cell, pbc, cutoff, n_atoms);
+  const Mat3& eff = frame.eff;
+  const Mat3& reciprocal = frame.reciprocal;
+  const double* reach = frame.reach;
+  const int64_t* n_images = frame.n_images;
 
   std::vector<double> frac(3 * n_atoms);  // (N, 3) fractional coordinates of the wrapped atoms
   for (int64_t a = 0; a < n_atoms; ++a) {
