@@ -5,7 +5,7 @@
       select: {H: 27, O: 30}                              # or per element
       method: fps                                         # fps (default) | cur
       features: gradients                                 # gradients (default) | values | both
-      pool: {n_shifted: 16, n_centred: 16, n_angular_eta: 4, zetas: [1, 2, 4, 16]}
+      pool: {n_shifted: 0, n_centred: 16, n_angular_eta: 4, zetas: [1, 2, 4, 16]}
       max_structures: 200                                 # evenly spaced subsample of the data
 
 For every centre element, the candidates of bpnn_ts.function_pool are evaluated on the training
@@ -18,8 +18,9 @@ a Gram matrix C of
   values     the centred values over the training environments, X^T X / n;
   gradients  their derivatives along PROBES random displacements of all atoms per structure
              (central differences), D^T D / n: how each function responds to moving atoms,
-             which is what forces are fitted through (on n2p2's water sample: forces 1.28x the
-             hand-made set's RMSE, against 1.84x with `values`; docs/performance.md);
+             which is what forces are fitted through (on n2p2's water sample, from the default
+             pool: forces 0.97-1.09x the hand-made set's RMSE; with `values` and the 0.3 pool
+             1.84x; docs/performance.md);
   both       the two, each normalised to trace 1, summed.
 
   fps  farthest-point sampling of the columns: start with CUR's first pick, then repeatedly the

@@ -103,14 +103,28 @@ def test_pool_covers_every_element_and_pair(elements):
         assert len(functions) == len(set(functions)) == options.size(len(elements))
         for neighbor in elements:
             radial = [f for f in functions if isinstance(f, RadialSF) and f.neighbor == neighbor]
-            assert len(radial) == 32 and sum(f.r_s == 0.0 for f in radial) == 16
+            assert len(radial) == 16 and all(f.r_s == 0.0 for f in radial)
+            widths = np.sqrt(0.5 / np.array([f.eta for f in radial]))  # geometric, 0.75 r_lower .. 2 r_c
+            assert widths[0] == pytest.approx(0.75 * 0.5) and widths[-1] == pytest.approx(2 * 6.0)
+            assert np.allclose(widths[1:] / widths[:-1], (2 * 6.0 / (0.75 * 0.5)) ** (1 / 15))
         for pair in pairs:
             for narrow in (True, False):
                 angular = [f for f in functions if isinstance(f, AngularSF) and f.neighbors == pair and f.narrow == narrow]
                 assert len(angular) == 32 and {f.zeta for f in angular} == {1.0, 2.0, 4.0, 16.0}
                 assert {f.lambda_ for f in angular} == {-1.0, 1.0}
         assert all(f.r_c == 6.0 for f in functions)
-    assert options.size(2) == 256 and options.size(1) == 96 and options.size(3) == 480
+    assert options.size(2) == 224 and options.size(1) == 80 and options.size(3) == 432
+
+
+def test_pool_of_0_3_shifted_and_linear_centred_grids():
+    options = PoolOptions(n_shifted=16, centred_widths="linear")
+    functions = candidate_pool([1, 8], 6.0, options, r_lower=0.5)[1]
+    radial = [f for f in functions if isinstance(f, RadialSF) and f.neighbor == 8]
+    shifted, centred = radial[:16], radial[16:]
+    assert len(radial) == 32 and all(f.r_s > 0 for f in shifted[1:]) and all(f.r_s == 0 for f in centred)
+    widths = np.sqrt(0.5 / np.array([f.eta for f in centred]))
+    assert np.allclose(widths, 0.5 + 5.5 * np.arange(1, 17) / 16)
+    assert options.size(2) == len(functions) == 256
 
 
 # ---- {select: ...} end to end ----
@@ -212,14 +226,16 @@ def test_from_model_file_round_trip(tmp_path):
 # ---- mistakes ----
 @pytest.mark.parametrize("spec,message", [
     ({"select": 3}, "`symmetry_functions.select` must be at least 4 \\(one radial function per centre and neighbour"),
-    ({"select": 10000}, "`symmetry_functions.select` 10000 exceeds the candidate pool \\(256 per element\\)"),
+    ({"select": 10000}, "`symmetry_functions.select` 10000 exceeds the candidate pool \\(224 per element\\)"),
     ({"select": {"H": 10, "C": 10}}, "`symmetry_functions.select` names elements not in `elements`: \\['C'\\]"),
     ({"select": {"H": 10}}, "must give a count for every element; missing \\['O'\\]"),
-    ({"select": {"H": 1, "O": 10}}, "`symmetry_functions.select.H` must be an integer in \\[2, 256\\]"),
+    ({"select": {"H": 1, "O": 10}}, "`symmetry_functions.select.H` must be an integer in \\[2, 224\\]"),
     ({"select": "many"}, "`symmetry_functions.select` must be a number of functions or a mapping"),
     ({"select": 20, "method": "pca"}, "`symmetry_functions.method` must be one of \\['cur', 'fps'\\], got 'pca'"),
     ({"select": 20, "pool": {"n_radial": 4}}, "`symmetry_functions.pool`: unknown keys \\['n_radial'\\]"),
     ({"select": 20, "pool": {"lambdas": [2]}}, "`symmetry_functions.pool`: `lambdas` must be -1 and/or \\+1"),
+    ({"select": 20, "pool": {"centred_widths": "log"}},
+     "`symmetry_functions.pool`: `centred_widths` must be one of \\['geometric', 'linear'\\], got 'log'"),
     ({"select": 20, "max_structures": 0}, "`symmetry_functions.max_structures` must be an integer >= 1"),
     ({"select": 20, "seed": 1}, "unknown keys \\['seed'\\] beside `select`"),
     ({"select": 20}, "chooses the functions from training data: `bpnn-ts train` resolves it"),
