@@ -8,6 +8,7 @@ derivatives (one direction and two, the nested duals). With a GPU (skipped other
 ops themselves against the CPU kernels, and whole models on CUDA against the CPU.
 """
 
+from pathlib import Path
 from typing import Dict, List
 
 import pytest
@@ -171,6 +172,63 @@ def test_emulation_checks_its_inputs_as_the_cpu_ops_do():
         torch.ops.bpnn_emulation.acsf(*arguments(dict(call, species=species), call["vectors"]))
     with pytest.raises(RuntimeError, match="u must be"):
         torch.ops.bpnn_emulation.acsf_jvp(*arguments(call, call["vectors"]), torch.zeros(3, 1, 3))
+
+
+# ---- the builds: CUDA only where possible (the compile itself: benchmarks/gpu/compile_check.sh) ----
+
+def test_python_build_adds_every_cu_file_and_the_flag_only_for_a_cuda_build(tmp_path, monkeypatch):
+    import torch.utils.cpp_extension
+
+    import bpnn_ts.native as native
+    built: Dict = {}
+
+    def fake_load(name, sources, extra_cflags, build_directory, is_python_module, verbose, **cuda):
+        (Path(build_directory) / f"{name}.so").write_text("")
+        built.clear()
+        built.update(name=name, sources=sources, cflags=extra_cflags, **cuda)
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", fake_load)
+    monkeypatch.setattr(native, "cuda_build", lambda: False)
+    native._build_and_load()
+    assert built["sources"] == [str(native.SOURCE)] and "-DBPNN_WITH_CUDA" not in built["cflags"]
+    assert "extra_cuda_cflags" not in built  # exactly the CPU build
+    cpu_name = built["name"]
+    monkeypatch.setattr(native, "cuda_build", lambda: True)
+    native._build_and_load()
+    cu_files = sorted(native.SOURCE.parent.glob("*.cu"))
+    assert native.SOURCE.with_name("acsf_cuda.cu") in cu_files
+    assert built["sources"] == [str(native.SOURCE)] + [str(path) for path in cu_files]
+    assert "-DBPNN_WITH_CUDA" in built["cflags"] and "-DBPNN_WITH_CUDA" in built["extra_cuda_cflags"]
+    assert built["with_cuda"] and built["name"] != cpu_name  # a folder of its own
+
+
+def test_cuda_build_needs_a_cuda_torch_and_nvcc(tmp_path, monkeypatch):
+    import bpnn_ts.native as native
+    toolkit = tmp_path / "cuda"
+    (toolkit / "bin").mkdir(parents=True)
+    monkeypatch.setenv("CUDA_HOME", str(toolkit))
+    monkeypatch.delenv("BPNN_OPS_CUDA", raising=False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    assert not native.cuda_build()  # no nvcc
+    (toolkit / "bin" / "nvcc").write_text("")
+    assert native.cuda_build() and native.cuda_toolkit() == str(toolkit)
+    monkeypatch.setenv("BPNN_OPS_CUDA", "0")
+    assert not native.cuda_build()
+    monkeypatch.delenv("BPNN_OPS_CUDA")
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert not native.cuda_build()  # a CPU build of torch
+
+
+def test_source_hash_covers_the_cuda_files(tmp_path, monkeypatch):
+    import bpnn_ts.native as native
+    for path in native.SOURCE.parent.iterdir():
+        if path.suffix in (".cpp", ".h", ".cu"):
+            (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(native, "SOURCE", tmp_path / native.SOURCE.name)
+    before = native.source_hash()
+    (tmp_path / "acsf_cuda.cu").write_text((tmp_path / "acsf_cuda.cu").read_text() + "\n// changed\n")
+    assert native.source_hash() != before
 
 
 # ---- on a GPU (tests skip without one; benchmarks/gpu/device_checks.sh runs them) ----

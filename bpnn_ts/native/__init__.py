@@ -23,7 +23,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import torch
 
@@ -135,7 +135,7 @@ def _build_and_load() -> None:
         sys.stderr.write(f"bpnn_ts: building the {what} in {directory} (once; about a minute) ...\n")
         sys.stderr.flush()
     sources = [str(SOURCE)]
-    options = {}
+    options: Dict[str, Any] = {}
     if cuda:
         sources += [str(path) for path in cuda_sources()]
         options = {"extra_cuda_cflags": CUDA_FLAGS, "with_cuda": True}
