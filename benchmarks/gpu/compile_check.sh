@@ -24,11 +24,13 @@ print("cuda_kernels", ok and torch.ops.bpnn.cuda_kernels())
 sys.exit(0 if ok and torch.ops.bpnn.cuda_kernels() else 1)'
 echo "Python build: $(( $(date +%s) - start )) s"
 
-echo "== CMake build of libbpnn with CUDA (CMAKE_CUDA_ARCHITECTURES=${TORCH_CUDA_ARCH_LIST//./})"
+echo "== CMake build of libbpnn with CUDA (torch's CMake takes the architectures from TORCH_CUDA_ARCH_LIST)"
 start=$(date +%s)
+# torch's CMake looks for the toolkit's libraries; a pip-installed nvrtc is found here
+NVRTC=$(python -c 'import glob, os, torch; print((glob.glob(os.path.join(os.path.dirname(torch.__file__), "..", "nvidia", "cu*", "lib", "libnvrtc.so.*[0-9]")) + [""])[0])')
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_PREFIX_PATH="$(python -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
-      -DPython3_EXECUTABLE="$(command -v python)" -DCMAKE_CUDA_COMPILER="$NVCC" \
-      -DCMAKE_CUDA_ARCHITECTURES="${TORCH_CUDA_ARCH_LIST//./}" -DBPNN_CUDA=ON -DBPNN_LAMMPS_PLUGIN=OFF ${CMAKE_EXTRA:-}
+      -DPython3_EXECUTABLE="$(command -v python)" -DCMAKE_CUDA_COMPILER="$NVCC" -DCUDA_TOOLKIT_ROOT_DIR="$(dirname "$(dirname "$NVCC")")" \
+      ${NVRTC:+-DCUDA_nvrtc_LIBRARY=$NVRTC} -DBPNN_CUDA=ON -DBPNN_LAMMPS_PLUGIN=OFF ${CMAKE_EXTRA:-}
 cmake --build "$BUILD" -j "$(nproc)" --target bpnn bpnn_run
 echo "CMake build: $(( $(date +%s) - start )) s"
 BPNN_OPS_LIBRARY=$BUILD/cpp_loader/libbpnn.so PYTHONPATH=$ROOT python -c '
