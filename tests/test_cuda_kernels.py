@@ -19,12 +19,18 @@ from bpnn_ts import keys
 from bpnn_ts.model.kernels import ANGULAR_COLUMNS, RADIAL_COLUMNS, NativeKernel
 from bpnn_ts.native import load_error, load_ops
 
-from helpers import TOL, evaluate, mixed_model, triclinic_water, water_box
+from helpers import TOL, evaluate, mixed_model, squeezed_box, triclinic_water, water_box
 
 pytestmark = pytest.mark.skipif(not load_ops(), reason=f"C++ kernels cannot be built here: {load_error()}")
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available() or not (load_ops() and torch.ops.bpnn.cuda_kernels()),
-                                reason="needs a CUDA device and the ops built with CUDA (bpnn.cuda_kernels())")
+_skip_without_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available() or not (load_ops() and torch.ops.bpnn.cuda_kernels()),
+    reason="needs a CUDA device and the ops built with CUDA (bpnn.cuda_kernels())")
+
+
+def needs_cuda(test):
+    """Marker `gpu`; skipped without a CUDA device or without the ops' CUDA kernels."""
+    return pytest.mark.gpu(_skip_without_cuda(test))
 
 CUTOFF_TYPES = [(0, 0.0), (1, 0.0), (1, 0.3), (2, 0.0), (3, 0.0), (4, 0.2), (5, 0.0), (6, 0.1), (7, 0.0), (8, 0.4)]
 FLOAT64 = TOL["exact"]  # relative to the largest value: same maths, another summation order
@@ -174,6 +180,25 @@ def test_emulation_checks_its_inputs_as_the_cpu_ops_do():
         torch.ops.bpnn_emulation.acsf_jvp(*arguments(call, call["vectors"]), torch.zeros(3, 1, 3))
 
 
+def test_kernel_slots_say_where_they_run():
+    """The potential routes a device's tensors to the fused kernels only where the slot runs
+    there: NativeKernel on the CPU, and on CUDA iff the ops hold CUDA kernels; NoKernel nowhere."""
+    from bpnn_ts.model.kernels import NoKernel
+    model = mixed_model()
+    model.use_native_kernels(True)
+    kernel = model.potential.elements[0].kernel
+    assert isinstance(kernel, NativeKernel)
+    scripted = torch.jit.script(kernel)
+    for slot in (kernel, scripted):
+        assert slot.runs_on(torch.device("cpu"))
+        assert slot.runs_on(torch.device("cuda")) == torch.ops.bpnn.cuda_kernels()
+        assert not slot.runs_on(torch.device("meta"))
+    assert not NoKernel().runs_on(torch.device("cpu")) and not torch.jit.script(NoKernel()).runs_on(torch.device("cpu"))
+    assert model.potential._kernels_run_on(torch.device("cpu"))
+    model.use_native_kernels(False)
+    assert not model.potential._kernels_run_on(torch.device("cpu"))
+
+
 # ---- the builds: CUDA only where possible (the compile itself: benchmarks/gpu/compile_check.sh) ----
 
 def test_python_build_adds_every_cu_file_and_the_flag_only_for_a_cuda_build(tmp_path, monkeypatch):
@@ -233,8 +258,11 @@ def test_source_hash_covers_the_cuda_files(tmp_path, monkeypatch):
 
 # ---- on a GPU (tests skip without one; benchmarks/gpu/device_checks.sh runs them) ----
 
+GPU = torch.device("cuda")  # (a dry run of these tests' logic on a CPU machine sets it to the CPU)
+
+
 def cuda_call(call: Dict) -> Dict:
-    return {name: value.cuda() if isinstance(value, torch.Tensor) else value for name, value in call.items()}
+    return {name: value.to(GPU) if isinstance(value, torch.Tensor) else value for name, value in call.items()}
 
 
 @needs_cuda
@@ -246,7 +274,7 @@ def test_cuda_ops_equal_cpu_for_every_cutoff_type(cutoff_type, alpha):
             cpu = all_ops(torch.ops.bpnn, call, dtype)
             gpu = all_ops(torch.ops.bpnn, cuda_call(call), dtype)
             for name, value in cpu.items():
-                assert gpu[name].device.type == "cuda" and gpu[name].dtype == value.dtype, name
+                assert gpu[name].device.type == GPU.type and gpu[name].dtype == value.dtype, name
                 assert relative_difference(gpu[name].cpu(), value) <= rtol, (name, dtype)
 
 
@@ -269,7 +297,7 @@ def test_cuda_ops_equal_cpu_for_real_zeta_small_cells_and_autograd():
     vectors = call["vectors"].clone().requires_grad_(True)
     g = torch.ops.bpnn.acsf(*arguments(call, vectors))
     (grad,) = torch.autograd.grad(g.square().sum(), vectors)
-    on_gpu = call["vectors"].cuda().requires_grad_(True)
+    on_gpu = call["vectors"].to(GPU).requires_grad_(True)
     g_gpu = torch.ops.bpnn.acsf(*arguments(cuda_call(call), on_gpu))
     (grad_gpu,) = torch.autograd.grad(g_gpu.square().sum(), on_gpu)
     assert relative_difference(grad_gpu.cpu(), grad) <= FLOAT64
@@ -278,10 +306,10 @@ def test_cuda_ops_equal_cpu_for_real_zeta_small_cells_and_autograd():
 def cuda_model(model):
     """`model` with the fused kernels, moved to the GPU (it must choose them there)."""
     model.use_native_kernels(True)
-    return model.to("cuda")
+    return model.to(GPU)
 
 
-def evaluate_on(model, atoms: Atoms, device: str, **kwargs):
+def evaluate_on(model, atoms: Atoms, device: torch.device, **kwargs):
     return model(torch.tensor(atoms.positions, device=device), torch.tensor(atoms.numbers, device=device),
                  torch.tensor(atoms.cell.array, device=device), torch.tensor(atoms.pbc, device=device), **kwargs)
 
@@ -303,20 +331,21 @@ def test_model_on_cuda_uses_the_kernels_and_equals_cpu(cutoff_type, alpha):
 
     NativeKernel.forward = spy
     try:
-        result = evaluate_on(model, atoms, "cuda", compute_virial=True)
+        result = evaluate_on(model, atoms, GPU, compute_virial=True)
     finally:
         NativeKernel.forward = original
-    assert calls and set(calls) == {"cuda"}  # the fused kernels ran, on CUDA tensors
+    assert calls and set(calls) == {GPU.type}  # the fused kernels ran, on CUDA tensors
     for key in (keys.ENERGY, keys.ENERGIES, keys.FORCES, keys.VIRIAL):
         assert relative_difference(result[key].cpu(), reference[key]) <= FLOAT64, key
 
 
 @needs_cuda
 def test_committee_spreads_and_extrapolation_counts_on_cuda_equal_cpu(pt2_committee):
-    atoms = water_box(8, seed=4)
+    atoms = squeezed_box()  # outside the training range: extrapolation counts above 0
     pt2_committee.use_native_kernels(True)
-    reference = evaluate(pt2_committee, atoms, compute_uncertainty=True)
-    result = evaluate_on(cuda_model(pt2_committee), atoms, "cuda", compute_uncertainty=True)
+    reference = evaluate(pt2_committee, atoms, compute_uncertainty=True, count_extrapolation=True)
+    assert int(reference[keys.EXTRAPOLATION].sum()) > 0
+    result = evaluate_on(cuda_model(pt2_committee), atoms, GPU, compute_uncertainty=True, count_extrapolation=True)
     assert set(result) == set(reference)
     for key, value in reference.items():
         if value.is_floating_point():
