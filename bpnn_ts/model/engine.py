@@ -41,8 +41,9 @@ class BPNNModel(torch.nn.Module):
         kernels on the CPU (torch.ops.bpnn; built on first use, see bpnn_ts.native). Returns whether
         they are on: False, with nothing changed, where the kernels cannot be built. Training
         (create_graph) runs through them (their autograd is registered in C++); descriptor
-        Jacobians and CUDA inputs keep the torch path (except the pair search, on CUDA where the
-        library has CUDA kernels: NativePairSearch)."""
+        Jacobians keep the torch path, and so do CUDA inputs unless the ops were built with CUDA
+        (`torch.ops.bpnn.cuda_kernels()`: then the descriptors and the pair search run in the CUDA
+        kernels)."""
         from ..native import load_ops
         if enable and not load_ops():
             return False

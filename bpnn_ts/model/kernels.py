@@ -3,8 +3,9 @@ fused C++ ops of bpnn_ts/native.
 
 `ElementModel.kernel` is typed by the TorchScript interface `DescriptorKernel`, so a model
 scripts whether or not the C++ ops exist: only `NativeKernel` refers to `torch.ops.bpnn.*`,
-and only models switched to it need the ops at load time. A CUDA kernel would be one more
-implementation of the same interface. The ops are differentiable (their autograd is C++,
+and only models switched to it need the ops at load time. The same ops run on CUDA tensors where
+the library holds CUDA kernels (`torch.ops.bpnn.cuda_kernels()`); `runs_on(device)` tells the
+potential whether to route a device's tensors through the slot. The ops are differentiable (their autograd is C++,
 bpnn_ts/native/acsf_autograd.h, so C++ engines have it too): dE/dr_ij = acsf_backward(d_g) is
 differentiable w.r.t. d_g (through acsf_jvp), which is what training on forces needs.
 """
@@ -30,6 +31,10 @@ class DescriptorKernel(torch.nn.Module):
         vectors (P, 3) grouped by centre, offsets (B + 1,), species (P,) of the neighbours."""
         pass
 
+    def runs_on(self, device: torch.device) -> bool:
+        """True if this kernel computes on tensors of `device` (else the torch blocks do)."""
+        pass
+
 
 class NoKernel(torch.nn.Module):
     """Placeholder: the element computes its descriptors with the torch blocks."""
@@ -37,6 +42,10 @@ class NoKernel(torch.nn.Module):
     def forward(self, vectors: torch.Tensor, offsets: torch.Tensor, species: torch.Tensor,
                 d_g: Optional[torch.Tensor]) -> torch.Tensor:
         raise ValueError("this model has no fused descriptor kernel (use_native_kernels was not enabled)")
+
+    @torch.jit.export
+    def runs_on(self, device: torch.device) -> bool:
+        return False
 
 
 def parameter_rows(function: SymmetryFunction, column: int, species_index: Dict[int, int]) -> List[float]:
@@ -53,8 +62,9 @@ def parameter_rows(function: SymmetryFunction, column: int, species_index: Dict[
 
 
 class NativeKernel(torch.nn.Module):
-    """torch.ops.bpnn.acsf / acsf_backward for the functions of one centre element (CPU); the
-    arguments after the pair data (`radial` .. `cutoff_alpha`) are those of every bpnn ACSF op."""
+    """torch.ops.bpnn.acsf / acsf_backward for the functions of one centre element (CPU, and CUDA
+    where the ops were built with CUDA); the arguments after the pair data (`radial` ..
+    `cutoff_alpha`) are those of every bpnn ACSF op."""
 
     def __init__(self, functions: Sequence[SymmetryFunction], species_numbers: Sequence[int],
                  cutoff_type: int, cutoff_alpha: float):
@@ -78,3 +88,11 @@ class NativeKernel(torch.nn.Module):
         return torch.ops.bpnn.acsf_backward(vectors, offsets, species, self.radial, self.angular,
                                             self.n_functions, self.n_species, self.cutoff_type,
                                             self.cutoff_alpha, d_g)
+
+    @torch.jit.export
+    def runs_on(self, device: torch.device) -> bool:
+        """The CPU always; CUDA where the loaded ops hold CUDA kernels (asked when the model runs,
+        so one model file uses them wherever the library has them)."""
+        if device.type == "cpu":
+            return True
+        return device.type == "cuda" and torch.ops.bpnn.cuda_kernels()

@@ -98,7 +98,7 @@ class BPNNPotential(torch.nn.Module):
         dtype = self.atomic_energy_shift.dtype
         device = pair_list.vectors.device
         results: List[Dict[str, torch.Tensor]] = []
-        if self.fused_kernels and device.type == "cpu" and not request.jacobian and self.analytic_forces:
+        if self.fused_kernels and self._kernels_run_on(device) and not request.jacobian and self.analytic_forces:
             results = self._evaluate_fused(centre_pairs(pair_list, n_species, dtype, False), members, request)
         else:
             pairs = centre_pairs(pair_list, n_species, dtype, True)
@@ -112,6 +112,14 @@ class BPNNPotential(torch.nn.Module):
                 result.pop(keys.DESCRIPTORS)
                 result.pop(keys.SCALED_DESCRIPTORS)
         return result
+
+    def _kernels_run_on(self, device: torch.device) -> bool:
+        """True if every element's fused kernel computes on `device` (CPU; CUDA where the ops have
+        CUDA kernels): kernels.py's DescriptorKernel.runs_on."""
+        runs = True
+        for element in self.elements:
+            runs = runs and element.kernel.runs_on(device)
+        return runs
 
     def _evaluate_fused(self, pairs: CentrePairs, members: List[Optional[int]],
                         request: Request) -> List[Dict[str, torch.Tensor]]:

@@ -4,7 +4,11 @@ directional derivatives `acsf_jvp`, `acsf_backward_jvp`; all differentiable, acs
 `load_ops()` makes them available in this process: from the library named by
 the environment variable BPNN_OPS_LIBRARY if set (e.g. the CMake build's
 libbpnn.so), else by compiling `acsf_ops.cpp` (which includes the headers beside
-it) once with torch.utils.cpp_extension (needs a C++ compiler and ninja). The build goes to
+it) once with torch.utils.cpp_extension (needs a C++ compiler and ninja). Where torch is a CUDA
+build and a CUDA toolkit (nvcc under $CUDA_HOME, or where torch finds one) exists, every `*.cu`
+file beside it is compiled in too, with -DBPNN_WITH_CUDA (`cuda_build()`; BPNN_OPS_CUDA=0 turns
+that off; TORCH_CUDA_ARCH_LIST, e.g. "9.0", limits the GPU architectures and the build time):
+the CUDA kernels of the ops, `torch.ops.bpnn.cuda_kernels()` then says True. The build goes to
 a folder of its own per source hash, torch and Python version and flags (under
 $TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions), so that checkouts and environments on one
 machine never rebuild or overwrite each other's; a line on stderr says when a build starts.
@@ -19,7 +23,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import torch
 
@@ -27,6 +31,8 @@ import torch
 # parameter tables, dual numbers and autograd (acsf_centre.h, thread_pool.h, acsf_plan.h,
 # acsf_math.h, dual.h, acsf_autograd.h, cell_list.h).
 SOURCE = Path(__file__).with_name("acsf_ops.cpp")
+# Flags of nvcc for the *.cu files (IEEE division and square roots: no --use_fast_math).
+CUDA_FLAGS = ["-O3", "-DBPNN_WITH_CUDA"]
 # Needed for the kernels' loops to vectorize; they change no result (cpp_loader/CMakeLists.txt
 # compiles the same file with the same flags).
 COMPILE_FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
@@ -44,25 +50,51 @@ def ops_available() -> bool:
 
 
 def source_hash() -> str:
-    """Hash of the kernel sources, headers included (the build cache tracks only the .cpp)."""
+    """Hash of the kernel sources, headers and CUDA files included (the build cache tracks only the .cpp)."""
     digest = hashlib.sha256()
     for path in sorted(SOURCE.parent.glob("*.[ch]*")):
-        if path.suffix in (".cpp", ".h"):
+        if path.suffix in (".cpp", ".h", ".cu", ".cuh"):
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
+def cuda_sources() -> List[Path]:
+    """The CUDA files beside acsf_ops.cpp (each registers its ops' CUDA kernels)."""
+    return sorted(SOURCE.parent.glob("*.cu"))
+
+
+def cuda_toolkit() -> str:
+    """The CUDA toolkit to build with: $CUDA_HOME, else where torch finds one; "" if it has no nvcc."""
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if not home:
+        from torch.utils import cpp_extension
+        home = cpp_extension.CUDA_HOME or ""
+    return home if home and os.path.isfile(os.path.join(home, "bin", "nvcc")) else ""
+
+
+def cuda_build() -> bool:
+    """Whether the Python build compiles the CUDA kernels: torch built with CUDA, a toolkit with
+    nvcc (`cuda_toolkit()`), CUDA files present, and BPNN_OPS_CUDA not "0". Needs no GPU."""
+    if os.environ.get("BPNN_OPS_CUDA", "") == "0" or not torch.version.cuda or not cuda_sources():
+        return False
+    return bool(cuda_toolkit())
+
+
 def compile_flags() -> List[str]:
-    """The flags of the Python build (with BPNN_OPS_CFLAGS from the environment)."""
-    return COMPILE_FLAGS + [f"-DBPNN_SOURCE_HASH={source_hash()}"] + os.environ.get("BPNN_OPS_CFLAGS", "").split()
+    """The flags of the Python build (with BPNN_OPS_CFLAGS from the environment; -DBPNN_WITH_CUDA
+    for a CUDA build)."""
+    flags = COMPILE_FLAGS + [f"-DBPNN_SOURCE_HASH={source_hash()}"] + os.environ.get("BPNN_OPS_CFLAGS", "").split()
+    return flags + ["-DBPNN_WITH_CUDA"] if cuda_build() else flags
 
 
 def build_name() -> str:
     """Name of this build: sources and where they are (ninja rebuilds a folder whose source path
     changed, so two checkouts sharing one folder rebuilt each other's), torch and Python version,
-    and flags, hashed."""
-    key = "|".join([source_hash(), str(SOURCE.resolve()), torch.__version__, sys.version, *compile_flags()])
-    return "bpnn_acsf_ops_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    and flags (for a CUDA build: nvcc's, the toolkit and the architectures too), hashed."""
+    key = [source_hash(), str(SOURCE.resolve()), torch.__version__, sys.version, *compile_flags()]
+    if cuda_build():
+        key += [*CUDA_FLAGS, cuda_toolkit(), os.environ.get("TORCH_CUDA_ARCH_LIST", "")]
+    return "bpnn_acsf_ops_" + hashlib.sha256("|".join(key).encode()).hexdigest()[:16]
 
 
 def build_directory() -> Path:
@@ -92,16 +124,24 @@ def load_ops() -> bool:
 
 
 def _build_and_load() -> None:
-    """torch.utils.cpp_extension's build of acsf_ops.cpp into build_directory() (a no-op when built)."""
+    """torch.utils.cpp_extension's build of acsf_ops.cpp (and, for a CUDA build, the *.cu files)
+    into build_directory() (a no-op when built)."""
     from torch.utils.cpp_extension import load
     name, directory = build_name(), build_directory()
     directory.mkdir(parents=True, exist_ok=True)
+    cuda = cuda_build()
     if not (directory / f"{name}.so").is_file():
-        sys.stderr.write(f"bpnn_ts: building the fused C++ kernels in {directory} (once; about a minute) ...\n")
+        what = "fused C++ and CUDA kernels" if cuda else "fused C++ kernels"
+        sys.stderr.write(f"bpnn_ts: building the {what} in {directory} (once; about a minute) ...\n")
         sys.stderr.flush()
+    sources = [str(SOURCE)]
+    options: Dict[str, Any] = {}
+    if cuda:
+        sources += [str(path) for path in cuda_sources()]
+        options = {"extra_cuda_cflags": CUDA_FLAGS, "with_cuda": True}
     with build_lock(directory):
-        load(name=name, sources=[str(SOURCE)], extra_cflags=compile_flags(), build_directory=str(directory),
-             is_python_module=False, verbose=False)
+        load(name=name, sources=sources, extra_cflags=compile_flags(), build_directory=str(directory),
+             is_python_module=False, verbose=False, **options)
 
 
 @contextmanager

@@ -48,6 +48,7 @@
 
 #include "acsf_math.h"
 #include "acsf_plan.h"
+#include "acsf_terms.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(BPNN_NO_CLONES)
 #define BPNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -133,10 +134,10 @@ BPNN_INLINE void group_factors(const Group& group, const real* __restrict r, con
 #pragma omp simd
   for (int64_t t = 0; t < n; ++t) {
     const real shifted = r[t] - r_s;
-    real gauss = bpnn_math::exp(-eta * shifted * shifted);
+    real gauss = bpnn_terms::gaussian(eta, shifted);
     if (masked) gauss = keep[t] != real(0) ? gauss : real(0);
     out[t] = gauss * f[t];
-    if (derivatives) d_out[t] = gauss * (df[t] - real(2) * eta * shifted * f[t]);
+    if (derivatives) d_out[t] = gauss * bpnn_terms::gaussian_bracket(eta, shifted, f[t], df[t]);
   }
 }
 
@@ -184,16 +185,10 @@ BPNN_INLINE void shape_powers(const Shape& shape, const real* __restrict cos, in
   const real lambda = real(shape.lambda), zeta_value = real(shape.zeta);
   if (zeta > 0) {
 #pragma omp simd
-    for (int64_t t = 0; t < n; ++t) {
-      const real raw = real(1.0) + lambda * cos[t];
-      const real base = raw > real(0.0) ? raw : real(0.0);
-      real below = real(1.0);  // base^(zeta - 1)
-      for (int e = 1; e < zeta; ++e) below *= base;
-      value[t] = below * base;
-      slope[t] = raw > real(0.0) ? real(zeta) * below : real(0.0);
-    }
+    for (int64_t t = 0; t < n; ++t) bpnn_terms::angular_power<zeta>(real(1.0) + lambda * cos[t], value[t], slope[t]);
     return;
   }
+  // One vectorized pass per factor: the products of bpnn_terms::angular_power(raw, zeta, ..).
 #pragma omp simd
   for (int64_t t = 0; t < n; ++t) slope[t] = real(1.0);
   for (int e = 1; e < shape.integer_zeta; ++e) {
@@ -272,15 +267,13 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<
     ky[u] = y[k];
     kz[u] = z[k];
     k_inv_r[u] = inv_r[k];
-    dx[u] = kx[u] - xj;
-    dy[u] = ky[u] - yj;
-    dz[u] = kz[u] - zj;
-    const real d2 = dx[u] * dx[u] + dy[u] * dy[u] + dz[u] * dz[u];
-    const bool apart = d2 > real(1e-20);
-    const real r_jk = bpnn_math::sqrt(apart ? d2 : real(1.0));
-    rjk[u] = apart ? r_jk : real(0.0);
-    inv_rjk[u] = apart ? real(1.0) / r_jk : real(0.0);
-    cos[u] = (xj * kx[u] + yj * ky[u] + zj * kz[u]) * inv_rj * k_inv_r[u];
+    const bpnn_terms::Triplet<real> t = bpnn_terms::triplet(xj, yj, zj, inv_rj, kx[u], ky[u], kz[u], k_inv_r[u]);
+    dx[u] = t.dx;
+    dy[u] = t.dy;
+    dz[u] = t.dz;
+    rjk[u] = t.rjk;
+    inv_rjk[u] = t.inv_rjk;
+    cos[u] = t.cos;
   }
   for (int gi : pair.groups) {
     const real* __restrict gr = &w.gr[gi * m];
@@ -316,9 +309,7 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<
       shape_powers<0, real>(shape, cos, nc, value, slope);
     } else {
       for (int64_t u = 0; u < nc; ++u) {
-        const real base = real(1.0) + real(shape.lambda) * cos[u];
-        value[u] = base > real(0.0) ? bpnn_math::pow(base, real(shape.zeta)) : real(0.0);
-        slope[u] = base > real(0.0) ? real(shape.zeta) * value[u] / base : real(0.0);
+        bpnn_terms::angular_power_real(real(1.0) + real(shape.lambda) * cos[u], real(shape.zeta), value[u], slope[u]);
       }
     }
   }
@@ -338,7 +329,7 @@ BPNN_INLINE void forward_centre(const Plan& plan, Scratch<real>& w) {
 #pragma omp simd reduction(+ : sum)
     for (int64_t a = w.block[fn.species]; a < w.block[fn.species + 1]; ++a) {
       const real shifted = r[a] - r_s;
-      sum += bpnn_math::exp(-eta * shifted * shifted) * f[a];
+      sum += bpnn_terms::gaussian(eta, shifted) * f[a];
     }
     w.g[fn.column] += sum;
   }
@@ -388,8 +379,8 @@ BPNN_INLINE void backward_centre(const Plan& plan, const double* weight, Scratch
 #pragma omp simd
     for (int64_t a = w.block[fn.species]; a < w.block[fn.species + 1]; ++a) {
       const real shifted = r[a] - r_s;
-      const real gauss = bpnn_math::exp(-eta * shifted * shifted);
-      const real d_r = wf * gauss * (df[a] - real(2.0) * eta * shifted * f[a]) * inv_r[a];
+      const real gauss = bpnn_terms::gaussian(eta, shifted);
+      const real d_r = wf * gauss * bpnn_terms::gaussian_bracket(eta, shifted, f[a], df[a]) * inv_r[a];
       gx[a] += d_r * x[a];
       gy[a] += d_r * y[a];
       gz[a] += d_r * z[a];
@@ -425,19 +416,14 @@ BPNN_INLINE void backward_centre(const Plan& plan, const double* weight, Scratch
         const real* __restrict djk = &w.dgjk[fn.group * m];
 #pragma omp simd
         for (int64_t u = 0; u < n; ++u) {
-          const real cv = c * value[u];
-          s_jk[u] += cv * gj * gk[u] * djk[u];
-          s_cos[u] += c * jk[u] * slope[u] * lambda * gj * gk[u];
-          s_j[u] += cv * jk[u] * dgj * gk[u];
-          s_k[u] += cv * jk[u] * gj * dgk[u];
+          bpnn_terms::add_angular_slopes<true>(c, lambda, value[u], slope[u], gj, dgj, gk[u], dgk[u], jk[u], djk[u],
+                                               s_cos[u], s_j[u], s_k[u], s_jk[u]);
         }
       } else {
 #pragma omp simd
         for (int64_t u = 0; u < n; ++u) {
-          const real cv = c * value[u];
-          s_cos[u] += c * slope[u] * lambda * gj * gk[u];
-          s_j[u] += cv * dgj * gk[u];
-          s_k[u] += cv * gj * dgk[u];
+          bpnn_terms::add_angular_slopes<false>(c, lambda, value[u], slope[u], gj, dgj, gk[u], dgk[u], real(0.0),
+                                                real(0.0), s_cos[u], s_j[u], s_k[u], s_jk[u]);
         }
       }
     }
@@ -451,22 +437,22 @@ BPNN_INLINE void backward_centre(const Plan& plan, const double* weight, Scratch
     const real* __restrict kz = w.kz.data();
     const real* __restrict k_inv_r = w.k_inv_r.data();
     const real* __restrict inv_rjk = w.inv_rjk.data();
+    const real* __restrict rjk = w.rjk.data();
     real* __restrict cgx = w.cgx.data();
     real* __restrict cgy = w.cgy.data();
     real* __restrict cgz = w.cgz.data();
     real gxj = real(0.0), gyj = real(0.0), gzj = real(0.0);
 #pragma omp simd reduction(+ : gxj, gyj, gzj)
     for (int64_t u = 0; u < n; ++u) {
-      const real both = s_cos[u] * inv_rj * k_inv_r[u];
-      const real a_j = (s_j[u] - s_cos[u] * cos[u] * inv_rj) * inv_rj;
-      const real a_k = (s_k[u] - s_cos[u] * cos[u] * k_inv_r[u]) * k_inv_r[u];
-      const real c_jk = s_jk[u] * inv_rjk[u];
-      gxj += a_j * xj + both * kx[u] - c_jk * dx[u];
-      gyj += a_j * yj + both * ky[u] - c_jk * dy[u];
-      gzj += a_j * zj + both * kz[u] - c_jk * dz[u];
-      cgx[u] = a_k * kx[u] + both * xj + c_jk * dx[u];
-      cgy[u] = a_k * ky[u] + both * yj + c_jk * dy[u];
-      cgz[u] = a_k * kz[u] + both * zj + c_jk * dz[u];
+      const bpnn_terms::Triplet<real> t{dx[u], dy[u], dz[u], rjk[u], inv_rjk[u], cos[u]};
+      const bpnn_terms::TripletGradient<real> d = bpnn_terms::triplet_gradient(
+          s_cos[u], s_j[u], s_k[u], s_jk[u], xj, yj, zj, inv_rj, kx[u], ky[u], kz[u], k_inv_r[u], t);
+      gxj += d.jx;
+      gyj += d.jy;
+      gzj += d.jz;
+      cgx[u] = d.kx;
+      cgy[u] = d.ky;
+      cgz[u] = d.kz;
     }
     const int32_t* __restrict slot = w.slot.data();
     for (int64_t u = 0; u < n; ++u) {

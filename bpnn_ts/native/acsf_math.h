@@ -2,7 +2,8 @@
 // vectorize (SSE2/AVX2/AVX-512, whatever the compiled function targets): exp, cos/sin(pi x) and
 // the n2p2 cutoff functions. Accurate to a few ulp in double precision (the tests compare the
 // kernels with torch's own exp/cos at 1e-12 relative). Templates over the scalar type also run on
-// the dual numbers of dual.h (derivatives); exp, sqrt and pow have dual overloads here.
+// the dual numbers of dual.h (derivatives); exp, sqrt and pow have dual overloads here. The scalar
+// functions are BPNN_HD (host_device.h): a GPU thread runs the same code (acsf_device.h).
 #pragma once
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "dual.h"
+#include "host_device.h"
 
 #if defined(__GNUC__)
 #define BPNN_INLINE inline __attribute__((always_inline))
@@ -25,51 +27,61 @@ namespace bpnn_math {
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kTanhScale = 2.2637537952253504;  // ((e + 1/e) / (e - 1/e))^3
 
-BPNN_INLINE double bits_to_double(uint64_t bits) {
+BPNN_HD BPNN_INLINE double bits_to_double(uint64_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(static_cast<long long>(bits));
+#else
   double value;
   std::memcpy(&value, &bits, sizeof value);
   return value;
+#endif
 }
 
-BPNN_INLINE uint64_t double_to_bits(double value) {
+BPNN_HD BPNN_INLINE uint64_t double_to_bits(double value) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__double_as_longlong(value));
+#else
   uint64_t bits;
   std::memcpy(&bits, &value, sizeof bits);
   return bits;
+#endif
 }
 
-// Taylor coefficients, highest power first (Horner order).
-constexpr double kExpSeries[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-                                 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
-                                 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};  // exp(r), r^13 .. r^0
-constexpr double kExpSeriesSingle[] = {1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5,
-                                       1.0, 1.0};  // exp(r), r^7 .. r^0
-// sin(v) / v = sum_n (-1)^n v^2n / (2n + 1)!, in powers of v^2 from v^20 down
-constexpr double kSinSeries[] = {1.0 / 51090942171709440000.0, -1.0 / 121645100408832000.0,
-                                 1.0 / 355687428096000.0,      -1.0 / 1307674368000.0,
-                                 1.0 / 6227020800.0,           -1.0 / 39916800.0,
-                                 1.0 / 362880.0,               -1.0 / 5040.0,
-                                 1.0 / 120.0,                  -1.0 / 6.0,
-                                 1.0};
-// cos(v) = sum_n (-1)^n v^2n / (2n)!, in powers of v^2 from v^22 down
-constexpr double kCosSeries[] = {-1.0 / 1124000727777607680000.0, 1.0 / 2432902008176640000.0,
-                                 -1.0 / 6402373705728000.0,       1.0 / 20922789888000.0,
-                                 -1.0 / 87178291200.0,            1.0 / 479001600.0,
-                                 -1.0 / 3628800.0,                1.0 / 40320.0,
-                                 -1.0 / 720.0,                    1.0 / 24.0,
-                                 -0.5,                            1.0};
+BPNN_HD BPNN_INLINE uint32_t float_to_bits(float value) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(value);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  return bits;
+#endif
+}
 
-// sum_k c[k] x^(N-1-k) by Horner's rule, in the precision of x (unrolled: N is a constant).
-template <typename real, size_t N>
-BPNN_INLINE real horner(real x, const double (&c)[N]) {
-  real p = real(c[0]);
-#pragma GCC unroll 16
-  for (size_t k = 1; k < N; ++k) p = p * x + real(c[k]);
+BPNN_HD BPNN_INLINE float bits_to_float(uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+#endif
+}
+
+// Horner's rule, highest power first: horner(c0, x, c1, .., cn) = c0 x^n + c1 x^(n-1) + .. + cn,
+// in the precision of x. The coefficients are arguments (constants at every call, so it unrolls
+// completely) rather than tables, which device code could not read.
+template <typename real>
+BPNN_HD BPNN_INLINE real horner(real p, real) {
   return p;
+}
+template <typename real, typename... Rest>
+BPNN_HD BPNN_INLINE real horner(real p, real x, double c, Rest... rest) {
+  return horner(p * x + real(c), x, rest...);
 }
 
 // exp(x): Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, degree-13 Taylor polynomial,
 // 2^n built in the exponent bits. 0 below -708 (where exp is subnormal), clamped above 709.
-BPNN_INLINE double exp(double x) {
+BPNN_HD BPNN_INLINE double exp(double x) {
   constexpr double kShifter = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
   constexpr double kLog2e = 1.4426950408889634;
   constexpr double kLn2Hi = 6.93147180369123816490e-01;
@@ -78,14 +90,16 @@ BPNN_INLINE double exp(double x) {
   const double t = xc * kLog2e + kShifter;
   const double n = t - kShifter;
   const double r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  const double p = horner(r, kExpSeries);  // sum_k r^k / k!, k = 0..13
+  const double p = horner(1.0 / 6227020800.0, r, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                          1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
+                          1.0 / 6.0, 0.5, 1.0, 1.0);  // sum_k r^k / k!, k = 13..0
   // The low bits of t hold n (t = shifter + n exactly); (n + 1023) << 52 is 2^n.
   const double scale = bits_to_double((double_to_bits(t) + 1023u) << 52);
   return x < -708.0 ? 0.0 : p * scale;
 }
 
 // exp(x) in single precision: the same reduction, degree-7 polynomial; 0 below -87.
-BPNN_INLINE float exp(float x) {
+BPNN_HD BPNN_INLINE float exp(float x) {
   constexpr float kShifter = 12582912.0f;  // 1.5 * 2^23
   constexpr float kLog2e = 1.44269504f;
   constexpr float kLn2Hi = 0.693145751953125f;
@@ -94,34 +108,41 @@ BPNN_INLINE float exp(float x) {
   const float t = xc * kLog2e + kShifter;
   const float n = t - kShifter;
   const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  const float p = horner(r, kExpSeriesSingle);  // sum_k r^k / k!, k = 0..7
-  uint32_t bits;
-  std::memcpy(&bits, &t, sizeof bits);
-  bits = (bits + 127u) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
+  const float p = horner(float(1.0 / 5040.0), r, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0,
+                         1.0);  // sum_k r^k / k!, k = 7..0
+  const float scale = bits_to_float((float_to_bits(t) + 127u) << 23);
   return x < -87.0f ? 0.0f : p * scale;
 }
 
 // exp of a dual: exp(v + eps d) = exp(v) + eps exp(v) d.
 template <typename T>
-BPNN_INLINE bpnn_dual::Dual<T> exp(const bpnn_dual::Dual<T>& x) {
+BPNN_HD BPNN_INLINE bpnn_dual::Dual<T> exp(const bpnn_dual::Dual<T>& x) {
   const T e = exp(x.v);
   return {e, e * x.d};
 }
 
 // sqrt and pow (base > 0) of reals and duals, so that the kernels' templates call one name.
-BPNN_INLINE double sqrt(double x) { return std::sqrt(x); }
-BPNN_INLINE float sqrt(float x) { return std::sqrt(x); }
+#if defined(__CUDA_ARCH__)
+BPNN_HD BPNN_INLINE double sqrt(double x) { return ::sqrt(x); }
+BPNN_HD BPNN_INLINE float sqrt(float x) { return ::sqrtf(x); }
+#else
+BPNN_HD BPNN_INLINE double sqrt(double x) { return std::sqrt(x); }
+BPNN_HD BPNN_INLINE float sqrt(float x) { return std::sqrt(x); }
+#endif
 template <typename T>
-BPNN_INLINE bpnn_dual::Dual<T> sqrt(const bpnn_dual::Dual<T>& x) {
+BPNN_HD BPNN_INLINE bpnn_dual::Dual<T> sqrt(const bpnn_dual::Dual<T>& x) {
   const T s = sqrt(x.v);
   return {s, x.d / (T(2.0) * s)};
 }
-BPNN_INLINE double pow(double x, double p) { return std::pow(x, p); }
-BPNN_INLINE float pow(float x, float p) { return std::pow(x, p); }
+#if defined(__CUDA_ARCH__)
+BPNN_HD BPNN_INLINE double pow(double x, double p) { return ::pow(x, p); }
+BPNN_HD BPNN_INLINE float pow(float x, float p) { return ::powf(x, p); }
+#else
+BPNN_HD BPNN_INLINE double pow(double x, double p) { return std::pow(x, p); }
+BPNN_HD BPNN_INLINE float pow(float x, float p) { return std::pow(x, p); }
+#endif
 template <typename T>
-BPNN_INLINE bpnn_dual::Dual<T> pow(const bpnn_dual::Dual<T>& x, const bpnn_dual::Dual<T>& p) {  // p: a constant
+BPNN_HD BPNN_INLINE bpnn_dual::Dual<T> pow(const bpnn_dual::Dual<T>& x, const bpnn_dual::Dual<T>& p) {  // p: a constant
   const T y = pow(x.v, p.v);
   return {y, p.v * y / x.v * x.d};
 }
@@ -129,12 +150,18 @@ BPNN_INLINE bpnn_dual::Dual<T> pow(const bpnn_dual::Dual<T>& x, const bpnn_dual:
 // cos(pi x) and sin(pi x) for x in [0, 1] (clamped): with v = pi (x - 1/2) in [-pi/2, pi/2],
 // cos(pi x) = -sin(v) and sin(pi x) = cos(v), both by Taylor series to v^21 / v^22.
 template <typename real>
-BPNN_INLINE void cos_sin_pi(real x, real& c, real& s) {
+BPNN_HD BPNN_INLINE void cos_sin_pi(real x, real& c, real& s) {
   const real xc = x < real(0) ? real(0) : (x > real(1) ? real(1) : x);
   const real v = real(kPi) * (xc - real(0.5));
   const real v2 = v * v;
-  const real sv = horner(v2, kSinSeries);  // sin(v) / v
-  const real cv = horner(v2, kCosSeries);  // cos(v)
+  // sin(v) / v = sum_n (-1)^n v^2n / (2n + 1)!, in powers of v^2 from v^20 down
+  const real sv = horner(real(1.0 / 51090942171709440000.0), v2, -1.0 / 121645100408832000.0,
+                         1.0 / 355687428096000.0, -1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0,
+                         1.0 / 362880.0, -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0, 1.0);
+  // cos(v) = sum_n (-1)^n v^2n / (2n)!, in powers of v^2 from v^22 down
+  const real cv = horner(real(-1.0 / 1124000727777607680000.0), v2, 1.0 / 2432902008176640000.0,
+                         -1.0 / 6402373705728000.0, 1.0 / 20922789888000.0, -1.0 / 87178291200.0,
+                         1.0 / 479001600.0, -1.0 / 3628800.0, 1.0 / 40320.0, -1.0 / 720.0, 1.0 / 24.0, -0.5, 1.0);
   c = -sv * v;
   s = cv;
 }
@@ -142,7 +169,7 @@ BPNN_INLINE void cos_sin_pi(real x, real& c, real& s) {
 // f_c(r) and df_c/dr for n2p2 cutoff types 0..8 (bpnn_ts/model/cutoffs.py has the formulas); 0 for
 // r >= rc. `kind` is a template argument so that callers loop over r with no branch inside.
 template <int kind, typename real>
-BPNN_INLINE void cutoff(real r, real rc, real inv_rc, real alpha, real& f, real& slope) {
+BPNN_HD BPNN_INLINE void cutoff(real r, real rc, real inv_rc, real alpha, real& f, real& slope) {
   const bool inside = r < rc;
   real value = real(1.0), d = real(0.0);
   if (kind == 2 || kind == 3) {

@@ -8,6 +8,9 @@
 // compiled into the C++ loader library (bpnn_run and the LAMMPS plugin) and, for Python, by
 // torch.utils.cpp_extension (bpnn_ts/native/__init__.py).
 // The op schemas are part of the model-file contract (export/CONTRACT.md): do not change them.
+// CUDA tensors: acsf_cuda.cu registers the same four ACSF ops for the CUDA key where the library
+// is built with CUDA (-DBPNN_WITH_CUDA); their per-thread maths is acsf_device.h, which the
+// test-only ops bpnn_emulation::* at the end of this file run on the host.
 //
 // Inputs (shared by the ACSF ops):
 //   vectors (P, 3)  pair vectors r_ij = R_j - R_i, Å, grouped by centre
@@ -31,6 +34,9 @@
 
 #include "acsf_autograd.h"
 #include "acsf_centre.h"
+#include "acsf_device.h"
+#include "acsf_device_ops.h"
+#include "acsf_device_plan.h"
 #include "acsf_plan.h"
 #include "cell_list.h"
 #include "dual.h"
@@ -221,6 +227,79 @@ bool cuda_kernels() {
 #endif
 }
 
+// The GPU kernels' passes on the host (acsf_device_ops.h's Backend), one loop iteration per
+// would-be CUDA thread, on the flat plan a launch would copy: the test-only ops bpnn_emulation::*.
+struct Emulation {
+  static bpnn_device::Tables tables(const torch::Tensor& radial, const torch::Tensor& angular, int64_t n_species,
+                                    int64_t cutoff_type, double cutoff_alpha, const torch::Device&) {
+    bpnn_device::FlatPlan flat = bpnn_device::flatten(
+        bpnn_plan::make_plan(radial, angular, n_species, cutoff_type, cutoff_alpha));
+    bpnn_device::Tables t{flat.header, torch::tensor(flat.values, torch::kFloat64)};
+    t.plan.data = t.values.data_ptr<double>();
+    return t;
+  }
+  template <typename real, typename scalar_t>
+  static void pairs(const bpnn_device::DevicePlan& plan, int64_t n_pairs, const scalar_t* vectors,
+                    const double* directions, real* work) {
+    for (int64_t p = 0; p < n_pairs; ++p) bpnn_device::pair_factors(plan, p, n_pairs, vectors, directions, work);
+  }
+  template <typename real>
+  static void forward(const bpnn_device::DevicePlan& plan, int64_t n_centres, const int64_t* offsets,
+                      const int64_t* species, const real* work, int64_t n_functions,
+                      typename bpnn_dual::Sum<real>::type* g) {
+    for (int64_t b = 0; b < n_centres; ++b) {
+      bpnn_device::centre_forward(plan, b, offsets, species, work, n_functions, g);
+    }
+  }
+  template <typename real>
+  static void backward(const bpnn_device::DevicePlan& plan, int64_t n_centres, const int64_t* offsets,
+                       const int64_t* species, const real* work, int64_t n_functions, const double* weight,
+                       real* out) {
+    for (int64_t b = 0; b < n_centres; ++b) {
+      bpnn_device::centre_backward(plan, b, offsets, species, work, n_functions, weight, out);
+    }
+  }
+};
+
+// The emulated ops check their inputs as the CPU ops do (KernelInputs), then run Emulation.
+using EmulatedOps = bpnn_device::DeviceOps<Emulation>;
+
+torch::Tensor emulated_acsf(const torch::Tensor& vectors, const torch::Tensor& offsets, const torch::Tensor& species,
+                            const torch::Tensor& radial, const torch::Tensor& angular, int64_t n_functions,
+                            int64_t n_species, int64_t cutoff_type, double cutoff_alpha) {
+  KernelInputs(vectors, offsets, species, radial, angular, n_species, cutoff_type, cutoff_alpha);
+  return EmulatedOps::acsf(vectors, offsets, species, radial, angular, n_functions, n_species, cutoff_type,
+                           cutoff_alpha);
+}
+
+torch::Tensor emulated_acsf_backward(const torch::Tensor& vectors, const torch::Tensor& offsets,
+                                     const torch::Tensor& species, const torch::Tensor& radial,
+                                     const torch::Tensor& angular, int64_t n_functions, int64_t n_species,
+                                     int64_t cutoff_type, double cutoff_alpha, const torch::Tensor& d_g) {
+  KernelInputs(vectors, offsets, species, radial, angular, n_species, cutoff_type, cutoff_alpha);
+  return EmulatedOps::acsf_backward(vectors, offsets, species, radial, angular, n_functions, n_species, cutoff_type,
+                                    cutoff_alpha, d_g);
+}
+
+torch::Tensor emulated_acsf_jvp(const torch::Tensor& vectors, const torch::Tensor& offsets,
+                                const torch::Tensor& species, const torch::Tensor& radial,
+                                const torch::Tensor& angular, int64_t n_functions, int64_t n_species,
+                                int64_t cutoff_type, double cutoff_alpha, const torch::Tensor& u) {
+  KernelInputs(vectors, offsets, species, radial, angular, n_species, cutoff_type, cutoff_alpha);
+  return EmulatedOps::acsf_jvp(vectors, offsets, species, radial, angular, n_functions, n_species, cutoff_type,
+                               cutoff_alpha, u);
+}
+
+torch::Tensor emulated_acsf_backward_jvp(const torch::Tensor& vectors, const torch::Tensor& offsets,
+                                         const torch::Tensor& species, const torch::Tensor& radial,
+                                         const torch::Tensor& angular, int64_t n_functions, int64_t n_species,
+                                         int64_t cutoff_type, double cutoff_alpha, const torch::Tensor& d_g,
+                                         const torch::Tensor& u) {
+  KernelInputs(vectors, offsets, species, radial, angular, n_species, cutoff_type, cutoff_alpha);
+  return EmulatedOps::acsf_backward_jvp(vectors, offsets, species, radial, angular, n_functions, n_species,
+                                        cutoff_type, cutoff_alpha, d_g, u);
+}
+
 }  // namespace
 
 TORCH_LIBRARY(bpnn, m) {
@@ -298,4 +377,26 @@ TORCH_LIBRARY_IMPL(bpnn, CPU, m) { m.impl("cell_list_capacity", cell_list_capaci
 TORCH_LIBRARY_FRAGMENT(bpnn_emulation, m) {
   m.def("cell_list(Tensor points, int n_centres, float cutoff) -> Tensor[]", &emulated_cell_list);
   m.def("neighbor_list(Tensor positions, Tensor cell, Tensor pbc, float cutoff) -> Tensor[]", &emulated_neighbor_list);
+}
+
+// TEST ONLY: the CUDA kernels' per-thread code (acsf_device.h) run on the host, one loop iteration
+// per would-be thread, so that tests on machines without a GPU check it against the CPU kernels
+// (tests/test_cuda_kernels.py). Same schemas as the bpnn ACSF ops; CPU tensors; no autograd; slow
+// (one thread). Not part of the model-file contract: no model calls them.
+TORCH_LIBRARY(bpnn_emulation, m) {
+  m.def("acsf(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, int n_functions, "
+        "int n_species, int cutoff_type, float cutoff_alpha) -> Tensor");
+  m.def("acsf_backward(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
+        "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor d_g) -> Tensor");
+  m.def("acsf_jvp(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
+        "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor u) -> Tensor");
+  m.def("acsf_backward_jvp(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
+        "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor d_g, Tensor u) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(bpnn_emulation, CPU, m) {
+  m.impl("acsf", emulated_acsf);
+  m.impl("acsf_backward", emulated_acsf_backward);
+  m.impl("acsf_jvp", emulated_acsf_jvp);
+  m.impl("acsf_backward_jvp", emulated_acsf_backward_jvp);
 }

@@ -4,10 +4,13 @@
 // Hessian-vector product). Nested, Dual<Dual<double>> with r + eps_0 u_0 + eps_1 u_1 gives the
 // mixed second derivatives (d^2G[u_0, u_1], the third derivative of d_g . G). Arithmetic and
 // comparisons only (comparisons look at the value: branches follow the point r); exp, sqrt and
-// pow of duals are in acsf_math.h beside their real versions.
+// pow of duals are in acsf_math.h beside their real versions. All of it is BPNN_HD (host_device.h):
+// the GPU threads of acsf_device.h run it too.
 #pragma once
 
 #include <cstdint>
+
+#include "host_device.h"
 
 namespace bpnn_dual {
 
@@ -16,27 +19,27 @@ struct Dual {
   T v{}, d{};  // value, tangent
 
   Dual() = default;
-  constexpr Dual(double value) : v(value), d(0.0) {}  // NOLINT: a constant is a dual with no tangent
-  constexpr Dual(T value, T tangent) : v(value), d(tangent) {}
+  BPNN_HD constexpr Dual(double value) : v(value), d(0.0) {}  // NOLINT: a constant is a dual with no tangent
+  BPNN_HD constexpr Dual(T value, T tangent) : v(value), d(tangent) {}
 
-  friend constexpr Dual operator+(const Dual& a, const Dual& b) { return {a.v + b.v, a.d + b.d}; }
-  friend constexpr Dual operator-(const Dual& a, const Dual& b) { return {a.v - b.v, a.d - b.d}; }
-  friend constexpr Dual operator*(const Dual& a, const Dual& b) { return {a.v * b.v, a.d * b.v + a.v * b.d}; }
-  friend constexpr Dual operator/(const Dual& a, const Dual& b) {
+  BPNN_HD friend constexpr Dual operator+(const Dual& a, const Dual& b) { return {a.v + b.v, a.d + b.d}; }
+  BPNN_HD friend constexpr Dual operator-(const Dual& a, const Dual& b) { return {a.v - b.v, a.d - b.d}; }
+  BPNN_HD friend constexpr Dual operator*(const Dual& a, const Dual& b) { return {a.v * b.v, a.d * b.v + a.v * b.d}; }
+  BPNN_HD friend constexpr Dual operator/(const Dual& a, const Dual& b) {
     const T q = a.v / b.v;
     return {q, (a.d - q * b.d) / b.v};
   }
-  friend constexpr Dual operator-(const Dual& a) { return {-a.v, -a.d}; }
-  Dual& operator+=(const Dual& b) { return *this = *this + b; }
-  Dual& operator-=(const Dual& b) { return *this = *this - b; }
-  Dual& operator*=(const Dual& b) { return *this = *this * b; }
-  Dual& operator/=(const Dual& b) { return *this = *this / b; }
-  friend constexpr bool operator<(const Dual& a, const Dual& b) { return a.v < b.v; }
-  friend constexpr bool operator>(const Dual& a, const Dual& b) { return a.v > b.v; }
-  friend constexpr bool operator<=(const Dual& a, const Dual& b) { return a.v <= b.v; }
-  friend constexpr bool operator>=(const Dual& a, const Dual& b) { return a.v >= b.v; }
-  friend constexpr bool operator==(const Dual& a, const Dual& b) { return a.v == b.v; }
-  friend constexpr bool operator!=(const Dual& a, const Dual& b) { return a.v != b.v; }
+  BPNN_HD friend constexpr Dual operator-(const Dual& a) { return {-a.v, -a.d}; }
+  BPNN_HD Dual& operator+=(const Dual& b) { return *this = *this + b; }
+  BPNN_HD Dual& operator-=(const Dual& b) { return *this = *this - b; }
+  BPNN_HD Dual& operator*=(const Dual& b) { return *this = *this * b; }
+  BPNN_HD Dual& operator/=(const Dual& b) { return *this = *this / b; }
+  BPNN_HD friend constexpr bool operator<(const Dual& a, const Dual& b) { return a.v < b.v; }
+  BPNN_HD friend constexpr bool operator>(const Dual& a, const Dual& b) { return a.v > b.v; }
+  BPNN_HD friend constexpr bool operator<=(const Dual& a, const Dual& b) { return a.v <= b.v; }
+  BPNN_HD friend constexpr bool operator>=(const Dual& a, const Dual& b) { return a.v >= b.v; }
+  BPNN_HD friend constexpr bool operator==(const Dual& a, const Dual& b) { return a.v == b.v; }
+  BPNN_HD friend constexpr bool operator!=(const Dual& a, const Dual& b) { return a.v != b.v; }
 };
 
 // `#pragma omp simd reduction(+ : sum)` over duals (acsf_centre.h) needs the reduction declared.
@@ -70,18 +73,24 @@ struct Sum<Dual<T>> {
 template <typename real>
 struct Seed {
   static real at(double value, const double* const*, int64_t) { return static_cast<real>(value); }
+  // The same with the directions stacked in one array (K, n) (the GPU kernels', acsf_device.h):
+  // tangents[k][index] = directions[k * stride + index].
+  BPNN_HD static real at_stacked(double value, const double*, int64_t, int64_t) { return static_cast<real>(value); }
 };
 template <typename T>
 struct Seed<Dual<T>> {
   static Dual<T> at(double value, const double* const* tangents, int64_t index) {
     return {Seed<T>::at(value, tangents + 1, index), T(tangents[0][index])};
   }
+  BPNN_HD static Dual<T> at_stacked(double value, const double* directions, int64_t stride, int64_t index) {
+    return {Seed<T>::at_stacked(value, directions + stride, stride, index), T(directions[index])};
+  }
 };
 
 // The mixed derivative along every direction: the innermost tangent of the outermost tangent.
-inline double mixed(double x) { return x; }
+BPNN_HD inline double mixed(double x) { return x; }
 template <typename T>
-double mixed(const Dual<T>& x) {
+BPNN_HD double mixed(const Dual<T>& x) {
   return mixed(x.d);
 }
 
