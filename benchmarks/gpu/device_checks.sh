@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks of the fused CUDA kernels in one run (benchmarks/gpu/README.md says how to call
 # it through the device tool): build the ops with CUDA for the H200 (sm_90), run the CUDA tests
-# against the CPU kernels, benchmark the n2p2 water potential. Logs and results go to $OUT (the
-# device tool's folder) or ./gpu_out. Each step has its own time limit; about 8 minutes in all.
+# against the CPU kernels, count the host syncs of a forward, benchmark the n2p2 water potential.
+# Logs and results go to $OUT (the device tool's folder) or ./gpu_out. Each step has its own time
+# limit; about 8 minutes in all.
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu_out}
@@ -30,7 +31,10 @@ echo "build seconds: $(( $(date +%s) - start ))" | tee -a "$OUT/build.log"
 echo "== 2. tests: CUDA ops and models == CPU kernels, and the host emulation"
 timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py 2>&1 | tee "$OUT/tests.log"
 
-echo "== 3. benchmark: n2p2 water, 1,000 to 1,000,000 atoms, float64 and float32"
+echo "== 3. host syncs per forward on CUDA (docs/architecture.md, 'Host synchronisation on CUDA')"
+timeout 90 python3 -m pytest -q -s -p no:cacheprovider tests/test_cuda_syncs.py 2>&1 | tee "$OUT/syncs.log"
+
+echo "== 4. benchmark: n2p2 water, 1,000 to 1,000,000 atoms, float64 and float32"
 if [ -d "$DATA" ]; then
   timeout 240 python3 benchmarks/bench_gpu.py --data "$DATA" --atoms 1000 10000 100000 1000000 \
     --dtypes float64 float32 --repeats 3 --out "$OUT/bench_gpu.jsonl" 2>&1 | tee "$OUT/bench.log"
