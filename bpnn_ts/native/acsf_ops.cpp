@@ -300,12 +300,8 @@ torch::Tensor emulated_acsf_backward_jvp(const torch::Tensor& vectors, const tor
                                         cutoff_type, cutoff_alpha, d_g, u);
 }
 
-}  // namespace
-
-TORCH_LIBRARY(bpnn, m) {
-  m.def("cuda_kernels() -> bool", &cuda_kernels);
-  m.def("cell_list(Tensor points, int n_centres, float cutoff) -> Tensor[]");
-  m.def("neighbor_list(Tensor positions, Tensor cell, Tensor pbc, float cutoff) -> Tensor[]");
+// The four ACSF ops' schemas, defined in the bpnn library and (test only) in bpnn_emulation.
+void define_acsf_ops(torch::Library& m) {
   m.def("acsf(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, int n_functions, "
         "int n_species, int cutoff_type, float cutoff_alpha) -> Tensor");
   m.def("acsf_backward(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
@@ -314,6 +310,15 @@ TORCH_LIBRARY(bpnn, m) {
         "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor u) -> Tensor");
   m.def("acsf_backward_jvp(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
         "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor d_g, Tensor u) -> Tensor");
+}
+
+}  // namespace
+
+TORCH_LIBRARY(bpnn, m) {
+  m.def("cuda_kernels() -> bool", &cuda_kernels);
+  m.def("cell_list(Tensor points, int n_centres, float cutoff) -> Tensor[]");
+  m.def("neighbor_list(Tensor positions, Tensor cell, Tensor pbc, float cutoff) -> Tensor[]");
+  define_acsf_ops(m);
 }
 
 TORCH_LIBRARY_IMPL(bpnn, CPU, m) {
@@ -384,14 +389,7 @@ TORCH_LIBRARY_FRAGMENT(bpnn_emulation, m) {
 // (tests/test_cuda_kernels.py). Same schemas as the bpnn ACSF ops; CPU tensors; no autograd; slow
 // (one thread). Not part of the model-file contract: no model calls them.
 TORCH_LIBRARY(bpnn_emulation, m) {
-  m.def("acsf(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, int n_functions, "
-        "int n_species, int cutoff_type, float cutoff_alpha) -> Tensor");
-  m.def("acsf_backward(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
-        "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor d_g) -> Tensor");
-  m.def("acsf_jvp(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
-        "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor u) -> Tensor");
-  m.def("acsf_backward_jvp(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
-        "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor d_g, Tensor u) -> Tensor");
+  define_acsf_ops(m);
 }
 
 TORCH_LIBRARY_IMPL(bpnn_emulation, CPU, m) {
