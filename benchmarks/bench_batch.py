@@ -1,6 +1,6 @@
 """Many small systems per call: 1,000 non-periodic water clusters (7 molecules, 21 atoms each)
 through an exported H/O model (float64, fused kernels where they build), energy + forces, one
-`forward` call per cluster vs `forward_batch` calls of several batch sizes (bpnn_ts.batching
+`forward` call per cluster vs `forward_batch` calls of several batch sizes (bpnn_ts.many_structures
 builds the inputs; building them is included in the time).
 
     python benchmarks/bench_batch.py [--threads 1] [--clusters 1000] [--sizes 10 100 1000] [--rounds 3]
@@ -20,7 +20,7 @@ import torch
 from ase import Atoms
 
 from bpnn_ts import export, load, parse_model_config
-from bpnn_ts.batching import batch_inputs
+from bpnn_ts.many_structures import batch_inputs
 
 
 def water_cluster(rng: np.random.Generator, n_molecules: int = 7, box: float = 6.0) -> Atoms:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from bpnn_ts.committee import build_committee
+from bpnn_ts.committee_merge import build_committee
 from bpnn_ts.export import quiet_jit
 from bpnn_ts.io.n2p2 import load_n2p2
 from bpnn_ts.io.n2p2_data import read_input_data

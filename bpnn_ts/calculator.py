@@ -12,9 +12,8 @@ from . import keys
 from .errors import error_message, user_stacklevel
 from .export import load
 from .extrapolation import ExtrapolationPolicy
-from .model_parts import AnyModel
-from .precision import INPUT_DTYPES, PRECISIONS, set_precision
-from .pt2 import Pt2Model
+from .formats.pt2 import Pt2Model
+from .precision import check_precision, input_dtype, set_precision
 from .threads import check_threads, torch_threads
 
 
@@ -48,14 +47,14 @@ class BPNNCalculator(Calculator):
 
     implemented_properties: List[str] = ["energy", "free_energy", "energies", "forces", "stress"] + UNCERTAINTY_PROPERTIES
 
-    def __init__(self, model: Union[str, Path, AnyModel], device: Union[str, torch.device] = "cpu",
+    def __init__(self, model: Union[str, Path, torch.nn.Module], device: Union[str, torch.device] = "cpu",
                  dtype: Optional[str] = None, extrapolation: Optional[str] = None,
                  extrapolation_every: int = 100, min_distance: float = 0.5, uncertainty: bool = False,
                  threads: Optional[int] = 1, **kwargs):
         super().__init__(**kwargs)
         self.threads = check_threads(threads)
-        if dtype is not None and dtype not in PRECISIONS:
-            raise ValueError(f"`dtype` must be one of {list(PRECISIONS)}, got {dtype!r}")
+        if dtype is not None:
+            check_precision(dtype, "dtype")
         self.device = torch.device(device)
         if not isinstance(model, (str, Path, torch.nn.Module)):
             raise TypeError(f"`model` must be a model file path or a torch module, got {type(model).__name__}")
@@ -67,7 +66,7 @@ class BPNNCalculator(Calculator):
         if dtype is not None and not isinstance(module, Pt2Model):
             module = set_precision(module, dtype)
         self.model = module.eval()
-        self.dtype = INPUT_DTYPES[str(self.model.dtype_name())]
+        self.dtype = input_dtype(self.model)
         self.supported = [int(z) for z in self.model.atomic_numbers()]
         range_known = bool(self.model.training_range_known())
         if extrapolation is None:

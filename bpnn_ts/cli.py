@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .batching import DEFAULT_BATCH_ATOMS
-from .config import ConfigError
+from .errors import ConfigError
+from .many_structures import DEFAULT_BATCH_ATOMS
 from .precision import PRECISIONS
 from .threads import check_threads
 
@@ -40,8 +40,8 @@ def _cmd_export(args) -> int:
 def _reexport(args) -> int:
     """`bpnn-ts export old.pt -o new.pt`: a model file (any format this version reads) rewritten
     in the current format, with its precision and description unless told otherwise."""
-    from .committee import eager_copy
     from .export import export, inspect, load
+    from .formats.eager import eager_copy
     info = inspect(args.config)
     model = eager_copy(load(args.config))
     dtype = args.dtype or info["metadata"].get("dtype", "float64")
@@ -83,7 +83,7 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_committee(args) -> int:
-    from .committee import build_committee
+    from .committee_merge import build_committee
     from .export import export, load
     from .training import model_from_checkpoint
     from .training.checkpoint import is_checkpoint
@@ -157,7 +157,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .training.evaluate import evaluate_model_file
+    from .training.metrics import evaluate_model_file
     metrics = evaluate_model_file(args.model, args.data, args.format, args.length_unit, args.energy_unit,
                                   args.batch_atoms)
     if args.json:

@@ -24,7 +24,7 @@ from .demo_data import test_set, thermalize, training_pool
 from .export import inspect, load
 from .threads import torch_threads
 from .training import Trainer, parse_train_config
-from .training.evaluate import evaluate_structures
+from .training.metrics import evaluate_structures
 
 ENERGY_BAR_MEV = 3.0  # meV/atom on the unseen 800 K bulk
 FORCE_BAR = 0.08  # eV/Å

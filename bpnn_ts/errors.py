@@ -1,4 +1,4 @@
-"""What a user sees of errors and warnings: the message inside a torch / TorchScript error text
+"""What a user sees of errors and warnings: ConfigError; the message inside a torch / TorchScript error text
 (the same rule as the C++ loader's bpnn::error_message; cases in tests/fixtures/error_messages.txt),
 and the user's own line as the place a warning points at."""
 
@@ -13,6 +13,11 @@ _NOISE = ("frame #", "Exception raised from", "Traceback", 'File "', "The follow
 _ERROR_PREFIX = re.compile(r"^\w+Error: ")
 _INTERNAL = tuple(os.path.dirname(os.path.abspath(path)) + os.sep  # bpnn_ts and ASE
                   for path in (os.path.dirname(__file__) + os.sep + "__init__.py", str(ase.__file__)))
+
+
+class ConfigError(ValueError):
+    """A config file (model, training, selection) that does not describe a valid run: the message
+    names the key and the allowed values."""
 
 
 def error_message(text: str) -> str:

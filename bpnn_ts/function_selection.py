@@ -37,94 +37,27 @@ elements in proportion to their pool sizes (largest remainders).
 """
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from ase import Atoms
 
 from . import keys
-from .config import ConfigError, parse_model_config, resolve_source
-from .elements import symbol, to_atomic_number
-from .function_pool import PoolOptions, candidate_pool, closest_pair_start, pool_options
+from .config import parse_model_config
+from .elements import symbol
+from .errors import ConfigError
+from .function_pool import candidate_pool, closest_pair_start
 from .model.descriptors.params import RadialSF, SymmetryFunction, function_to_dict, n2p2_sorted
+from .model.engine import BPNNModel
 from .model.spec import ModelSpec
+from .potential_sources import resolve_source
+from .selection_config import parse_selection
 
-METHODS = ("cur", "fps")
-FEATURES = ("values", "gradients", "both")
-SELECT_KEYS = {"select", "method", "pool", "max_structures", "features"}
 PROBES = 4  # random displacement directions per structure for the gradient features
 PROBE_STEP = 1e-5  # Å, central finite difference along each direction
 TOLERANCE = 1e-10  # a residual (CUR) or distance (FPS) below this, relative to the largest, is no new direction
-
-
-@dataclass(frozen=True)
-class Selection:
-    """A validated `{select: ...}`: functions per element, method, pool, data subsample."""
-
-    budget: Dict[int, int]
-    method: str = "fps"
-    pool: PoolOptions = PoolOptions()
-    max_structures: int = 200
-    features: str = "gradients"
-
-
-def parse_selection(spec: Mapping[str, Any], elements: Sequence[int], cutoff: float) -> Selection:
-    """Validate a `symmetry_functions: {select: ...}` mapping (ConfigError naming the key)."""
-    unknown = sorted(set(spec) - SELECT_KEYS)
-    _require(not unknown, f"`symmetry_functions`: unknown keys {unknown} beside `select`; allowed: {sorted(SELECT_KEYS)}")
-    method = spec.get("method", "fps")
-    _require(method in METHODS, f"`symmetry_functions.method` must be one of {list(METHODS)}, got {method!r}")
-    try:
-        options = pool_options(spec.get("pool"))
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"`symmetry_functions.pool`: {error}") from None
-    features = spec.get("features", "gradients")
-    _require(features in FEATURES, f"`symmetry_functions.features` must be one of {list(FEATURES)}, got {features!r}")
-    most = spec.get("max_structures", 200)
-    _require(isinstance(most, int) and not isinstance(most, bool) and most >= 1,
-             f"`symmetry_functions.max_structures` must be an integer >= 1, got {most!r}")
-    elements = sorted(elements)
-    size, least = options.size(len(elements)), len(elements)  # one radial function per neighbour element
-    budget = spec["select"]
-    if isinstance(budget, Mapping):
-        try:
-            counts = {to_atomic_number(k): v for k, v in budget.items()}
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"`symmetry_functions.select`: {error}") from None
-        stray = [symbol(z) for z in counts if z not in elements]
-        _require(not stray, f"`symmetry_functions.select` names elements not in `elements`: {stray}")
-        missing = [symbol(z) for z in elements if z not in counts]
-        _require(not missing, f"`symmetry_functions.select` must give a count for every element; missing {missing}")
-        for z, n in counts.items():
-            _require(isinstance(n, int) and not isinstance(n, bool) and least <= n <= size,
-                     f"`symmetry_functions.select.{symbol(z)}` must be an integer in [{least}, {size}] (at least one "
-                     f"radial function per neighbour element, at most the pool's {size} candidates), got {n!r}")
-        return Selection({z: counts[z] for z in elements}, method, options, most, features)
-    _require(isinstance(budget, int) and not isinstance(budget, bool),
-             f"`symmetry_functions.select` must be a number of functions or a mapping {{element: number}}, got {budget!r}")
-    _require(budget >= least * len(elements),
-             f"`symmetry_functions.select` must be at least {least * len(elements)} (one radial function per centre "
-             f"and neighbour element), got {budget}")
-    _require(budget <= size * len(elements),
-             f"`symmetry_functions.select` {budget} exceeds the candidate pool ({size} per element); select fewer "
-             "or enlarge `symmetry_functions.pool`")
-    return Selection(split_budget(budget, {z: size for z in elements}, least), method, options, most, features)
-
-
-def split_budget(total: int, sizes: Mapping[int, int], least: int) -> Dict[int, int]:
-    """`total` functions over elements in proportion to `sizes` (largest remainders), each in [least, size]."""
-    ideal = {z: total * n / sum(sizes.values()) for z, n in sizes.items()}
-    counts = {z: min(sizes[z], max(least, int(ideal[z]))) for z in sizes}
-    while sum(counts.values()) < total:
-        z = max((z for z in sizes if counts[z] < sizes[z]), key=lambda z: ideal[z] - counts[z])
-        counts[z] += 1
-    while sum(counts.values()) > total:
-        z = min((z for z in sizes if counts[z] > least), key=lambda z: ideal[z] - counts[z])
-        counts[z] -= 1
-    return counts
 
 
 def _require(condition: bool, message: str) -> None:
@@ -277,7 +210,8 @@ def _moments(pool: Dict[int, List[SymmetryFunction]], structures: Sequence[Atoms
     directional derivatives per structure (central differences, fixed seed) where asked."""
     elements = tuple(sorted(pool))
     functions = tuple(f for z in elements for f in pool[z])
-    model = ModelSpec(elements, functions, (1,), ("tanh", "identity"), cutoff_type, cutoff_alpha).build().eval()
+    model = BPNNModel.from_spec(ModelSpec(elements, functions, (1,), ("tanh", "identity"), cutoff_type,
+                                          cutoff_alpha)).eval()
     model.use_native_kernels(True)  # about 10x faster where the C++ kernels can be built; else the torch path
     moments = {z: _Moments(len(pool[z])) for z in elements}
     generator = np.random.default_rng(0)

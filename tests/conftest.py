@@ -36,7 +36,7 @@ def model_file(tmp_path_factory):
 @pytest.fixture(scope="session")
 def committee_file(tmp_path_factory):
     """A committee of three ranged models, exported."""
-    from bpnn_ts.committee import build_committee
+    from bpnn_ts.committee_merge import build_committee
     committee = build_committee([ranged_model(seed) for seed in (1, 2, 3)])
     return export(committee, tmp_path_factory.mktemp("committee") / "committee.pt")
 
@@ -45,7 +45,7 @@ def committee_file(tmp_path_factory):
 def pt2_committee():
     """A committee of two ranged models (it knows its training range): the model of the `.pt2`
     tests, so that committee spreads and extrapolation counts are covered too."""
-    from bpnn_ts.committee import build_committee
+    from bpnn_ts.committee_merge import build_committee
     return build_committee([ranged_model(seed=0), ranged_model(seed=1)]).eval()
 
 
@@ -53,8 +53,8 @@ def pt2_committee():
 def pt2_files(pt2_committee, tmp_path_factory):
     """`pt2_committee` as a `.pt2` file and as a TorchScript file. The `.pt2` compile takes a
     minute or more, so it is made once per session (test_pt2, test_cpp and test_lammps share it)."""
+    from bpnn_ts.formats.pt2 import MIN_TORCH, torch_version
     from bpnn_ts.native import load_ops
-    from bpnn_ts.pt2 import MIN_TORCH, torch_version
     if torch_version() < MIN_TORCH:
         pytest.skip(f"`.pt2` files need torch >= {MIN_TORCH}")
     if not load_ops():

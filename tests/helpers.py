@@ -13,7 +13,7 @@ import pytest
 import torch
 from ase import Atoms
 
-from bpnn_ts import ModelSpec, load, parse_model_config
+from bpnn_ts import BPNNModel, ModelSpec, load, parse_model_config
 from bpnn_ts.model.descriptors.params import RadialSF, auto_symmetry_functions
 
 warnings.filterwarnings("ignore", message=".*(TorchScript|torch.jit).*")
@@ -129,13 +129,13 @@ def h2o_spec(cutoff_type: int = 1, cutoff_alpha: float = 0.0, **changes) -> Mode
 
 def mixed_model(cutoff_type: int = 1, cutoff_alpha: float = 0.0, seed: int = 0):
     """Random-weight H/O BPNNModel (float64, eval) using `mixed_functions`."""
-    return randomized(h2o_spec(cutoff_type, cutoff_alpha).build(), seed)
+    return randomized(BPNNModel.from_spec(h2o_spec(cutoff_type, cutoff_alpha)), seed)
 
 
 def ranged_model(seed: int = 0):
     """`mixed_model` that knows its training range: scaling statistics from three water boxes
     (`training_boxes`); `squeezed_box` is outside that range, the training boxes are not."""
-    from bpnn_ts.scaling import fit_scaling
+    from bpnn_ts.descriptor_statistics import fit_scaling
     model = mixed_model(seed=seed)
     fit_scaling(model, training_boxes())
     return model

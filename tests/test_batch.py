@@ -1,4 +1,4 @@
-"""Many systems per call (BPNNModel.forward_batch, bpnn_ts.batching): a batch gives what one
+"""Many systems per call (BPNNModel.forward_batch, bpnn_ts.many_structures): a batch gives what one
 forward call per system gives, eager, scripted and after save/load, with the torch path and the
 fused kernels; bad batches are refused naming the argument; `bpnn-ts eval` is unchanged."""
 
@@ -14,10 +14,10 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from bpnn_ts import build_committee, export, keys, load
-from bpnn_ts.batching import batch_inputs, evaluate_many, plan_batches, split_results
 from bpnn_ts.cli import main
+from bpnn_ts.many_structures import batch_inputs, evaluate_many, plan_batches, split_results
 from bpnn_ts.native import load_ops
-from bpnn_ts.training.evaluate import evaluate_structures
+from bpnn_ts.training.metrics import evaluate_structures
 
 from helpers import TOL, evaluate, ranged_model, triclinic_water, water_dimer
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from bpnn_ts import export, keys, load
+from bpnn_ts import BPNNModel, export, keys, load
 from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.cli import main
-from bpnn_ts.committee import build_committee, committee_member
+from bpnn_ts.committee_merge import build_committee, committee_member
+from bpnn_ts.descriptor_statistics import fit_scaling
 from bpnn_ts.native import load_ops
-from bpnn_ts.scaling import fit_scaling
 
 from helpers import (
     TOL,
@@ -33,8 +33,8 @@ UNCERTAINTY_KEYS = (keys.COMMITTEE_ENERGY, keys.COMMITTEE_ENERGIES, keys.COMMITT
 
 def scaled_model(seed: int, boxes, energy_scale: float = 1.0, shifts=(-1.5, -4.0), scaling: str = "scale"):
     """An H/O model with its own seed, scaling statistics, energy scale and reference energies."""
-    model = h2o_spec(scaling=scaling, scale_min=-1.0, scale_max=1.0, energy_scale=energy_scale,
-                     atomic_energy_shift={1: shifts[0], 8: shifts[1]}).build()
+    model = BPNNModel.from_spec(h2o_spec(scaling=scaling, scale_min=-1.0, scale_max=1.0, energy_scale=energy_scale,
+                     atomic_energy_shift={1: shifts[0], 8: shifts[1]}))
     model = randomized(model, seed)
     fit_scaling(model, boxes)
     return model
@@ -186,14 +186,14 @@ def test_calculator_uncertainties(committee, members):
 def test_clear_errors(members):
     with pytest.raises(ValueError, match="at least 2"):
         build_committee(members[:1])
-    other = h2o_spec(functions=tuple(mixed_functions(cutoff=3.5))).build()
+    other = BPNNModel.from_spec(h2o_spec(functions=tuple(mixed_functions(cutoff=3.5))))
     with pytest.raises(ValueError, match="functions"):
         build_committee([members[0], other])
-    wider = h2o_spec(hidden_layers=(8, 9)).build()
+    wider = BPNNModel.from_spec(h2o_spec(hidden_layers=(8, 9)))
     with pytest.raises(ValueError, match="hidden_layers"):
         build_committee([members[0], wider])
-    bent = [h2o_spec(hidden_layers=(8,), activations=("tanh", "tanh"), energy_scale=e, atomic_energy_shift={}).build()
-            for e in (1.0, 2.0)]
+    bent = [BPNNModel.from_spec(h2o_spec(hidden_layers=(8,), activations=("tanh", "tanh"), energy_scale=e,
+                                         atomic_energy_shift={})) for e in (1.0, 2.0)]
     with pytest.raises(ValueError, match="output activation"):
         build_committee(bent)
     with pytest.raises(ValueError, match="needs a committee"):

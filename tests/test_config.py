@@ -3,7 +3,8 @@
 import pytest
 
 from bpnn_ts import parse_model_config
-from bpnn_ts.config import ConfigError, load_model_config
+from bpnn_ts.config import load_model_config
+from bpnn_ts.errors import ConfigError
 
 
 @pytest.mark.parametrize("change,message", [

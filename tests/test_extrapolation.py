@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from bpnn_ts import export, keys, load
+from bpnn_ts import BPNNModel, export, keys, load
 from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.extrapolation import ExtrapolationError, ExtrapolationWarning, describe
 from bpnn_ts.native import load_ops
@@ -124,7 +124,7 @@ def test_training_range_survives_a_state_dict_round_trip(model):
     """Checkpoints store state dicts: a model rebuilt from spec + state must still know its range
     (`bpnn-ts export CHECKPOINT` used to write files that could not count extrapolation)."""
     from bpnn_ts import ModelSpec
-    rebuilt = ModelSpec.from_json(model.model_spec()).build()
+    rebuilt = BPNNModel.from_spec(ModelSpec.from_json(model.model_spec()))
     assert not rebuilt.training_range_known()
     rebuilt.load_state_dict(model.state_dict())
     assert rebuilt.training_range_known()

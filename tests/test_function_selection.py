@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from bpnn_ts import ModelSpec, export, parse_model_config
-from bpnn_ts.config import ConfigError, imported_scaling_statistics, load_model_config
+from bpnn_ts import BPNNModel, ModelSpec, export, parse_model_config
+from bpnn_ts.config import ConfigError, load_model_config
 from bpnn_ts.function_pool import PoolOptions, candidate_pool
-from bpnn_ts.function_selection import cur_select, fps_select, resolve_symmetry_functions, split_budget, without_selection
+from bpnn_ts.function_selection import cur_select, fps_select, resolve_symmetry_functions, without_selection
 from bpnn_ts.io.n2p2 import load_n2p2
 from bpnn_ts.io.n2p2_data import read_input_data
 from bpnn_ts.model.descriptors.params import AngularSF, RadialSF
-from bpnn_ts.model_parts import element_models
+from bpnn_ts.potential_sources import imported_scaling_statistics
+from bpnn_ts.selection_config import split_budget
 
 from helpers import N2P2_WATER, TOL, h2o_spec, needs_shared, ranged_model, water_box
 
@@ -196,9 +197,10 @@ def test_from_n2p2_reproduces_its_functions(where):
     assert config.atomic_energies == pytest.approx(spec.atomic_energy_shift, rel=TOL["exact"])
     assert (config.scaling, config.scale_min, config.scale_max) == ("scalecenter", 0.0, 1.0)
     statistics = imported_scaling_statistics({"symmetry_functions": {"from": str(source)}})
-    for z, element in zip((1, 8), element_models(reference)):
-        assert torch.equal(statistics[z][:, 0], element.scaling.g_min)
-        assert torch.equal(statistics[z][:, 2], element.scaling.g_mean)
+    expected = reference.scaling_statistics()
+    for z in (1, 8):
+        assert torch.equal(statistics[z][:, 0], expected[z][:, 0])
+        assert torch.equal(statistics[z][:, 2], expected[z][:, 2])
 
 
 @needs_shared
@@ -217,8 +219,9 @@ def test_from_model_file_round_trip(tmp_path):
     assert config.spec().functions == spec.functions and config.cutoff == spec.cutoff
     assert config.atomic_energies == {1: -1.5, 8: -4.0} and config.hidden_layers == (3,)
     statistics = imported_scaling_statistics({"symmetry_functions": {"from": str(path)}})
-    for z, element in zip((1, 8), element_models(model)):
-        assert torch.equal(statistics[z][:, 1], element.scaling.g_max)
+    expected = model.scaling_statistics()
+    for z in (1, 8):
+        assert torch.equal(statistics[z][:, 1], expected[z][:, 1])
     resolved = resolve_symmetry_functions({"symmetry_functions": {"from": str(path)}}, [], print)
     assert parse_model_config(resolved).functions == spec.functions
 
@@ -281,7 +284,7 @@ def test_gradient_features_are_the_directional_derivatives(boxes):
     pool = candidate_pool([1, 8], 4.0, PoolOptions(**SMALL_POOL))
     atoms = boxes[0]
     moments = _moments(pool, [atoms], 1, 0.0, probes=PROBES)
-    model = ModelSpec((1, 8), tuple(f for z in (1, 8) for f in pool[z]), (1,), ("tanh", "identity"), 1, 0.0).build()
+    model = BPNNModel.from_spec(ModelSpec((1, 8), tuple(f for z in (1, 8) for f in pool[z]), (1,), ("tanh", "identity"), 1, 0.0))
 
     def descriptors(positions):
         with torch.no_grad():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bpnn_ts import keys
+from bpnn_ts import BPNNModel, keys
 from bpnn_ts.model.descriptors.element_descriptor import ElementDescriptor
 from bpnn_ts.model.descriptors.params import auto_symmetry_functions
 from bpnn_ts.model.kernels import NativeKernel
@@ -209,12 +209,12 @@ def loss_gradients(model, atoms, native: bool, compute_uncertainty: bool = False
 
 
 def committee_model():
-    return randomized(h2o_spec(committee_size=2).build(), seed=2)
+    return randomized(BPNNModel.from_spec(h2o_spec(committee_size=2)), seed=2)
 
 
 @pytest.mark.parametrize("case", ["water_box", "triclinic", "committee", "committee_uncertainty"])
 def test_training_gradients_through_the_kernels_equal_the_torch_path(case):
-    model = committee_model() if case.startswith("committee") else randomized(h2o_spec().build(), seed=1)
+    model = committee_model() if case.startswith("committee") else randomized(BPNNModel.from_spec(h2o_spec()), seed=1)
     atoms = triclinic_water(3, n_molecules=6) if case == "triclinic" else water_box(8, seed=5)
     uncertainty = case == "committee_uncertainty"
     out_native, native = loss_gradients(model, atoms, True, uncertainty)
@@ -228,7 +228,7 @@ def test_training_gradients_through_the_kernels_equal_the_torch_path(case):
 
 
 def test_training_through_the_scripted_model():
-    model = randomized(h2o_spec().build(), seed=1)
+    model = randomized(BPNNModel.from_spec(h2o_spec()), seed=1)
     atoms = water_box(6, seed=3)
     _, reference = loss_gradients(model, atoms, False)
     native = copy.deepcopy(model)

@@ -23,7 +23,7 @@ from metatomic.torch import ModelOutput  # noqa: E402
 
 from bpnn_ts import BPNNCalculator, export  # noqa: E402
 from bpnn_ts.cli import main  # noqa: E402
-from bpnn_ts.committee import build_committee  # noqa: E402
+from bpnn_ts.committee_merge import build_committee  # noqa: E402
 from bpnn_ts.export import ModelFileError  # noqa: E402
 
 from helpers import mixed_model, ranged_model, triclinic_water, water_box, water_dimer  # noqa: E402
@@ -122,7 +122,7 @@ def test_cli_and_clear_errors(files, tmp_path, capsys):
     assert main(["export", source, "-o", str(tmp_path / "x.pt"), "--format", "metatomic", "--kernels", "native"]) == 2
     assert "torch path" in capsys.readouterr().err
     with pytest.raises(ModelFileError, match="metatomic-torch"):
-        hidden = dict.fromkeys(["bpnn_ts.metatomic"])
+        hidden = dict.fromkeys(["bpnn_ts.formats.metatomic"])
         saved = {name: sys.modules.get(name) for name in hidden}
         sys.modules.update(hidden)  # as if metatomic were not installed
         try:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bpnn_ts import BPNNCalculator, inspect, keys, load
+from bpnn_ts import BPNNCalculator, BPNNModel, inspect, keys, load
 from bpnn_ts.cli import main
 from bpnn_ts.io.n2p2 import N2P2FormatError, load_n2p2, read_input_nn
 from bpnn_ts.io.n2p2_data import InputDataError, read_input_data, write_input_data
@@ -141,8 +141,9 @@ def scaled_random_model():
     from bpnn_ts import fit_scaling
 
     from helpers import h2o_spec, mixed_functions, randomized, water_box
-    model = h2o_spec(6, 0.2, functions=tuple(reversed(mixed_functions())), hidden_layers=(6, 5), scaling="scalecenter",
-                     energy_scale=0.3).build()
+    spec = h2o_spec(6, 0.2, functions=tuple(reversed(mixed_functions())), hidden_layers=(6, 5), scaling="scalecenter",
+                    energy_scale=0.3)
+    model = BPNNModel.from_spec(spec)
     randomized(model, seed=5)
     fit_scaling(model, [water_box(6, seed=s) for s in range(3)])
     return model.eval()

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from bpnn_ts import export, keys, load
+from bpnn_ts import BPNNModel, export, keys, load
+from bpnn_ts.descriptor_statistics import fit_scaling
 from bpnn_ts.model.nn import ACTIVATIONS, CommitteeMLP, ElementMLP, activate, activate_with_slope
-from bpnn_ts.scaling import fit_scaling
 from bpnn_ts.training.batch import concatenate, make_batches, predict
 
 from helpers import TOL, evaluate, h2o_spec, randomized, training_boxes, triclinic_water, water_box
@@ -199,7 +199,7 @@ def scaled_model(committee_size: int = 1):
     """H/O model with fitted "scale" scaling to [-1, 1] and energy scale 2.5 (both enter dE/dG)."""
     spec = h2o_spec(scaling="scale", scale_min=-1.0, scale_max=1.0, energy_scale=2.5,
                     activations=("tanh", "softplus", "identity"), committee_size=committee_size)
-    model = randomized(spec.build(), seed=7, scale=0.3)
+    model = randomized(BPNNModel.from_spec(spec), seed=7, scale=0.3)
     fit_scaling(model, training_boxes())
     return model
 

@@ -1,4 +1,4 @@
-"""`.pt2` model files (torch.export + AOTInductor, bpnn_ts/pt2.py): equal to the TorchScript file
+"""`.pt2` model files (torch.export + AOTInductor, bpnn_ts/formats/pt2.py): equal to the TorchScript file
 and to the eager model, through every Python front end, with the same errors for bad input.
 
 One committee model that knows its training range is compiled once per session (conftest's
@@ -15,9 +15,9 @@ from ase import Atoms
 
 from bpnn_ts import BPNNCalculator, load
 from bpnn_ts.export import ModelFileError, export, inspect
+from bpnn_ts.formats.pt2 import MIN_TORCH, Pt2Model, is_pt2, torch_version
 from bpnn_ts.model.neighbors import neighbor_list
 from bpnn_ts.native import load_ops
-from bpnn_ts.pt2 import MIN_TORCH, Pt2Model, is_pt2, torch_version
 
 from helpers import evaluate, triclinic_water, water_box, water_dimer
 
@@ -180,7 +180,7 @@ def test_cli_writes_pt2_where_asked(files, tmp_path, monkeypatch, capsys):
     """`--format pt2` (or a .pt2 name) reaches export_pt2 from export, committee and import-n2p2
     (export_pt2 stubbed here: the compile itself is tested above); a .pt2 source cannot be
     re-exported (its weights are compiled in)."""
-    import bpnn_ts.pt2
+    import bpnn_ts.formats.pt2
     from bpnn_ts.cli import main
     calls = []
 
@@ -189,7 +189,7 @@ def test_cli_writes_pt2_where_asked(files, tmp_path, monkeypatch, capsys):
         path.write_bytes(b"") if hasattr(path, "write_bytes") else open(path, "wb").close()
         return path
 
-    monkeypatch.setattr(bpnn_ts.pt2, "export_pt2", stub)
+    monkeypatch.setattr(bpnn_ts.formats.pt2, "export_pt2", stub)
     source = str(files["torchscript"])
     assert main(["export", source, "-o", str(tmp_path / "a.pt2")]) == 0
     assert main(["export", source, "-o", str(tmp_path / "b.model"), "--format", "pt2", "--dtype", "float32"]) == 0

@@ -16,8 +16,8 @@ from ase.build import bulk
 
 from bpnn_ts import keys
 from bpnn_ts.cli import main
-from bpnn_ts.config import ConfigError
 from bpnn_ts.demo_data import md_snapshots
+from bpnn_ts.errors import ConfigError
 from bpnn_ts.io.datasets import DataError, read_structures
 from bpnn_ts.training import Trainer, fit_atomic_energies, load_train_config, parse_train_config
 from bpnn_ts.training.batch import concatenate, make_batches, predict
@@ -128,7 +128,7 @@ def test_training_lowers_the_loss_and_writes_outputs(cu_data, tmp_path):
         assert (run / name).is_file(), name
     assert not list(run.glob("*.tmp"))
     assert len((run / "metrics.csv").read_text().splitlines()) == 7  # header + 6 epochs
-    from bpnn_ts.training.evaluate import evaluate_model_file
+    from bpnn_ts.training.metrics import evaluate_model_file
     metrics = evaluate_model_file(run / "model.pt", cu_data[0])
     assert metrics["structures"] == 16 and metrics["force_rmse"] > 0
 
@@ -259,7 +259,7 @@ def test_train_committee_writes_one_file_of_all_members(cu_data, tmp_path):
     file gives their mean and a non-zero spread; a resumed run keeps finished members."""
     from bpnn_ts import load
     from bpnn_ts.training import train_committee
-    from bpnn_ts.training.committee import member_config
+    from bpnn_ts.training.committee_run import member_config
     config = cu_config(tmp_path, cu_data[0], epochs=2)
     assert member_config(config, 1).model.seed == config.model.seed + 1
     path = train_committee(config, 2, log=quiet)
@@ -461,7 +461,7 @@ def test_streamed_data_train_exactly_as_data_read_at_start(cu_data, tmp_path):
 
 
 def test_scaling_statistics_merged_over_structures_equal_those_of_all_atoms_at_once():
-    from bpnn_ts.scaling import descriptor_statistics
+    from bpnn_ts.descriptor_statistics import descriptor_statistics
     model = mixed_model()
     boxes = [water_box(5, seed=s) for s in range(4)]
     merged = descriptor_statistics(model, iter(boxes))

@@ -17,9 +17,8 @@ from ..elements import sorted_atomic_numbers, symbol, to_atomic_number
 from ..model.cutoffs import cutoff_type_id
 from ..model.descriptors.params import AngularSF, RadialSF, SymmetryFunction, n2p2_sorted
 from ..model.engine import BPNNModel
-from ..model.nn import N2P2_ACTIVATIONS, ElementMLP
+from ..model.nn import N2P2_ACTIVATIONS
 from ..model.spec import ModelSpec
-from ..model_parts import element_models, element_net, linear_layers
 from ..units import energy_factor, length_factor
 from .n2p2_units import check_units as check_plausible_units
 from .n2p2_units import closest_atoms
@@ -215,39 +214,43 @@ def read_weights(path, layer_sizes: List[int]) -> List[Tuple[torch.Tensor, torch
     return layers
 
 
+def n2p2_spec(input_nn: Path, length_unit: str = "angstrom", energy_unit: str = "eV",
+              check_units: bool = True) -> Tuple[ModelSpec, N2P2Settings]:
+    """The architecture (in eV and Å) of the n2p2 potential whose input.nn is `input_nn`, files in
+    `length_unit` and `energy_unit`, with what input.nn says. With `check_units`, units that the
+    files beside it contradict (unit comments, cutoffs, the closest atoms of an input.data) are
+    refused (N2P2UnitError, bpnn_ts/io/n2p2_units.py). The one n2p2 -> ModelSpec mapping
+    (`bpnn-ts import-n2p2`, `symmetry_functions: {from: input.nn}`)."""
+    input_nn = Path(input_nn)
+    to_angstrom, to_ev = length_factor(length_unit), energy_factor(energy_unit)
+    settings = read_input_nn(input_nn)
+    if check_units:
+        data = input_nn.parent / "input.data"
+        closest = closest_atoms(data, length_unit) if data.is_file() else None
+        check_plausible_units(input_nn.parent, length_unit, energy_unit, [f.r_c for f in settings.functions], closest)
+    shift = {z: (settings.mean_energy + settings.atom_energy.get(z, 0.0)) * to_ev for z in settings.elements}
+    spec = ModelSpec(tuple(settings.elements), tuple(f.scaled(to_angstrom) for f in settings.functions),
+                     tuple(settings.hidden_layers), tuple(settings.activations), settings.cutoff_type,
+                     settings.cutoff_alpha, settings.scaling, settings.scale_min, settings.scale_max,
+                     energy_scale=to_ev / settings.conv_energy, atomic_energy_shift=shift)
+    return spec, settings
+
+
 def load_n2p2(directory, length_unit: str = "angstrom", energy_unit: str = "eV",
               check_units: bool = True) -> BPNNModel:
     """Build the bpnn_ts model (float64, eval mode, eV and Å) of an n2p2 potential directory whose
-    files use `length_unit` and `energy_unit`. With `check_units`, units that the files
-    contradict (unit comments, cutoffs, the closest atoms of an input.data beside them) are
-    refused (N2P2UnitError, bpnn_ts/io/n2p2_units.py)."""
+    files use `length_unit` and `energy_unit` (`check_units`: as n2p2_spec)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"n2p2 potential directory {directory} does not exist")
-    to_angstrom, to_ev = length_factor(length_unit), energy_factor(energy_unit)
-    settings = read_input_nn(directory / "input.nn")
-    if check_units:
-        data = directory / "input.data"
-        closest = closest_atoms(data, length_unit) if data.is_file() else None
-        check_plausible_units(directory, length_unit, energy_unit, [f.r_c for f in settings.functions], closest)
+    spec, settings = n2p2_spec(directory / "input.nn", length_unit, energy_unit, check_units)
     statistics = read_scaling_data(directory / "scaling.data", settings)
-    shift = {z: (settings.mean_energy + settings.atom_energy.get(z, 0.0)) * to_ev
-             for z in settings.elements}
-    model = ModelSpec(
-        tuple(settings.elements), tuple(f.scaled(to_angstrom) for f in settings.functions),
-        tuple(settings.hidden_layers), tuple(settings.activations), settings.cutoff_type, settings.cutoff_alpha,
-        settings.scaling, settings.scale_min, settings.scale_max,
-        energy_scale=to_ev / settings.conv_energy, atomic_energy_shift=shift).build()
-    for z, element in zip(settings.elements, element_models(model)):
-        element.scaling.set_statistics(*statistics[z].T)
-        net = element_net(element)
-        assert isinstance(net, ElementMLP)  # committee_size 1
+    model = BPNNModel.from_spec(spec)
+    model.set_scaling_statistics(statistics)
+    for z in settings.elements:
         weights_file = directory / f"weights.{z:03d}.data"
         if not weights_file.exists():
             raise N2P2FormatError(f"{weights_file} is missing (weights of {symbol(z)})")
         sizes = [len(statistics[z])] + settings.hidden_layers + [1]
-        with torch.no_grad():
-            for layer, (weight, bias) in zip(linear_layers(net), read_weights(weights_file, sizes)):
-                layer.weight.copy_(weight)
-                layer.bias.copy_(bias)
+        model.set_element_weights(z, read_weights(weights_file, sizes))
     return model.eval()

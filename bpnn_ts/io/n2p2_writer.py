@@ -8,7 +8,7 @@ using features n2p2 lacks are refused.
 
 import json
 from pathlib import Path
-from typing import List, Union
+from typing import Any, List, Union
 
 import torch
 
@@ -16,7 +16,6 @@ from ..elements import symbol
 from ..model.cutoffs import CUTOFF_NAMES
 from ..model.descriptors.params import RadialSF, function_from_dict, n2p2_sorted
 from ..model.nn import N2P2_ACTIVATIONS
-from ..model_parts import AnyModel
 from ..units import energy_factor, length_factor
 
 _LETTER = {name: letter for letter, name in N2P2_ACTIVATIONS.items()}
@@ -38,7 +37,7 @@ def _line(function, to_unit: float) -> str:
             f"{f.zeta!r} {f.r_c!r} {f.r_s!r}")
 
 
-def write_n2p2(model: AnyModel, directory: Union[str, Path], length_unit: str = "angstrom",
+def write_n2p2(model: Any, directory: Union[str, Path], length_unit: str = "angstrom",
                energy_unit: str = "eV") -> Path:
     """Write `model` as an n2p2 potential in `directory` (created); lengths and
     energies in the given units. Returns the directory."""

@@ -3,16 +3,17 @@ holds the typed getters, the input checks, the neighbour search, the tuning knob
 forward that ASE, the C++ loader and LAMMPS call; every method exists in every format-2 file,
 so loaders never probe."""
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from .. import keys
 from ..elements import SYMBOLS, species_table
-from .batch import check_batch, per_system, system_of_pairs
+from .element import ElementParts
 from .inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
+from .multi_system import check_batch, per_system, system_of_pairs
 from .neighbors import NativePairSearch, PairSearch, TorchPairSearch, check_cell
-from .pairs import PairList, Request
+from .pairs import PairList, Request, local_pairs
 from .potential import BPNNPotential
 from .spec import ModelSpec
 
@@ -29,6 +30,7 @@ class BPNNModel(torch.nn.Module):
         super().__init__()
         self.potential = BPNNPotential(spec)
         self.spec_json: str = spec.to_json()
+        self._spec = spec  # (host side only: TorchScript leaves it out of the file)
         self.element_symbols: List[str] = [SYMBOLS[z - 1] for z in spec.atomic_numbers]
         self.all_symbols: List[str] = ["X"] + list(SYMBOLS)  # index = atomic number
         self.register_buffer("species_of_z", species_table(spec.atomic_numbers))
@@ -47,9 +49,102 @@ class BPNNModel(torch.nn.Module):
         from ..native import load_ops
         if enable and not load_ops():
             return False
-        self.potential.use_native_kernels(ModelSpec.from_json(self.spec_json), enable)
+        self.potential.use_native_kernels(self._spec, enable)
         self.pair_search = NativePairSearch() if enable else TorchPairSearch()
         return enable
+
+    # ---- host side: Python only, eager models (TorchScript leaves these out of the file) ----
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "BPNNModel":
+        """An untrained float64 model of `spec` (torch's default initial weights; in training mode,
+        as torch modules start): load a state dict into it, or train it."""
+        return cls(spec).double()
+
+    @torch.jit.unused
+    def spec(self) -> ModelSpec:
+        """The architecture (what `model_spec()` gives as JSON)."""
+        return self._spec
+
+    @torch.jit.unused
+    def element_parts(self) -> List[ElementParts]:
+        """Each element's scaling and network(s), in species order (committee folding)."""
+        return [element.parts(z) for z, element in zip(self.potential.atomic_numbers_list, self.potential.elements)]
+
+    @torch.jit.unused
+    def energy_shifts(self) -> torch.Tensor:
+        """The reference energies (n_elements,) in eV, in the model's dtype and on its device."""
+        return self.potential.atomic_energy_shift
+
+    @torch.jit.unused
+    def scaling_statistics(self) -> Dict[int, torch.Tensor]:
+        """{Z: (n_functions, 4) [Gmin, Gmax, Gmean, sigma]} of every element (float64)."""
+        return {part.atomic_number: part.scaling.statistics() for part in self.element_parts()}
+
+    @torch.jit.unused
+    def set_scaling_statistics(self, statistics: Mapping[int, torch.Tensor]) -> None:
+        """Set every element's input scaling (and so its training range) from {Z: (n_functions, 4)
+        [Gmin, Gmax, Gmean, sigma]}; every element of the model must be given."""
+        missing = [z for z in self.potential.atomic_numbers_list if z not in statistics]
+        if missing:
+            raise ValueError(f"scaling statistics lack elements {missing} (atomic numbers) of this model")
+        for part in self.element_parts():
+            part.scaling.set_statistics(*torch.as_tensor(statistics[part.atomic_number]).T)
+
+    @torch.jit.unused
+    def set_element_weights(self, atomic_number: int, layers: Sequence[Tuple[torch.Tensor, torch.Tensor]],
+                            member: int = 0) -> None:
+        """The weights (n_out, n_in) and biases (n_out,) of every layer of an element's network
+        (committee member `member`), input layer first."""
+        nets = self._part(atomic_number).nets
+        if not 0 <= member < len(nets):
+            raise ValueError(f"member must be in [0, {len(nets)}), got {member}")
+        nets[member].set_layers(layers)
+
+    @torch.jit.unused
+    def element_weights(self, atomic_number: int, member: int = 0) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Copies of the weights and biases of an element's network (member `member`), input layer first."""
+        return self._part(atomic_number).nets[member].get_layers()
+
+    @torch.jit.unused
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Draw every network's weights from `generator` (Xavier-uniform, zero biases), element by element."""
+        for part in self.element_parts():
+            for net in part.nets:
+                net.reset_parameters(generator)
+
+    @torch.jit.unused
+    def set_precision(self, precision: str) -> "BPNNModel":
+        """Convert to "float64", "float32" or "mixed" (bpnn_ts/precision.py); returns the model."""
+        if precision not in ("float64", "float32", "mixed"):
+            raise ValueError(f"precision must be one of ['float64', 'float32', 'mixed'], got {precision!r}")
+        self.to(torch.float64 if precision == "float64" else torch.float32)
+        self.set_mixed_precision(precision == "mixed")
+        return self
+
+    def _part(self, atomic_number: int) -> ElementParts:
+        for part in self.element_parts():
+            if part.atomic_number == atomic_number:
+                return part
+        raise ValueError(f"atomic number {atomic_number} is not an element of this model "
+                         f"({self.potential.atomic_numbers_list})")
+
+    @torch.jit.export
+    def set_mixed_precision(self, enable: bool) -> None:
+        """Mixed precision on or off: float32 descriptors and nets, float64 positions and sums (the
+        parameters must be float32 first: `.to(torch.float32)`)."""
+        self.potential.mixed_precision = enable
+
+    @torch.jit.export
+    def energies_from_descriptors(self, descriptors: torch.Tensor, species: torch.Tensor,
+                                  create_graph: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per-atom energies (N,) and dE/dG (N, max F) from raw descriptors (N, max F) of atoms of
+        `species` (N,): the networks only (training on cached descriptors)."""
+        return self.potential.energies_from_descriptors(descriptors, species, create_graph)
+
+    @torch.jit.export
+    def species_index(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """(N,) species index of each atom; an error naming an element the model lacks."""
+        return self._species(atomic_numbers)
 
     # ---- typed getters (the contract) ----
     @torch.jit.export
@@ -198,13 +293,13 @@ class BPNNModel(torch.nn.Module):
                            pbc: Optional[torch.Tensor], pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
                            n_local: Optional[int]) -> Tuple[PairList, torch.Tensor, torch.Tensor, torch.Tensor]:
         """_pair_list, and the index (P_kept,) in the given pairs of each pair of the PairList."""
-        dtype = torch.float64 if self.potential.mixed_precision else self.potential.atomic_energy_shift.dtype
+        dtype = self.potential.sums_dtype()
         device = positions.device
         if cell is None:
             cell = torch.zeros((3, 3), dtype=dtype, device=device)
         if pbc is None:
             pbc = torch.zeros(3, dtype=torch.bool, device=device)
-        self._check_system(positions, atomic_numbers, cell, pbc)
+        check_system(positions, atomic_numbers, cell, pbc, self.validate_inputs)
         if pairs is None and positions.shape[0] > 0:  # the one check of the cell (the pair search trusts it)
             periodic: List[bool] = pbc.tolist()
             check_cell(cell.to(dtype), periodic)
@@ -217,34 +312,17 @@ class BPNNModel(torch.nn.Module):
             pairs, shifts = self.pair_search(positions, cell, pbc.to(device), self.potential.cutoff_radius)
             n_local = n_atoms
         else:
-            pairs, shifts, n_local = self._check_engine_list(pairs, shifts, n_local, n_atoms, device)
+            pairs, shifts, n_local = check_engine_list(pairs, shifts, n_local, n_atoms, device)
         assert shifts is not None
-        vectors = positions[pairs[1]] - positions[pairs[0]] + shifts.to(dtype) @ cell  # (P, 3)
-        closest_pair = torch.full((2,), -1, dtype=torch.long, device=device)
-        closest_distance = torch.full((), float("inf"), dtype=vectors.dtype, device=device)
-        if self.validate_inputs and vectors.shape[0] > 0:
-            closest = int(torch.argmin((vectors * vectors).sum(dim=1)))
-            closest_pair = pairs[:, closest]
-            closest_distance = torch.linalg.norm(vectors[closest])
-            check_overlap(closest_distance, closest_pair)
-        kept = torch.arange(pairs.shape[1], device=device)
-        if engine_list:  # an engine's list: local centres, within the cutoff (no skin)
-            keep = (pairs[0] < n_local) & ((vectors * vectors).sum(dim=1) < self.potential.cutoff_radius ** 2)
-            kept = kept[keep]
-            pairs = pairs[:, kept]
-            vectors = vectors[kept]
-        return PairList(pairs[0], pairs[1], vectors, species, n_local), closest_pair, closest_distance, kept
-
-    def _check_system(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
-                      pbc: torch.Tensor) -> None:
-        check_system(positions, atomic_numbers, cell, pbc, self.validate_inputs)
+        local = local_pairs(positions, cell, pairs, shifts, torch.full((), n_local, dtype=torch.long, device=device),
+                            self.potential.cutoff_radius, not engine_list, self.validate_inputs)
+        if self.validate_inputs and pairs.shape[1] > 0:
+            check_overlap(local.min_distance, local.closest_pair)
+        pair_list = PairList(local.centres, local.neighbours, local.vectors, species, n_local)
+        return pair_list, local.closest_pair, local.min_distance, local.kept
 
     def _species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         return species_of(atomic_numbers, self.species_of_z, self.all_symbols, self.element_symbols)
-
-    def _check_engine_list(self, pairs: torch.Tensor, shifts: Optional[torch.Tensor], n_local: Optional[int],
-                           n_atoms: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, int]:
-        return check_engine_list(pairs, shifts, n_local, n_atoms, device)
 
     # ---- many systems per call ----
     @torch.jit.export
@@ -277,7 +355,7 @@ class BPNNModel(torch.nn.Module):
         """One PairList (global atom indices) of the systems whose atoms start at `first` (B + 1,),
         each searched on its own, and each system's closest-pair distance (B,) (Å; inf without
         pairs or validation)."""
-        dtype = torch.float64 if self.potential.mixed_precision else self.potential.atomic_energy_shift.dtype
+        dtype = self.potential.sums_dtype()
         device = positions.device
         species = self._species(atomic_numbers)
         positions = positions.to(dtype).detach()
@@ -293,7 +371,9 @@ class BPNNModel(torch.nn.Module):
                 check_cell(cells[b], periodic, "cells[" + str(b) + "]")
                 own = positions[a0:a1]  # (n_b, 3)
                 pairs, shifts = self.pair_search(own, cells[b], pbc[b], self.potential.cutoff_radius)
-                vector_parts.append(own[pairs[1]] - own[pairs[0]] + shifts.to(dtype) @ cells[b])  # (P_b, 3)
+                none_local = torch.zeros((), dtype=torch.long, device=device)
+                vector_parts.append(local_pairs(own, cells[b], pairs, shifts, none_local, self.potential.cutoff_radius,
+                                                True, False).vectors)  # (P_b, 3)
                 pair_parts.append(pairs + a0)
                 n_pairs = pairs.shape[1]
             pair_counts.append(n_pairs)

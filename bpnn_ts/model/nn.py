@@ -157,6 +157,30 @@ class ElementMLP(torch.nn.Module):
         return self.output_and_gradient(x)
 
     @torch.jit.unused
+    def linear_layers(self) -> List[torch.nn.Linear]:
+        """The layers, input layer first."""
+        return [layer for layer in self.layers if isinstance(layer, torch.nn.Linear)]
+
+    @torch.jit.unused
+    def get_layers(self) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Copies of (weight (n_out, n_in), bias (n_out,)) of every layer, input layer first."""
+        return [(layer.weight.detach().clone(), layer.bias.detach().clone()) for layer in self.linear_layers()]
+
+    @torch.jit.unused
+    def set_layers(self, layers: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Set every layer's (weight (n_out, n_in), bias (n_out,)), input layer first."""
+        own = self.linear_layers()
+        if len(layers) != len(own):
+            raise ValueError(f"the network has {len(own)} layers, got weights of {len(layers)}")
+        with torch.no_grad():
+            for k, (layer, (weight, bias)) in enumerate(zip(own, layers)):
+                if tuple(weight.shape) != tuple(layer.weight.shape) or tuple(bias.shape) != tuple(layer.bias.shape):
+                    raise ValueError(f"layer {k}: weight {tuple(layer.weight.shape)} and bias {tuple(layer.bias.shape)} "
+                                     f"expected, got {tuple(weight.shape)} and {tuple(bias.shape)}")
+                layer.weight.copy_(weight)
+                layer.bias.copy_(bias)
+
+    @torch.jit.unused
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Xavier-uniform weights, zero biases, from `generator` (reproducible)."""
         with torch.no_grad():

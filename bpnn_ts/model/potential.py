@@ -2,10 +2,22 @@
 networks -> energies, forces and virials (and descriptors, Jacobians, extrapolation counts,
 committee spreads). Input checks, neighbour search and the engine contract are engine.py's.
 
-Two evaluations, each a loop over elements: the fused C++ kernels (CPU, inference and training;
-one call per element over all its centres, descriptors shared by committee members) and dense
-torch blocks chunked over centres (CUDA, Jacobians, models without kernels; once per member).
-In training mode both return energies, forces and virials differentiable w.r.t. the weights.
+One loop over elements (`BPNNPotential.forward`), each calling `ElementModel.evaluate`, the one
+per-element routine; the `.pt2` programs (pt2_program.py) call it too. Which descriptor path runs:
+
+| path            | runs when                                                     | role                        |
+|-----------------|---------------------------------------------------------------|-----------------------------|
+| fused kernels   | kernels on (`use_native_kernels`), a device they run on (CPU;  | production (TorchScript     |
+|                 | CUDA where the library has CUDA kernels), no Jacobian asked,  | files, training uncached,   |
+|                 | `analytic_forces`                                             | every `.pt2` file)          |
+| dense, analytic | otherwise (files without kernels, Jacobians for training      | portable path; held to the  |
+|                 | caches, other devices); chunked to keep blocks in cache       | oracle below                |
+| dense, autograd | `analytic_forces = False` (and `analytic_net_gradient = False` | the test oracle: forces by  |
+|                 | on the elements for the nets)                                 | autograd, nothing by hand   |
+
+Tests hold the fused path and the analytic dense path to the autograd oracle, and all of them to
+finite differences of the energy (tests/test_potential.py, test_native.py, test_properties.py).
+In training mode every path returns energies, forces and virials differentiable w.r.t. the weights.
 """
 
 from typing import Dict, List, Optional, Tuple
@@ -13,13 +25,14 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from .. import keys
+from .chunks import DenseSettings
 from .descriptors.element_descriptor import ElementDescriptor
 from .descriptors.scaling import Scaling
 from .element import ElementModel
 from .forces import add_forces_and_virials, in_pair_list_order, zero_forces_and_virials
 from .kernels import NativeKernel, NoKernel
 from .nn import CommitteeMLP, ElementMLP
-from .pairs import CentrePairs, PairList, Request, block_index, centre_pairs, neighbour_counts, plan_chunks
+from .pairs import PairList, Request, centre_pairs, element_pairs, needs_pair_gradients
 from .spec import ModelSpec
 from .uncertainty import combine_members
 
@@ -77,6 +90,11 @@ class BPNNPotential(torch.nn.Module):
             return "mixed"
         return "float64" if self.atomic_energy_shift.dtype == torch.float64 else "float32"
 
+    def sums_dtype(self) -> torch.dtype:
+        """The dtype of positions, pair vectors and the sums of energies, forces and virials:
+        float64 in mixed precision, else the model's."""
+        return torch.float64 if self.mixed_precision else self.atomic_energy_shift.dtype
+
     @torch.jit.export
     def training_range_known(self) -> bool:
         """True if every element has its training range [Gmin, Gmax] (scaling statistics)."""
@@ -84,6 +102,13 @@ class BPNNPotential(torch.nn.Module):
         for element in self.elements:
             known = known and element.scaling.has_statistics
         return known
+
+    def dense_settings(self, device: torch.device) -> DenseSettings:
+        """The dense path's chunking on `device`."""
+        cuda = device.type == "cuda"
+        return DenseSettings(self.chunk_size_cuda if cuda else self.chunk_size_cpu,
+                             self.block_budget_cuda if cuda else self.block_budget_cpu, self.uniform_blocks,
+                             self.padding_distance)
 
     def forward(self, pair_list: PairList, request: Request, compute_uncertainty: bool) -> Dict[str, torch.Tensor]:
         """Energy, per-atom energies, and what `request` asks for (keys.py) of the local atoms of
@@ -94,63 +119,28 @@ class BPNNPotential(torch.nn.Module):
             members = []
             for k in range(self.n_members):
                 members.append(k)
-        n_species = len(self.elements)
-        dtype = self.atomic_energy_shift.dtype
         device = pair_list.vectors.device
-        results: List[Dict[str, torch.Tensor]] = []
-        if self.fused_kernels and self._kernels_run_on(device) and not request.jacobian and self.analytic_forces:
-            results = self._evaluate_fused(centre_pairs(pair_list, n_species, dtype, False), members, request)
-        else:
-            pairs = centre_pairs(pair_list, n_species, dtype, True)
-            for member in members:
-                results.append(self._evaluate_chunked(pairs, member, request, len(results) == 0))
-        result = combine_members(results) if compute_uncertainty else results[0]
-        if request.extrapolation:
-            result[keys.EXTRAPOLATION] = self._count_extrapolation(result[keys.DESCRIPTORS],
-                                                                   pair_list.species[:pair_list.n_local])
-            if not request.descriptors:
-                result.pop(keys.DESCRIPTORS)
-                result.pop(keys.SCALED_DESCRIPTORS)
-        return result
-
-    def _kernels_run_on(self, device: torch.device) -> bool:
-        """True if every element's fused kernel computes on `device` (CPU; CUDA where the ops have
-        CUDA kernels): kernels.py's DescriptorKernel.runs_on."""
-        runs = True
-        for element in self.elements:
-            runs = runs and element.kernel.runs_on(device)
-        return runs
-
-    def _evaluate_fused(self, pairs: CentrePairs, members: List[Optional[int]],
-                        request: Request) -> List[Dict[str, torch.Tensor]]:
-        """With the fused kernels, per element over all its centres; one result per member
-        (differentiable w.r.t. the weights in training mode)."""
-        n_local = pairs.rank.shape[0]
+        pairs = centre_pairs(pair_list, len(self.elements), self.atomic_energy_shift.dtype)
+        fused = self.fused_kernels and self._kernels_run_on(device) and not request.jacobian and self.analytic_forces
+        dense = self.dense_settings(device)
         sums = pairs.geometry.dtype
-        device = pairs.vectors.device
-        need_grad = request.forces or request.virial or request.pair_gradients
-        want_descriptors = request.descriptors or request.extrapolation
+        need_grad = needs_pair_gradients(request) and not request.jacobian
         results: List[Dict[str, torch.Tensor]] = []
-        pair_gradients: List[torch.Tensor] = []  # per member, (P, 3) in sorted order
         energy_parts: List[List[torch.Tensor]] = []  # per member, per element with centres: (B_s,) by rank
+        pair_gradients: List[torch.Tensor] = []  # per member, (P, 3) in sorted order
         for _ in members:
             results.append(zero_forces_and_virials(pairs.n_atoms, sums, device, request.forces, request.virial))
             energy_parts.append([])
             pair_gradients.append(torch.zeros((pairs.vectors.shape[0] if request.pair_gradients else 0, 3),
                                               dtype=sums, device=device))
-        g_out, g_hat_out = self._descriptor_buffers(n_local if want_descriptors else 0, pairs.vectors)
-        pair_end = torch.cumsum(torch.bincount(pairs.centre_rank, minlength=n_local), 0)
-        zero = torch.zeros(1, dtype=torch.long, device=device)
-        first = pairs.element_first
+        descriptors: List[Tuple[torch.Tensor, torch.Tensor]] = []
+        jacobians: List[torch.Tensor] = []
+        extrapolation: List[torch.Tensor] = []
         for s, element in enumerate(self.elements):
-            r0, r1 = first[s], first[s + 1]
-            if r1 > r0:  # (TorchScript unrolls this loop: no `continue`)
-                ends = pair_end[r0:r1]
-                p0 = int(pair_end[r0 - 1]) if r0 > 0 else 0
-                p1 = int(ends[-1])
-                out = element.evaluate_fused(pairs.vectors[p0:p1], torch.cat([zero, ends - p0]),
-                                             pairs.neighbour_species[p0:p1], self.energy_scale,
-                                             self.atomic_energy_shift[s], members, need_grad, self.training)
+            p0, p1 = pairs.element_pair_first[s], pairs.element_pair_first[s + 1]
+            if pairs.element_first[s + 1] > pairs.element_first[s]:  # (TorchScript unrolls this loop: no `continue`)
+                out = element.evaluate(element_pairs(pairs, s), members, request, fused, dense, self.training,
+                                       self.analytic_forces, self.energy_scale, self.atomic_energy_shift[s])
                 for m in range(len(members)):
                     energy_parts[m].append(out.energies[m].to(sums))
                     if need_grad:
@@ -159,102 +149,60 @@ class BPNNPotential(torch.nn.Module):
                                                request.virial)
                     if request.pair_gradients:
                         pair_gradients[m][p0:p1] = out.d_vectors[m].detach().to(sums)
-                if want_descriptors:
-                    g_out[r0:r1, : out.descriptors.shape[1]] = out.descriptors
-                    g_hat_out[r0:r1, : out.descriptors.shape[1]] = out.scaled_descriptors
+                descriptors.append((out.descriptors, out.scaled_descriptors))
+                jacobians.append(out.jacobian)
+                extrapolation.append(out.extrapolation)
         for m in range(len(members)):
-            energies = torch.cat(energy_parts[m]) if n_local > 0 else torch.zeros(0, dtype=sums, device=device)
+            energies = torch.cat(energy_parts[m]) if len(energy_parts[m]) > 0 else torch.zeros(0, dtype=sums,
+                                                                                                  device=device)
             atom_energies = energies[pairs.rank]  # (n_local,)
             results[m][keys.ENERGIES] = atom_energies
             results[m][keys.ENERGY] = atom_energies.sum()
             if request.pair_gradients:
                 results[m][keys.PAIR_GRADIENTS] = in_pair_list_order(pair_gradients[m], pairs.order)
-        if want_descriptors:
-            results[0][keys.DESCRIPTORS] = g_out[pairs.rank]
-            results[0][keys.SCALED_DESCRIPTORS] = g_hat_out[pairs.rank]
-        return results
-
-    def _evaluate_chunked(self, pairs: CentrePairs, member: Optional[int], request: Request,
-                          want_descriptors: bool) -> Dict[str, torch.Tensor]:
-        """In dense blocks per chunk of centres of one element (the torch path)."""
-        n_local = pairs.rank.shape[0]
-        dtype = pairs.vectors.dtype
-        device = pairs.vectors.device
-        n_species = len(self.elements)
-        counts, within, widest = neighbour_counts(pairs, n_species)
-        cuda = device.type == "cuda"
-        most = self.chunk_size_cuda if cuda else self.chunk_size_cpu
-        budget = self.block_budget_cuda if cuda else self.block_budget_cpu
-        sizes: List[int] = []
-        for s, element in enumerate(self.elements):
-            sizes.append(element.centres_per_chunk(widest[s], most, budget))
-        plan = plan_chunks(pairs, counts, within, widest, sizes, self.uniform_blocks)
-
-        need_grad = request.forces or request.virial or request.pair_gradients
-        create_graph = self.training
-        grad_was_enabled = torch.is_grad_enabled()
-        if need_grad:
-            torch.set_grad_enabled(True)
-        # Outside training, results go into buffers allocated before the loop: small long-lived
-        # allocations made between chunks would fragment the heap.
-        n_pairs = pairs.vectors.shape[0]
-        energy_parts: List[torch.Tensor] = []
-        grad_parts: List[torch.Tensor] = []
-        energy_out = torch.zeros(n_local, dtype=dtype, device=device)
-        grad_out = torch.zeros((n_pairs if need_grad and not create_graph else 0, 3), dtype=dtype, device=device)
-        max_functions = max(self.n_functions)
-        jac_out = torch.zeros((n_pairs if request.jacobian else 0, max_functions, 3), dtype=dtype, device=device)
-        want_descriptors = want_descriptors and (request.descriptors or request.extrapolation or request.jacobian)
-        g_out, g_hat_out = self._descriptor_buffers(n_local if want_descriptors else 0, pairs.vectors)
-        for s, element in enumerate(self.elements):
-            for c in range(plan.element_chunks[s], plan.element_chunks[s + 1]):
-                p0, p1 = plan.pair_start[c], plan.pair_start[c + 1]
-                r0, r1 = plan.first_rank[c], plan.first_rank[c] + plan.n_centres[c]
-                out = element.evaluate_chunk(pairs.vectors[p0:p1], block_index(plan, pairs, c), self.padding_distance,
-                                             self.energy_scale, self.atomic_energy_shift[s], member, request,
-                                             create_graph, self.analytic_forces)
-                if create_graph:
-                    energy_parts.append(out.energies)
-                    if need_grad:
-                        grad_parts.append(out.d_vectors)
-                else:
-                    energy_out[r0:r1] = out.energies.detach()
-                    if need_grad:
-                        grad_out[p0:p1] = out.d_vectors.detach()
-                if request.jacobian:
-                    jac_out[p0:p1, : out.jacobian.shape[1]] = out.jacobian
-                if want_descriptors:
-                    g_out[r0:r1, : out.descriptors.shape[1]] = out.descriptors.detach()
-                    g_hat_out[r0:r1, : out.descriptors.shape[1]] = out.scaled_descriptors.detach()
-        torch.set_grad_enabled(grad_was_enabled)
-
-        result: Dict[str, torch.Tensor] = {}
-        energies = torch.cat(energy_parts) if create_graph and n_local > 0 else energy_out
-        atom_energies = energies[pairs.rank].to(pairs.geometry.dtype)
-        result[keys.ENERGIES] = atom_energies
-        result[keys.ENERGY] = atom_energies.sum()
-        if need_grad:
-            d_vectors = grad_out
-            if create_graph:
-                d_vectors = torch.cat(grad_parts) if len(grad_parts) > 0 else torch.zeros((0, 3), dtype=dtype,
-                                                                                          device=device)
-            zeros = zero_forces_and_virials(pairs.n_atoms, pairs.geometry.dtype, device, request.forces, request.virial)
-            for name, value in zeros.items():
-                result[name] = value
-            add_forces_and_virials(result, pairs.geometry, d_vectors, pairs.centres, pairs.neighbours,
-                                   request.forces, request.virial)
-            if request.pair_gradients:
-                result[keys.PAIR_GRADIENTS] = in_pair_list_order(d_vectors.detach().to(pairs.geometry.dtype),
-                                                                 pairs.order)
-        if want_descriptors:
-            result[keys.DESCRIPTORS] = g_out[pairs.rank]
-            result[keys.SCALED_DESCRIPTORS] = g_hat_out[pairs.rank]
+        result = combine_members(results) if compute_uncertainty else results[0]
+        self._add_extras(result, pairs.rank, request, descriptors, jacobians, extrapolation, pairs.vectors)
         if request.jacobian:  # pairs in the Jacobian's (sorted) order
-            result[keys.DESCRIPTOR_JACOBIAN] = jac_out
             result[keys.PAIR_CENTRES] = pairs.centres
             result[keys.PAIR_NEIGHBOURS] = pairs.neighbours
             result[keys.PAIR_VECTORS] = pairs.vectors
         return result
+
+    def _add_extras(self, result: Dict[str, torch.Tensor], rank: torch.Tensor, request: Request,
+                    descriptors: List[Tuple[torch.Tensor, torch.Tensor]], jacobians: List[torch.Tensor],
+                    extrapolation: List[torch.Tensor], like: torch.Tensor) -> None:
+        """Descriptors (n_local, max F), the Jacobian (P, max F, 3) and extrapolation counts
+        (n_local,) from the elements' parts (in rank and sorted-pair order), as asked for."""
+        widest = max(self.n_functions)
+        if request.descriptors:
+            raw: List[torch.Tensor] = [torch.zeros((0, widest), dtype=like.dtype, device=like.device)]
+            scaled: List[torch.Tensor] = [raw[0]]
+            for g, g_hat in descriptors:
+                raw.append(torch.nn.functional.pad(g, [0, widest - g.shape[1]]))
+                scaled.append(torch.nn.functional.pad(g_hat, [0, widest - g_hat.shape[1]]))
+            result[keys.DESCRIPTORS] = torch.cat(raw)[rank]
+            result[keys.SCALED_DESCRIPTORS] = torch.cat(scaled)[rank]
+        if request.jacobian:
+            padded: List[torch.Tensor] = [torch.zeros((0, widest, 3), dtype=like.dtype, device=like.device)]
+            for jacobian in jacobians:
+                padded.append(torch.nn.functional.pad(jacobian, [0, 0, 0, widest - jacobian.shape[1]]))
+            result[keys.DESCRIPTOR_JACOBIAN] = torch.cat(padded)
+        if request.extrapolation:
+            if not self.training_range_known():
+                raise ValueError("this model has no training range [Gmin, Gmax] of its symmetry functions "
+                                 "(no scaling statistics): it cannot count extrapolation")
+            counts: List[torch.Tensor] = [torch.zeros(0, dtype=torch.long, device=like.device)]
+            for part in extrapolation:
+                counts.append(part)
+            result[keys.EXTRAPOLATION] = torch.cat(counts)[rank]
+
+    def _kernels_run_on(self, device: torch.device) -> bool:
+        """True if every element's fused kernel computes on `device` (CPU; CUDA where the ops have
+        CUDA kernels): kernels.py's DescriptorKernel.runs_on."""
+        runs = True
+        for element in self.elements:
+            runs = runs and element.kernel.runs_on(device)
+        return runs
 
     @torch.jit.export
     def energies_from_descriptors(self, descriptors: torch.Tensor, species: torch.Tensor,
@@ -272,20 +220,3 @@ class BPNNPotential(torch.nn.Module):
                 energies = energies.index_put((index,), own)
                 slopes = slopes.index_put((index,), torch.nn.functional.pad(d_g, [0, slopes.shape[1] - width]))
         return energies, slopes
-
-    def _descriptor_buffers(self, rows: int, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Zeroed raw and scaled descriptor outputs (rows, max F)."""
-        shape = [rows, max(self.n_functions)]
-        return (torch.zeros(shape, dtype=like.dtype, device=like.device),
-                torch.zeros(shape, dtype=like.dtype, device=like.device))
-
-    def _count_extrapolation(self, g: torch.Tensor, local_species: torch.Tensor) -> torch.Tensor:
-        """(n_local,) functions outside [Gmin, Gmax] per atom, from G (n_local, max F)."""
-        if not self.training_range_known():
-            raise ValueError("this model has no training range [Gmin, Gmax] of its symmetry functions "
-                             "(no scaling statistics): it cannot count extrapolation")
-        counts = torch.zeros(local_species.shape[0], dtype=torch.long, device=g.device)
-        for s, element in enumerate(self.elements):
-            rows = local_species == s
-            counts[rows] = element.scaling.count_outside(g[rows, : self.n_functions[s]])
-        return counts

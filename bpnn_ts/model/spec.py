@@ -1,21 +1,19 @@
 """ModelSpec: a model's architecture, written once. Everything that builds, rebuilds, folds or
 describes a model (config files, n2p2 import, committees, checkpoints, provenance, the model
-file's `model_spec()`) goes through it; its JSON form is the provenance record "model"."""
+file's `model_spec()`) goes through it (`BPNNModel.from_spec(spec)` builds one); its JSON form
+is the provenance record "model"."""
 
 import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from ..elements import symbol
 from .cutoffs import CUTOFF_NAMES
 from .descriptors.params import RadialSF, SymmetryFunction, function_from_dict, function_to_dict
 from .descriptors.scaling import SCALING_TYPES
 from .nn import activation_code
-
-if TYPE_CHECKING:
-    from .engine import BPNNModel
 
 
 @dataclass(frozen=True)
@@ -124,12 +122,6 @@ class ModelSpec:
     @classmethod
     def from_json(cls, text: str) -> "ModelSpec":
         return cls.from_dict(json.loads(text))
-
-    def build(self) -> "BPNNModel":
-        """An untrained float64 model (torch's default initial weights; in training mode, as
-        torch modules start): load a state dict into it, or train it."""
-        from .engine import BPNNModel
-        return BPNNModel(self).double()
 
 
 def elements_of(function: SymmetryFunction) -> Sequence[int]:

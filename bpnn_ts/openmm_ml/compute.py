@@ -21,7 +21,7 @@ from openmm import unit
 from .. import keys
 from ..errors import error_message
 from ..export import inspect, load
-from ..precision import INPUT_DTYPES
+from ..precision import input_dtype
 from ..threads import check_threads, torch_threads
 from ..units import ANGSTROM_PER_NM, EV_IN_KJ_PER_MOL
 
@@ -57,7 +57,7 @@ class BPNNForceComputation:
     def _load(self) -> None:
         """Load the model and make the inputs that stay the same from step to step."""
         self.model: Any = shared_model(self.model_path, self.parameters_sha256, self.device)
-        self.dtype = INPUT_DTYPES[str(self.model.dtype_name())]
+        self.dtype = input_dtype(self.model)
         self._numbers = torch.tensor(self.atomic_numbers, dtype=torch.long, device=self.device)  # (n_atoms,)
         self._pbc = torch.tensor([self.periodic] * 3, dtype=torch.bool, device=self.device)  # (3,)
         self._no_cell = torch.zeros((3, 3), dtype=self.dtype, device=self.device)

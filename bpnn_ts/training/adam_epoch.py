@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..model_parts import AnyModel
+from ..model.engine import BPNNModel
 from .batch import Batch, concatenate, predict
 from .config import TrainingOptions
 from .distributed import ProcessGroup
@@ -26,7 +26,7 @@ class AdamEpochs:
     """The optimiser and schedule over `model`'s weights; `batches[i]` is None where another rank
     owns structure i."""
 
-    def __init__(self, model: AnyModel, batches: Sequence[Optional[Batch]], options: TrainingOptions, loss: Loss,
+    def __init__(self, model: BPNNModel, batches: Sequence[Optional[Batch]], options: TrainingOptions, loss: Loss,
                  group: ProcessGroup):
         self.model = model
         self.batches = batches

@@ -8,13 +8,14 @@ and one contraction, since geometry does not change during training.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Union, overload
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union, overload
 
 import torch
 from ase import Atoms
 
 from .. import keys
-from ..model_parts import AnyModel, energy_shifts, species_of_z
+from ..model.engine import BPNNModel
+from ..model.forces import add_pair_forces, add_system_virials
 
 
 @dataclass
@@ -52,8 +53,9 @@ def _voigt_stress(atoms: Atoms) -> Optional[List[float]]:
 
 
 def labelled_batch(atoms: Atoms, dtype: torch.dtype, device: torch.device,
-                   species_of_z: Optional[torch.Tensor] = None) -> Batch:
-    """One structure's geometry and labels as a Batch (species 0 unless `species_of_z` is given)."""
+                   model: Optional[BPNNModel] = None) -> Batch:
+    """One structure's geometry and labels as a Batch (species: `model`'s index of each atom's
+    element; 0 without a model)."""
     results = atoms.calc.results
     n = len(atoms)
     numbers = torch.tensor(atoms.numbers, device=device)
@@ -62,7 +64,7 @@ def labelled_batch(atoms: Atoms, dtype: torch.dtype, device: torch.device,
     forces = results.get("forces")
     return Batch(
         numbers=numbers,
-        species=species_of_z[numbers] if species_of_z is not None else torch.zeros_like(numbers),
+        species=model.species_index(numbers) if model is not None else torch.zeros_like(numbers),
         structure_of_atom=torch.zeros(n, dtype=torch.long, device=device),
         n_atoms=torch.tensor([n], device=device),
         energy=torch.tensor([float(results["energy"])], dtype=dtype, device=device),
@@ -76,13 +78,14 @@ def labelled_batch(atoms: Atoms, dtype: torch.dtype, device: torch.device,
         pbcs=[torch.tensor(atoms.pbc, device=device)])
 
 
-def make_batches(model: AnyModel, structures: Sequence[Atoms], cached: bool) -> List[Batch]:
-    """One single-structure Batch per structure (concatenate them with `concatenate`)."""
-    dtype = energy_shifts(model).dtype
-    device = energy_shifts(model).device
+def make_batches(model: BPNNModel, structures: Sequence[Atoms], cached: bool) -> List[Batch]:
+    """One single-structure Batch per structure (concatenate them with `concatenate`) for
+    `model` (eager: the model being trained)."""
+    dtype = model.energy_shifts().dtype
+    device = model.energy_shifts().device
     batches = []
     for atoms in structures:
-        batch = labelled_batch(atoms, dtype, device, species_of_z(model))
+        batch = labelled_batch(atoms, dtype, device, model)
         if cached:
             with torch.no_grad():
                 out = model.compute_descriptor_jacobian(batch.positions[0], batch.numbers, batch.cells[0],
@@ -101,7 +104,7 @@ class StreamedBatches(Sequence[Optional[Batch]]):
     """Uncached batches made on demand from `structures` (e.g. a StructureStore, which bounds
     what stays in memory); None where `owns(i)` is false (another process's structure)."""
 
-    def __init__(self, model: AnyModel, structures: Sequence[Atoms], owns: Callable[[int], bool]):
+    def __init__(self, model: BPNNModel, structures: Sequence[Atoms], owns: Callable[[int], bool]):
         self.model = model
         self.structures = structures
         self.owns = owns
@@ -152,29 +155,28 @@ def _cached(value: Optional[torch.Tensor]) -> torch.Tensor:
     return value
 
 
-def predict(model: AnyModel, batch: Batch, create_graph: bool) -> Dict[str, torch.Tensor]:
+def predict(model: Any, batch: Batch, create_graph: bool) -> Dict[str, torch.Tensor]:
     """Energies (S,), forces (N, 3) and virials (S, 3, 3) of a batch.
 
     Cached batches: energies and dE/dG from the nets
     (`BPNNPotential.energies_from_descriptors`), then dE/dr_ij = sum_f dE_i/dG_if dG_if/dr_ij
-    and the same force/virial assembly as the model's forward. Uncached batches
-    call the model on each structure."""
+    and the model's force/virial assembly (bpnn_ts/model/forces.py). Uncached batches
+    call the model (eager or scripted) on each structure."""
     if batch.jacobian is None:
         return _predict_uncached(model, batch)
     descriptors, centres, neighbours = _cached(batch.descriptors), _cached(batch.centres), _cached(batch.neighbours)
     vectors, structure_of_pair = _cached(batch.vectors), _cached(batch.structure_of_pair)
-    atom_energies, slopes = model.potential.energies_from_descriptors(descriptors, batch.species, create_graph)
+    atom_energies, slopes = model.energies_from_descriptors(descriptors, batch.species, create_graph)
     d_vectors = torch.einsum("pf,pfc->pc", slopes[centres], batch.jacobian)
-    forces = torch.zeros_like(batch.forces).index_add(0, centres, d_vectors).index_add(0, neighbours, -d_vectors)
-    pair_virial = -(vectors.unsqueeze(2) * d_vectors.unsqueeze(1)).reshape(-1, 9)
-    virial = torch.zeros((batch.n_structures, 9), dtype=forces.dtype, device=forces.device)
-    virial = virial.index_add(0, structure_of_pair, pair_virial).reshape(-1, 3, 3)
+    forces = add_pair_forces(torch.zeros_like(batch.forces), d_vectors, centres, neighbours)
+    virial = torch.zeros((batch.n_structures, 3, 3), dtype=forces.dtype, device=forces.device)
+    virial = add_system_virials(virial, vectors, d_vectors, structure_of_pair)
     energy = torch.zeros(batch.n_structures, dtype=forces.dtype, device=forces.device)
     energy = energy.index_add(0, batch.structure_of_atom, atom_energies)
     return {keys.ENERGY: energy, keys.FORCES: forces, keys.VIRIAL: virial}
 
 
-def _predict_uncached(model: AnyModel, batch: Batch) -> Dict[str, torch.Tensor]:
+def _predict_uncached(model: Any, batch: Batch) -> Dict[str, torch.Tensor]:
     energies, forces, virials = [], [], []
     first = 0
     for s, (positions, cell, pbc) in enumerate(zip(batch.positions, batch.cells, batch.pbcs)):

@@ -5,7 +5,7 @@ from typing import Any, Dict, Union
 
 import torch
 
-from ..atomic import write_atomically
+from ..atomic_write import write_atomically
 
 CHECKPOINT_FORMAT = "bpnn_ts-checkpoint"
 CHECKPOINT_VERSION = 1

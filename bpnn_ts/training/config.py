@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Literal, Optional, Tuple, Union, overload
 
-from ..config import ConfigError, ModelConfig, parse_model_config, read_yaml
+from ..config import ModelConfig, parse_model_config, read_yaml
+from ..errors import ConfigError
 from ..function_selection import without_selection
 from ..io.datasets import FORMATS
 from ..units import ENERGY_UNITS, LENGTH_UNITS

@@ -28,7 +28,7 @@ import torch
 from ase import Atoms
 
 from .. import keys
-from ..model_parts import AnyModel
+from ..model.engine import BPNNModel
 from .batch import Batch, predict, stress_from_virial
 from .distributed import ProcessGroup
 from .kalman import KalmanFilter, KalmanSettings, flat_jacobian, parameter_blocks
@@ -71,7 +71,7 @@ class KalmanEpochs:
     `batches[i]` is None where another process owns structure i; `force_components[i]` is the
     number of labelled force components of structure i."""
 
-    def __init__(self, model: AnyModel, batches: Sequence[Optional[Batch]], force_components: Sequence[int],
+    def __init__(self, model: BPNNModel, batches: Sequence[Optional[Batch]], force_components: Sequence[int],
                  settings: KalmanSettings, plan: KalmanPlan, spreads: Dict[str, float], seed: int,
                  group: Optional[ProcessGroup] = None):
         self.model = model
@@ -148,7 +148,7 @@ class KalmanEpochs:
     def _energy_observation(self, batch: Batch) -> Tuple[torch.Tensor, torch.Tensor]:
         with_stress = self.plan.stress_weight > 0 and bool(batch.has_stress[0])
         if batch.descriptors is not None and batch.jacobian is not None and not with_stress:
-            total = self.model.potential.energies_from_descriptors(batch.descriptors, batch.species, True)[0].sum()
+            total = self.model.energies_from_descriptors(batch.descriptors, batch.species, True)[0].sum()
         else:
             prediction = predict(self.model, batch, create_graph=True)
             total = prediction[keys.ENERGY][0]

@@ -1,12 +1,18 @@
-"""Error metrics of predictions against labels: energies per atom, forces, per element, stress."""
+"""Error metrics of predictions against labels (energies per atom, forces, per element, stress),
+and of a model on labelled structures (`bpnn-ts eval`: `evaluate_model_file`)."""
 
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
+from ase import Atoms
 
 from .. import keys
 from ..elements import symbol
-from .batch import Batch, stress_from_virial
+from ..export import load
+from ..io.datasets import check_structures, read_many
+from ..many_structures import DEFAULT_BATCH_ATOMS, evaluate_many
+from ..precision import input_dtype
+from .batch import Batch, labelled_batch, stress_from_virial
 
 
 def accumulate(batch: Batch, prediction: Dict[str, torch.Tensor], store: Dict[str, List[torch.Tensor]]) -> None:
@@ -44,3 +50,32 @@ def summarize(store: Dict[str, List[torch.Tensor]], elements: Sequence[int]) -> 
         stress = torch.cat(store["stress"])
         out["stress_rmse_mev_a3"] = 1000.0 * float(stress.pow(2).mean().sqrt())
     return out
+
+
+def evaluate_structures(model: Any, structures: Sequence[Atoms],
+                        batch_atoms: int = DEFAULT_BATCH_ATOMS) -> Dict[str, float]:
+    """Energy (meV/atom), force (eV/Å) and stress errors of `model` (a module or a loaded
+    model file) over labelled structures, evaluated in forward_batch calls of at most
+    `batch_atoms` atoms (0, or a model without forward_batch: one call per structure)."""
+    elements = [int(z) for z in model.atomic_numbers()]
+    check_structures(structures, elements, need_forces=False)
+    dtype = input_dtype(model)  # mixed-precision models take float64 positions
+    store: Dict[str, List[torch.Tensor]] = {}
+    for atoms, out in zip(structures, evaluate_many(model, structures, batch_atoms, compute_virial=True)):
+        batch = labelled_batch(atoms, dtype, torch.device("cpu"))
+        prediction = {keys.ENERGY: out[keys.ENERGY].reshape(1), keys.FORCES: out[keys.FORCES],
+                      keys.VIRIAL: out[keys.VIRIAL].reshape(1, 3, 3)}
+        accumulate(batch, prediction, store)
+    metrics = summarize(store, elements)
+    metrics["structures"] = len(structures)
+    metrics["atoms"] = sum(len(a) for a in structures)
+    return metrics
+
+
+def evaluate_model_file(path, data: Union[str, Sequence[str]], format: Optional[str] = None,
+                        length_unit: str = "angstrom", energy_unit: str = "eV",
+                        batch_atoms: int = DEFAULT_BATCH_ATOMS) -> Dict[str, float]:
+    """`bpnn-ts eval`: load a model file and evaluate it on data files (`batch_atoms`: as
+    evaluate_structures)."""
+    model = load(path)
+    return evaluate_structures(model, read_many(data, format, length_unit, energy_unit), batch_atoms)

@@ -1,15 +1,12 @@
 """What a training run derives from its data before the first epoch: the split, reference
 energies per element, and the nets' energy unit."""
 
-import dataclasses
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from ase import Atoms
 
 from ..model.engine import BPNNModel
-from ..model.spec import ModelSpec
-from ..model_parts import energy_shifts
 
 
 def split_structures(structures: Sequence[Atoms], validation: float, test: float,
@@ -35,7 +32,6 @@ def fit_atomic_energies(structures: Sequence[Atoms], elements: Sequence[int]) ->
 
 def with_energy_scale(model: BPNNModel, energy_scale: float) -> BPNNModel:
     """`model` with network outputs in units of `energy_scale` eV (same weights and buffers)."""
-    spec = dataclasses.replace(ModelSpec.from_json(model.model_spec()), energy_scale=float(energy_scale))
-    rescaled = BPNNModel(spec).to(energy_shifts(model).dtype)
+    rescaled = BPNNModel(model.spec().replace(energy_scale=float(energy_scale))).to(model.energy_shifts().dtype)
     rescaled.load_state_dict(model.state_dict())
     return rescaled.train(model.training)

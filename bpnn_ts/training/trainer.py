@@ -17,18 +17,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 from ase import Atoms
 
-from ..config import DTYPES, imported_scaling_statistics, parse_model_config
+from ..config import DTYPES, parse_model_config
+from ..descriptor_statistics import fit_scaling
 from ..elements import symbol
 from ..export import export
-from ..format1 import is_format1_state, state_dict_from_format1
+from ..formats.format1 import is_format1_state, state_dict_from_format1
 from ..function_pool import closest_pair_start
 from ..function_selection import resolve_symmetry_functions
 from ..io.datasets import check_structures, read_many
 from ..io.streaming import StructureStore
 from ..model.engine import BPNNModel
 from ..model.spec import ModelSpec
-from ..model_parts import AnyModel, element_models
-from ..scaling import fit_scaling
+from ..potential_sources import imported_scaling_statistics
 from .adam_epoch import AdamEpochs
 from .batch import Batch, StreamedBatches, concatenate, make_batches, predict
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -127,7 +127,7 @@ class Trainer:
         dtype = DTYPES[self.config.model.dtype]
         self.spreads: Dict[str, float] = {}  # the Kalman filter's units (kalman_epoch.data_spreads)
         if checkpoint is not None:
-            model = ModelSpec.from_json(checkpoint["model_spec"]).build().to(dtype)
+            model = BPNNModel.from_spec(ModelSpec.from_json(checkpoint["model_spec"])).to(dtype)
             model.load_state_dict(checkpoint_weights(checkpoint["model_state"]))
             if checkpoint.get("kalman") is not None:
                 self.spreads = dict(checkpoint["kalman"]["spreads"])
@@ -159,9 +159,7 @@ class Trainer:
                      f"{spread * 1000:.3f} meV/atom")
         torch.manual_seed(self.options.seed)
         if imported_scaling:
-            statistics = imported_scaling_statistics(self.config.raw["model"], base)
-            for z, element in zip(model.atomic_numbers(), element_models(model)):
-                element.scaling.set_statistics(*statistics[int(z)].T)
+            model.set_scaling_statistics(imported_scaling_statistics(self.config.raw["model"], base))
             self.log("input scaling: the statistics of the potential the symmetry functions come from")
         else:
             fit_scaling(model, self.splits["train"])
@@ -245,7 +243,7 @@ class Trainer:
         return state
 
     # ---- epochs ----
-    def evaluate(self, name: str, model: Optional[AnyModel] = None) -> Dict[str, float]:
+    def evaluate(self, name: str, model: Optional[BPNNModel] = None) -> Dict[str, float]:
         """Monitored loss and metrics of one split ('train', 'validation', 'test'), over all processes."""
         model = model or self.model
         batches = self.batches[name]
@@ -407,7 +405,7 @@ def checkpoint_weights(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor
 def model_from_checkpoint(path) -> BPNNModel:
     """The best model of a checkpoint (eval mode, float64 or the trained dtype)."""
     state = load_checkpoint(path)
-    model = ModelSpec.from_json(state["model_spec"]).build()
+    model = BPNNModel.from_spec(ModelSpec.from_json(state["model_spec"]))
     weights = checkpoint_weights(state.get("best_state") or state["model_state"])
     model = model.to(weights["potential.atomic_energy_shift"].dtype)
     model.load_state_dict(weights)

@@ -49,6 +49,7 @@ class ElementDescriptor(torch.nn.Module):
         self.radial_blocks = torch.nn.ModuleList(radial_blocks)
         self.angular_blocks = torch.nn.ModuleList(angular_blocks)
         self.n_functions = len(functions)
+        self.n_species = len(species_numbers)  # elements a neighbour can be
         inverse = [0] * len(functions)
         for position, column in enumerate(block_columns):
             inverse[column] = position

@@ -19,6 +19,15 @@ class Scaling(torch.nn.Module):
     The statistics (Gmin, Gmax, Gmean, sigma) are kept for extrapolation checks.
     """
 
+    # buffers (n_functions,) each: the statistics, and the transform they give
+    g_min: torch.Tensor
+    g_max: torch.Tensor
+    g_mean: torch.Tensor
+    g_sigma: torch.Tensor
+    shift: torch.Tensor
+    factor: torch.Tensor
+    offset: torch.Tensor
+
     def __init__(self, n_functions: int, kind: str = "none", s_min: float = 0.0, s_max: float = 1.0):
         super().__init__()
         if kind not in SCALING_TYPES:
@@ -57,6 +66,11 @@ class Scaling(torch.nn.Module):
         self.factor.copy_(factor)
         self.offset.copy_(offset)
         self.has_statistics = True
+
+    @torch.jit.unused
+    def statistics(self) -> torch.Tensor:
+        """(n_functions, 4) [Gmin, Gmax, Gmean, sigma], float64."""
+        return torch.stack([self.g_min, self.g_max, self.g_mean, self.g_sigma], dim=1).detach().to(torch.float64)
 
     @torch.jit.unused
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:

@@ -7,9 +7,9 @@ from typing import Any, Dict, Mapping
 
 import torch
 
-from .model.engine import BPNNModel
-from .model.spec import ModelSpec
-from .precision import set_precision
+from ..model.engine import BPNNModel
+from ..model.spec import ModelSpec
+from ..precision import set_precision
 
 ENGINE_ENTRIES = ("species_of_z",)  # format-1 state entries that stay on BPNNModel
 
@@ -33,7 +33,7 @@ def state_dict_from_format1(state: Mapping[str, torch.Tensor]) -> Dict[str, torc
 def upgrade(old: torch.jit.ScriptModule, metadata: Dict[str, Any]) -> BPNNModel:
     """An eager format-2 BPNNModel (eval mode) computing what the format-1 model `old` (a loaded
     file, with its metadata.json) computes: same parameters, precision and kernels."""
-    model = ModelSpec.from_json(old.spec_json).build()
+    model = BPNNModel.from_spec(ModelSpec.from_json(old.spec_json))
     state = {name: value.detach().cpu() for name, value in old.state_dict().items()}
     model.load_state_dict(state_dict_from_format1(state))
     model = set_precision(model, str(metadata.get("dtype", "float64")))

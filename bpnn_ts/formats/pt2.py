@@ -2,7 +2,7 @@
 second runtime beside TorchScript (which PyTorch deprecated in 2.11).
 
 A `.pt2` file is an AOTInductor package (a zip) with two compiled programs of
-bpnn_ts/model/graph.py, "system" (the model's own neighbour search) and "engine" (an engine's
+bpnn_ts/model/pt2_program.py, "system" (the model's own neighbour search) and "engine" (an engine's
 pair list with ghosts), plus the same metadata.json and provenance.json records as a
 TorchScript file (under `<archive>/extra/`, so `bpnn_ts.inspect` reads them without loading
 code). The programs call the fused C++ ops (torch.ops.bpnn), which loaders register first;
@@ -12,7 +12,6 @@ they are compiled for the CPU (for CUDA where exported on a GPU machine) and one
 (bpnn_ts/model/inputs.py), so `bpnn_ts.load`, the calculator and `bpnn-ts eval` take either file.
 """
 
-import datetime
 import json
 import os
 import shutil
@@ -23,13 +22,18 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from . import __version__, keys
-from .atomic import write_atomically
-from .model.engine import BPNNModel
-from .model.graph import EngineProgram, GraphEvaluation, SystemProgram, output_names
-from .model.inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
-from .model.neighbors import check_cell, check_images
-from .precision import INPUT_DTYPES
+from .. import keys
+from ..atomic_write import write_atomically
+from ..elements import SYMBOLS, species_table
+from ..model.engine import BPNNModel
+from ..model.inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
+from ..model.neighbors import check_cell, check_images
+from ..model.pt2_program import EngineProgram, GraphEvaluation, SystemProgram, output_names
+from ..precision import INPUT_DTYPES, input_dtype
+from .frozen import frozen_copy
+from .records import metadata as metadata_record
+from .records import parameters_hash
+from .records import provenance as provenance_record
 
 FORMAT = "pt2"
 PROGRAMS = ("system", "engine")
@@ -49,8 +53,8 @@ def _require_torch(what: str) -> None:
 
 def _ops(what: str) -> None:
     """Register the bpnn ops and their fake implementations (an error saying why if impossible)."""
-    from .native import load_error, load_ops
-    from .native.fake import register_fakes
+    from ..native import load_error, load_ops
+    from ..native.fake import register_fakes
     if not load_ops():
         raise RuntimeError(f"{what} needs bpnn_ts's fused C++ kernels, which cannot be built here ({load_error()}); "
                            "point BPNN_OPS_LIBRARY at a built libbpnn.so")
@@ -60,7 +64,7 @@ def _ops(what: str) -> None:
 def example_system(model: BPNNModel, n_atoms: int = 8) -> Tuple[torch.Tensor, ...]:
     """A small periodic system of the model's elements (positions, atomic numbers, cell, pbc) in
     its input dtype: the example inputs of torch.export (sizes stay symbolic)."""
-    dtype = INPUT_DTYPES[model.dtype_name()]
+    dtype = input_dtype(model)
     numbers = model.atomic_numbers()
     grid = torch.tensor([[i % 2, (i // 2) % 2, i // 4] for i in range(n_atoms)], dtype=dtype)
     positions = 1.7 * grid + 0.1 * torch.arange(n_atoms, dtype=dtype).unsqueeze(1)
@@ -74,7 +78,7 @@ def _exported_programs(evaluation: GraphEvaluation, system: Tuple[torch.Tensor, 
     from torch.export import Dim
     from torch.export import export as torch_export
 
-    from .model.neighbors import native_neighbor_list
+    from ..model.neighbors import native_neighbor_list
     positions, atomic_numbers, cell, pbc = system
     pairs, shifts = native_neighbor_list(positions, cell, pbc, evaluation.cutoff)
     n_atoms, n_pairs = Dim("n_atoms", min=0), Dim("n_pairs", min=0)
@@ -100,20 +104,15 @@ def export_pt2(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = 
     """Compile `model` (a BPNNModel in eval mode) to a `.pt2` file at `path` (atomically); returns
     the path. `dtype`: "float64", "float32" or "mixed" (None: the model's). Takes about a minute
     or more per program (a C++ compilation)."""
-    from .export import _metadata, frozen_copy, parameters_hash
     _require_torch("exporting a .pt2 file")
     if not isinstance(model, BPNNModel):
         raise TypeError(f"`model` must be a BPNNModel, got {type(model).__name__}")
     _ops("a .pt2 model file")
     frozen = frozen_copy(model, dtype, True)
     evaluation = GraphEvaluation(frozen).eval()
-    metadata = dict(_metadata(frozen), format=FORMAT, programs=list(PROGRAMS), outputs=output_names(frozen),
+    metadata = dict(metadata_record(frozen), format=FORMAT, programs=list(PROGRAMS), outputs=output_names(frozen),
                     op_library="bpnn", device="cpu", model_spec=json.loads(frozen.model_spec()))
-    record = {"package": "bpnn_ts", "package_version": __version__, "torch_version": torch.__version__,
-              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "description": description, "model": json.loads(model.model_spec()),
-              "parameters_sha256": parameters_hash(frozen)}
-    record.update(provenance or {})
+    record = provenance_record(model.model_spec(), parameters_hash(frozen), description, provenance)
     programs = _exported_programs(evaluation, example_system(frozen))
     with tempfile.TemporaryDirectory(prefix="bpnn_pt2_") as folder:
         files: Dict[str, Any] = {}
@@ -183,7 +182,6 @@ class Pt2Model:
         self.names: List[str] = list(metadata["outputs"])
         self.programs = {name: load_package(str(path), model_name=name) for name in PROGRAMS}
         self.element_symbols: List[str] = list(metadata["elements"])
-        from .elements import SYMBOLS, species_table
         self.all_symbols = ["X"] + list(SYMBOLS)
         self.species_of_z = species_table(metadata["atomic_numbers"])
         self.input_dtype = INPUT_DTYPES[metadata["dtype"]]

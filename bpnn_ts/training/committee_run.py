@@ -4,7 +4,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, List
 
-from ..committee import build_committee
+from ..committee_merge import build_committee
 from ..export import export
 from .checkpoint import load_checkpoint
 from .config import TrainConfig

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from . import keys
-from .precision import INPUT_DTYPES
+from .precision import input_dtype
 
 if TYPE_CHECKING:  # (ase is imported by the callers; not at `bpnn-ts` start-up)
     from ase import Atoms
@@ -74,7 +74,7 @@ def split_results(result: Dict[str, torch.Tensor], n_atoms: Sequence[int]) -> Li
             for b, out in enumerate(systems):
                 out[name] = value.narrow(axis, first[b], first[b + 1] - first[b])
         else:
-            raise ValueError(f"forward_batch returned `{name}`, which bpnn_ts.batching cannot split per system")
+            raise ValueError(f"forward_batch returned `{name}`, which bpnn_ts.many_structures cannot split per system")
     return systems
 
 
@@ -85,7 +85,7 @@ def evaluate_many(model: Any, structures: Sequence["Atoms"], max_atoms: int = DE
     from forward_batch calls of at most `max_atoms` atoms; `max_atoms=0`, or a model without
     forward_batch: one forward call per structure. `options`: forward's flags
     (compute_forces, compute_virial, count_extrapolation, compute_uncertainty)."""
-    dtype = INPUT_DTYPES[str(model.dtype_name())]  # mixed-precision models take float64 positions
+    dtype = input_dtype(model)  # mixed-precision models take float64 positions
     if max_atoms < 0:
         raise ValueError(f"`max_atoms` must be >= 0 (0: one call per structure), got {max_atoms}")
     if max_atoms == 0 or not has_forward_batch(model):

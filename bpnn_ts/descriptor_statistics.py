@@ -1,23 +1,25 @@
-"""Symmetry-function statistics from data, for the input scaling inside the model."""
+"""Symmetry-function statistics from data (`descriptor_statistics`), and the model's input
+scaling set from them (`fit_scaling`)."""
 
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import torch
 from ase import Atoms
 
 from . import keys
 from .model.engine import BPNNModel
-from .model_parts import AnyModel, element_models, energy_shifts
+from .model.spec import ModelSpec
+from .precision import input_dtype
 
 
-def descriptor_statistics(model: AnyModel, structures: Iterable[Atoms]) -> Dict[int, torch.Tensor]:
+def descriptor_statistics(model: Any, structures: Iterable[Atoms]) -> Dict[int, torch.Tensor]:
     """{Z: (n_functions, 4) [Gmin, Gmax, Gmean, sigma]} over every atom of `structures`
-    (`model`: a BPNNModel). One pass; memory independent of the number of structures (the
-    structures' statistics are merged as they come: Chan et al.'s pairwise update of mean and
-    sum of squared deviations)."""
-    potential = model.potential
-    dtype = torch.float64 if potential.mixed_precision else energy_shifts(model).dtype
+    (`model`: a BPNNModel, eager or a loaded TorchScript file). One pass; memory independent of
+    the number of structures (the structures' statistics are merged as they come: Chan et al.'s
+    pairwise update of mean and sum of squared deviations)."""
+    dtype = input_dtype(model)
     numbers_of = [int(z) for z in model.atomic_numbers()]
+    widths = n_functions(model)
     running: Dict[int, List[torch.Tensor]] = {}  # Z -> [count, min, max, mean, M2]
     for atoms in structures:
         out = model.compute_descriptors(
@@ -26,7 +28,7 @@ def descriptor_statistics(model: AnyModel, structures: Iterable[Atoms]) -> Dict[
         g = out[keys.DESCRIPTORS].to(torch.float64)
         numbers = torch.tensor(atoms.numbers)
         for k, z in enumerate(numbers_of):
-            rows = g[numbers == z, : potential.n_functions[k]]
+            rows = g[numbers == z, : widths[k]]
             if rows.shape[0] > 0:
                 running[z] = _merged(running.get(z), rows)
     statistics: Dict[int, torch.Tensor] = {}
@@ -36,6 +38,12 @@ def descriptor_statistics(model: AnyModel, structures: Iterable[Atoms]) -> Dict[
         count, g_min, g_max, mean, m2 = running[z]
         statistics[z] = torch.stack([g_min, g_max, mean, (m2 / count).sqrt()], dim=1)
     return statistics
+
+
+def n_functions(model: Any) -> List[int]:
+    """Symmetry functions per element of `model`, from its architecture."""
+    spec = ModelSpec.from_json(model.model_spec())
+    return [len(spec.functions_of(int(z))) for z in spec.atomic_numbers]
 
 
 def _merged(state: Optional[List[torch.Tensor]], rows: torch.Tensor) -> List[torch.Tensor]:
@@ -56,6 +64,5 @@ def fit_scaling(model: BPNNModel, structures: Iterable[Atoms]) -> Dict[int, torc
     """Set every element's scaling statistics (and so its training range) from `structures`;
     returns them."""
     statistics = descriptor_statistics(model, structures)
-    for z, element in zip(model.atomic_numbers(), element_models(model)):
-        element.scaling.set_statistics(*statistics[int(z)].T)
+    model.set_scaling_statistics(statistics)
     return statistics

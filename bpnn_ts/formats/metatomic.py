@@ -16,8 +16,9 @@ import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatomic.torch import AtomisticModel, ModelCapabilities, ModelMetadata, ModelOutput, NeighborListOptions, System
 
-from . import keys
-from .model import BPNNModel
+from .. import keys
+from ..model.engine import BPNNModel
+from .frozen import frozen_copy
 
 ENERGY = "energy"
 UNCERTAINTY = "energy_uncertainty"
@@ -143,7 +144,6 @@ def export_metatomic(model: BPNNModel, path: Union[str, Path], dtype: Optional[s
     """Write `model` (a BPNNModel in eval mode) as a metatomic model file at `path`; returns the
     path. It runs on the model's torch path, so engines need no bpnn_ts op library. `dtype`:
     "float64", "float32" or "mixed" (None: the model's)."""
-    from .export import frozen_copy
     frozen = frozen_copy(model, dtype, False)
     metadata = ModelMetadata(name="bpnn_ts model", description=description or "Behler-Parrinello neural network "
                              "potential written by bpnn_ts",

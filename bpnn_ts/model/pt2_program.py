@@ -1,5 +1,5 @@
 """The model as one plain tensor program, for torch.export and AOTInductor (`.pt2` files,
-bpnn_ts/pt2.py): no autograd (dE/dG by hand through the nets, dE/dr_ij by the fused kernels),
+bpnn_ts/formats/pt2.py): no autograd (dE/dG by hand through the nets, dE/dr_ij by the fused kernels),
 no Python branches on data (per-element work selects its rows with `nonzero`, whose sizes
 torch.export keeps symbolic), and every output always computed.
 
@@ -20,6 +20,7 @@ import torch
 from .. import keys
 from .engine import BPNNModel
 from .forces import add_forces_and_virials, zero_forces_and_virials
+from .pairs import ElementPairs, Request, local_pairs
 from .uncertainty import combine_members
 
 OUTPUTS = (keys.ENERGY, keys.ENERGIES, keys.FORCES, keys.VIRIAL, keys.ATOMIC_VIRIALS, keys.MIN_DISTANCE,
@@ -57,47 +58,40 @@ class GraphEvaluation(torch.nn.Module):
         self.n_members = int(potential.n_members)
         self.mixed = bool(potential.mixed_precision)
         self.count_extrapolation = bool(potential.training_range_known())
+        self.dense = potential.dense_settings(torch.device("cpu"))  # (unused: the programs run the fused kernels)
         self.names = output_names(model)
 
     def model_dtype(self) -> torch.dtype:
         return self.atomic_energy_shift.dtype
 
     def sums_dtype(self) -> torch.dtype:
-        """float64 in mixed precision (float32 descriptors and nets), else the model's dtype."""
+        """float64 in mixed precision (float32 descriptors and nets), else the model's dtype (as
+        BPNNPotential.sums_dtype)."""
         return torch.float64 if self.mixed else self.atomic_energy_shift.dtype
 
     def forward(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
                 pairs: torch.Tensor, shifts: torch.Tensor, n_local: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         sums = self.sums_dtype()
         positions = positions.to(sums)
-        cell = cell.to(sums)
         n_atoms = positions.shape[0]
         device = positions.device
         species = torch.clamp(self.species_of_z[torch.clamp(atomic_numbers.long(), 0, 118)], min=0)
-        vectors = positions[pairs[1]] - positions[pairs[0]] + shifts.to(sums) @ cell  # (P, 3)
-        squares = (vectors * vectors).sum(dim=1)
-        # the closest pair (before the cutoff filter, as BPNNModel reports it); none: -1, -1, inf
-        padded = torch.cat([squares, torch.full((1,), float("inf"), dtype=sums, device=device)])
-        closest = torch.argmin(padded)
-        closest_pair = torch.cat([pairs, torch.full((2, 1), -1, dtype=torch.long, device=device)], dim=1)[:, closest]
-        min_distance = torch.sqrt(padded[closest])
-        # local centres within the cutoff, grouped by centre (ascending: each element's centres in atom order)
-        kept = torch.nonzero((pairs[0] < n_local) & (squares < self.cutoff * self.cutoff)).squeeze(1)
-        order = torch.argsort(pairs[0][kept], stable=True)
-        kept = kept[order]
-        centres, neighbours, geometry = pairs[0][kept], pairs[1][kept], vectors[kept]
-        local = torch.arange(n_atoms, device=device) < n_local
+        # local centres within the cutoff (the closest pair before the filter, as BPNNModel reports it)
+        local = local_pairs(positions, cell.to(sums), pairs, shifts, n_local, self.cutoff, False, True)
+        order = torch.argsort(local.centres, stable=True)  # grouped by centre: each element's centres in atom order
+        centres, neighbours, geometry = local.centres[order], local.neighbours[order], local.vectors[order]
+        is_local = torch.arange(n_atoms, device=device) < n_local
         counts = torch.zeros(n_atoms, dtype=torch.long, device=device).index_add(0, centres, torch.ones_like(centres))
-        results = self._members(positions, species, local, counts, centres, neighbours, geometry)
+        results = self._members(positions, species, is_local, counts, centres, neighbours, geometry)
         result = combine_members(results) if self.n_members > 1 else results[0]
-        result[keys.MIN_DISTANCE] = min_distance
-        result[keys.CLOSEST_PAIR] = closest_pair
+        result[keys.MIN_DISTANCE] = local.min_distance
+        result[keys.CLOSEST_PAIR] = local.closest_pair
         return tuple(result[name] for name in self.names)
 
-    def _members(self, positions: torch.Tensor, species: torch.Tensor, local: torch.Tensor, counts: torch.Tensor,
+    def _members(self, positions: torch.Tensor, species: torch.Tensor, is_local: torch.Tensor, counts: torch.Tensor,
                  centres: torch.Tensor, neighbours: torch.Tensor, geometry: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
-        """One result per committee member (one for a single net): per element, its local centres'
-        descriptors once, then each member's energies and force contraction."""
+        """One result per committee member (one for a single net): per element, ElementModel.evaluate
+        on its local centres (rows chosen by `nonzero`), then energies and forces put in place."""
         n_atoms = positions.shape[0]
         sums = positions.dtype
         device = positions.device
@@ -105,26 +99,22 @@ class GraphEvaluation(torch.nn.Module):
         results = [zero_forces_and_virials(n_atoms, sums, device, True, True) for _ in members]
         energies = [torch.zeros(n_atoms, dtype=sums, device=device) for _ in members]
         extrapolation = torch.zeros(n_atoms, dtype=torch.long, device=device)
+        request = Request(True, True, False, False, self.count_extrapolation)
         centre_species = species[centres]
         zero = torch.zeros(1, dtype=torch.long, device=device)
         for s, element in enumerate(self.elements):
-            atoms = torch.nonzero((species == s) & local).squeeze(1)  # (B_s,) ascending
+            atoms = torch.nonzero((species == s) & is_local).squeeze(1)  # (B_s,) ascending
             chosen = torch.nonzero(centre_species == s).squeeze(1)  # (P_s,) grouped like `atoms`
             offsets = torch.cat([zero, torch.cumsum(counts[atoms], 0)])
             pair_geometry = geometry[chosen]
-            vectors = pair_geometry.to(self.model_dtype())
-            neighbour_species = species[neighbours[chosen]]
-            g = element.kernel(vectors, offsets, neighbour_species, None)  # (B_s, F)
-            g_hat = element.scaling(g)
+            element_pairs = ElementPairs(pair_geometry.to(self.model_dtype()), offsets, species[neighbours[chosen]])
+            out = element.evaluate(element_pairs, members, request, True, self.dense, False, True, self.energy_scale,
+                                   self.atomic_energy_shift[s])
             if self.count_extrapolation:
-                extrapolation = extrapolation.index_put((atoms,), element.scaling.count_outside(g))
-            for m, member in enumerate(members):
-                output, slope = element.net.member_output_and_gradient(g_hat, member)
-                own = output * self.energy_scale + self.atomic_energy_shift[s]
-                d_g = slope * (self.energy_scale * element.scaling.factor)
-                d_vectors = element.kernel(vectors, offsets, neighbour_species, d_g)  # (P_s, 3)
-                energies[m] = energies[m].index_put((atoms,), own.to(sums))
-                add_forces_and_virials(results[m], pair_geometry, d_vectors, centres[chosen], neighbours[chosen],
+                extrapolation = extrapolation.index_put((atoms,), out.extrapolation)
+            for m in range(len(members)):
+                energies[m] = energies[m].index_put((atoms,), out.energies[m].to(sums))
+                add_forces_and_virials(results[m], pair_geometry, out.d_vectors[m], centres[chosen], neighbours[chosen],
                                        True, True)
         for m in range(len(members)):
             results[m][keys.ENERGIES] = energies[m]
