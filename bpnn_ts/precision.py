@@ -33,12 +33,12 @@ def input_dtype(model: Any) -> torch.dtype:
 
 def set_precision(model: Any, precision: str) -> Any:
     """Convert `model` (an eager BPNNModel or a loaded TorchScript model file) to `precision`;
-    returns it. Files written before bpnn_ts 0.4 lack `set_mixed_precision`: their flag is set as
-    the attribute they hold."""
+    returns it. Older format-2 files lack `set_mixed_precision`: their flag is set as the
+    attribute they hold."""
     check_precision(precision)
     model = model.to(torch.float64 if precision == "float64" else torch.float32)
     if hasattr(model, "set_mixed_precision"):
         model.set_mixed_precision(precision == "mixed")
-    else:  # a format-2 file of bpnn_ts 0.3
+    else:  # an older format-2 file
         model.potential.mixed_precision = precision == "mixed"
     return model

@@ -1,4 +1,6 @@
-"""Fixtures shared by the test suite (helpers, tolerances and paths: helpers.py)."""
+"""Fixtures shared by the test suite (helpers, tolerances and paths: helpers.py), and the
+session's setup: one build of the op library for everything, and TorchScript's graph optimiser
+off (tests/test_graph_optimizer.py runs each runtime with it on)."""
 
 import os
 import warnings
@@ -7,8 +9,31 @@ import pytest
 import torch
 
 from bpnn_ts import export, load
+from bpnn_ts.graph_optimizer import ENVIRONMENT, apply_environment
 
-from helpers import BPNN_RUN, BUILD, cmake_build, mixed_model, ranged_model, skip_or_fail
+from helpers import BPNN_RUN, BUILD, LIBRARY, cmake_build, mixed_model, ranged_model, skip_or_fail
+
+BUILD_PROBLEM = []  # why the session's CMake build failed, if it did (the C++ tests report it)
+
+
+def pytest_sessionstart(session):
+    """Before collection (test modules load the kernels at import): the graph optimiser off, here
+    and in every subprocess (bpnn_run, LAMMPS, bpnn-ts), as a freshly loaded file spends seconds in
+    it; and one build of the C++ loader, the LAMMPS plugin and the op library (CMake, into
+    build/), whose libbpnn.so Python loads too (BPNN_OPS_LIBRARY), so that the kernels are
+    compiled once. BPNN_OPS_LIBRARY set by the caller: that library; BPNN_TEST_PYTHON_BUILD=1:
+    Python's own first-use build instead (bpnn_ts/native/__init__.py)."""
+    os.environ.setdefault(ENVIRONMENT, "off")
+    apply_environment()
+    if not os.environ.get("BPNN_BUILD_DIR"):
+        print(f"\nbuilding the C++ loader, LAMMPS plugin and op library in {BUILD} (CMake; a few minutes the first "
+              "time) ...", flush=True)
+        problem = cmake_build()
+        if problem:
+            BUILD_PROBLEM.append(problem)
+    python_build = os.environ.get("BPNN_TEST_PYTHON_BUILD") == "1"
+    if LIBRARY.is_file() and not BUILD_PROBLEM and not python_build:
+        os.environ.setdefault("BPNN_OPS_LIBRARY", str(LIBRARY))
 
 
 @pytest.fixture(scope="session")
@@ -70,15 +95,11 @@ def pt2_files(pt2_committee, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cpp_build():
-    """The C++ loader and LAMMPS plugin, built (incrementally) into build/ by the first test that
-    needs them, so that the README's test command runs the C++ and LAMMPS tests too. With
-    BPNN_BUILD_DIR set, that build is used as it is."""
-    if not os.environ.get("BPNN_BUILD_DIR"):
-        print(f"\nbuilding the C++ loader and LAMMPS plugin in {BUILD} (CMake; a few minutes the first time) ...",
-              flush=True)
-        problem = cmake_build()
-        if problem:
-            skip_or_fail(problem)
+    """The C++ loader and LAMMPS plugin, built into build/ when the session started
+    (pytest_sessionstart), so that the README's test command runs the C++ and LAMMPS tests too.
+    With BPNN_BUILD_DIR set, that build is used as it is."""
+    if BUILD_PROBLEM:
+        skip_or_fail(BUILD_PROBLEM[0])
     if not BPNN_RUN.is_file():
         skip_or_fail(f"C++ loader not built ({BPNN_RUN} missing; see docs/cpp.md)")
     return BUILD

@@ -3,6 +3,7 @@
 Needs the CMake build; the `cpp_build` fixture makes it (build/, or BPNN_BUILD_DIR)."""
 
 import json
+import os
 import subprocess
 
 import ase.io
@@ -182,6 +183,26 @@ def test_md_mode_conserves_energy(model_file, tmp_path):
     totals = [json.loads(line)["total"] for line in result.stdout.splitlines()]
     assert len(totals) == 5
     assert max(totals) - min(totals) < 1e-3 * len(triclinic_water(3))
+
+
+def test_with_the_graph_optimiser_on_the_numbers_are_the_same(model_file, tmp_path):
+    """The suite runs with BPNN_GRAPH_OPTIMIZER=off (conftest.py); users get torch's default, on:
+    bpnn_run in MD (several calls, so the optimised graph runs) gives the same numbers with it on;
+    a value other than on/off is refused."""
+    path = tmp_path / "water.xyz"
+    ase.io.write(path, triclinic_water(3), format="extxyz")
+    lines = {}
+    for setting in ("on", "off"):
+        result = subprocess.run([str(BPNN_RUN), str(model_file), str(path), "--md", "4", "--dt", "0.25", "--every", "1"],
+                                capture_output=True, text=True, env=dict(os.environ, BPNN_GRAPH_OPTIMIZER=setting))
+        assert result.returncode == 0, result.stderr
+        lines[setting] = [json.loads(line)["total"] for line in result.stdout.splitlines()]
+    assert len(lines["on"]) == 5
+    np.testing.assert_allclose(lines["on"], lines["off"], rtol=TOL["runtime"])
+    bad = subprocess.run([str(BPNN_RUN), str(model_file), str(path)], capture_output=True, text=True,
+                         env=dict(os.environ, BPNN_GRAPH_OPTIMIZER="fast"))
+    assert bad.returncode == 1
+    assert "bpnn: the environment variable BPNN_GRAPH_OPTIMIZER must be on or off, got 'fast'" in bad.stderr
 
 
 def test_model_file_of_another_format_version(tmp_path):

@@ -181,6 +181,17 @@ def test_one_and_two_mpi_ranks_agree_and_conserve_energy(model_file, tmp_path):
     assert np.ptp(total) < 2e-4 * 48, f"total energy varies by {np.ptp(total)} eV over 100 steps"
 
 
+def test_with_the_graph_optimiser_on_the_numbers_are_the_same(model_file, tmp_path, monkeypatch):
+    """The suite runs with BPNN_GRAPH_OPTIMIZER=off (conftest.py); users get torch's default, on:
+    100 NVE steps of pair_style bpnn give the same thermo output with it on."""
+    thermo = {}
+    for setting in ("on", "off"):
+        monkeypatch.setenv("BPNN_GRAPH_OPTIMIZER", setting)
+        (tmp_path / setting).mkdir()
+        thermo[setting] = nve_thermo(tmp_path / setting, model_file, 1)
+    np.testing.assert_allclose(thermo["on"], thermo["off"], rtol=TOL["runtime"], atol=TOL["extensive"])
+
+
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_pt2_file_gives_the_torchscript_numbers(pt2_files, tmp_path, ranks):
     """pair_style bpnn on the .pt2 and the TorchScript file of one committee (LAMMPS's pair list

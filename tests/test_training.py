@@ -40,7 +40,7 @@ def cu_data(tmp_path_factory):
 def cu_raw_config(tmp_path, data_path, validation=0.25, **training):
     """The training config mapping of the small Cu runs (output in tmp_path / "run")."""
     options = {"epochs": 4, "batch_size": 4, "learning_rate": 0.01, "seed": 3, "progress": False,
-               "checkpoint_every": 1}
+               "checkpoint_every": 1, "plots": False, "model_file": False}  # (tests that read them ask)
     options.update(training)
     return {
         "model": {"elements": ["Cu"], "cutoff": 4.5, "symmetry_functions": {"auto": {"n_radial": 5, "angular_eta": [0.02]}},
@@ -116,7 +116,7 @@ def test_atomic_energies_fit_compositions():
 
 
 def test_training_lowers_the_loss_and_writes_outputs(cu_data, tmp_path):
-    config = cu_config(tmp_path, cu_data[0], epochs=6)
+    config = cu_config(tmp_path, cu_data[0], epochs=6, plots=True, model_file=True)
     lines = []
     trainer = Trainer(config, log=lines.append)
     before = trainer.evaluate("validation")["loss"]
@@ -260,7 +260,7 @@ def test_train_committee_writes_one_file_of_all_members(cu_data, tmp_path):
     from bpnn_ts import load
     from bpnn_ts.training import train_committee
     from bpnn_ts.training.committee_run import member_config
-    config = cu_config(tmp_path, cu_data[0], epochs=2)
+    config = cu_config(tmp_path, cu_data[0], epochs=2, model_file=True)
     assert member_config(config, 1).model.seed == config.model.seed + 1
     path = train_committee(config, 2, log=quiet)
     committee = load(path)
@@ -320,7 +320,7 @@ def test_without_validation_structures_the_training_loss_is_monitored_and_said(c
     val_* columns are empty, train_set_* hold the training-set metrics that chose the best model."""
     from bpnn_ts import inspect
     lines = []
-    trainer = Trainer(cu_config(tmp_path, cu_data[0], validation=0.0, epochs=2), log=lines.append)
+    trainer = Trainer(cu_config(tmp_path, cu_data[0], validation=0.0, epochs=2, model_file=True), log=lines.append)
     results = trainer.run()
     notes = [line for line in lines if line.startswith("no validation structures")]
     assert len(notes) == 1 and "early stopping" in notes[0] and "training-set loss" in notes[0], lines
@@ -343,7 +343,8 @@ def test_a_folder_holding_a_run_is_refused_unless_resume_or_overwrite(cu_data, t
     folder; --overwrite / overwrite=True replace it (stale files removed)."""
     import yaml
     config_file = tmp_path / "train.yaml"
-    config_file.write_text(yaml.safe_dump(cu_raw_config(tmp_path, cu_data[0], epochs=1)))
+    config_file.write_text(yaml.safe_dump(cu_raw_config(tmp_path, cu_data[0], epochs=1, plots=True,
+                                                        model_file=True)))
     config = load_train_config(config_file)
     run = tmp_path / "run"
     assert main(["train", str(config_file)]) == 0

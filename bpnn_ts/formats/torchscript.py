@@ -12,6 +12,7 @@ import torch
 from .. import keys
 from ..atomic_write import write_atomically
 from ..errors import error_message, user_stacklevel
+from ..graph_optimizer import apply_environment
 from ..model.engine import BPNNModel
 from .frozen import frozen_copy
 from .records import FormatWarning, ModelFileError, metadata, parameters_hash, provenance, quiet_jit, reexport_command
@@ -50,6 +51,7 @@ def load_torchscript(path: Union[str, Path], info: Dict[str, Any], device: Union
             raise ModelFileError(f"{path} uses bpnn_ts's fused C++ kernels, which cannot be built here "
                                  f"({load_error()}); re-export it with native_kernels=False, or point "
                                  "BPNN_OPS_LIBRARY at a built libbpnn.so")
+    apply_environment()
     try:
         with quiet_jit():
             model = torch.jit.load(str(path), map_location=device)

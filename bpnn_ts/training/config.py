@@ -32,6 +32,8 @@
       kernels: true               # uncached: train through the fused C++ kernels where they build
       checkpoint_every: 10
       progress: true
+      plots: true                 # parity and learning-curve PNGs at the end (needs matplotlib)
+      model_file: true            # export the best model as model.pt at the end
     output: training_run          # folder for checkpoints, metrics.csv, plots, model.pt
 """
 
@@ -94,6 +96,8 @@ class TrainingOptions:
     kernels: bool = True
     checkpoint_every: int = 10
     progress: bool = True
+    plots: bool = True
+    model_file: bool = True
     kalman: KalmanSettings = KalmanSettings()
     kalman_plan: KalmanPlan = KalmanPlan()
 
@@ -197,7 +201,7 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
              f"`training.schedule` must be one of {list(SCHEDULES)}, got {t.get('schedule')!r}")
     _require(t.get("device", "cpu") in ("cpu", "cuda") or str(t.get("device")).startswith("cuda:"),
              f"`training.device` must be cpu or cuda[:N], got {t.get('device')!r}")
-    for flag in ("cache_descriptors", "kernels", "progress"):
+    for flag in ("cache_descriptors", "kernels", "progress", "plots", "model_file"):
         _require(isinstance(t.get(flag, True), bool), f"`training.{flag}` must be true or false, got {t.get(flag)!r}")
     options = TrainingOptions(
         epochs=_number(t, "epochs", defaults.epochs, "training", 1, integer=True),
@@ -217,6 +221,8 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
         kernels=t.get("kernels", defaults.kernels),
         checkpoint_every=_number(t, "checkpoint_every", defaults.checkpoint_every, "training", 1, integer=True),
         progress=t.get("progress", defaults.progress),
+        plots=t.get("plots", defaults.plots),
+        model_file=t.get("model_file", defaults.model_file),
         kalman=_kalman_settings(t.get("kalman", {}) or {}),
         kalman_plan=_kalman_plan(t.get("kalman", {}) or {}, weights))
     _require(not (data_config.stream and options.cache_descriptors),

@@ -363,7 +363,7 @@ class Trainer:
     def _finish(self, stopped_early: bool) -> Dict[str, float]:
         self.model.load_state_dict(self.best_state)
         self._save(dict(self._state(), finished=True), "best.ckpt")
-        if self.group.is_main:
+        if self.group.is_main and self.options.model_file:
             model = copy.deepcopy(self.model).cpu().eval()
             best_key = "best_validation_loss" if self.has_validation else "best_training_set_loss"
             export(model, self.output / "model.pt", description="trained by bpnn-ts train",
@@ -374,9 +374,9 @@ class Trainer:
             metrics = self.evaluate(name)
             if metrics:
                 results.update({f"{name}_{k}": v for k, v in metrics.items()})
-                if self.group.is_main:
+                if self.group.is_main and self.options.plots:
                     self._plot_parity(name)
-        if self.group.is_main:
+        if self.group.is_main and self.options.plots:
             self._plot_learning_curve()
         self.group.barrier()
         return results

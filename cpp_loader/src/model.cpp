@@ -7,7 +7,10 @@
 #include <sstream>
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
+
+#include <cstdlib>
 
 #include "elements.hpp"
 #include "inputs.hpp"
@@ -43,6 +46,23 @@ bool is_trace_line(const std::string& line) {
     if (line.rfind(noise, 0) == 0) return true;
   }
   return std::isspace(static_cast<unsigned char>(line[0])) || line.find_first_not_of("~^ ") == std::string::npos;
+}
+
+// TorchScript's graph optimiser as BPNN_GRAPH_OPTIMIZER says (on/off; unset: torch's setting), the
+// switch bpnn_ts/graph_optimizer.py reads in Python: off, a freshly loaded file's first calls cost
+// what later ones do instead of seconds of profiling.
+void apply_graph_optimizer_environment() {
+  const char* value = std::getenv("BPNN_GRAPH_OPTIMIZER");
+  if (value == nullptr || *value == '\0') return;
+  std::string word(value);
+  std::transform(word.begin(), word.end(), word.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (word == "on" || word == "1" || word == "true") {
+    torch::jit::setGraphExecutorOptimize(true);
+  } else if (word == "off" || word == "0" || word == "false") {
+    torch::jit::setGraphExecutorOptimize(false);
+  } else {
+    throw Error("the environment variable BPNN_GRAPH_OPTIMIZER must be on or off, got '" + std::string(value) + "'");
+  }
 }
 
 std::string element_name(int64_t z) {
@@ -96,6 +116,7 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
 
 void Model::load_torchscript(const std::string& path, bool verify) {
   torch::jit::ExtraFilesMap extra_files{{keys::kMetadataFile, ""}, {keys::kProvenanceFile, ""}};
+  apply_graph_optimizer_environment();
   try {
     module_ = torch::jit::load(path, device_, extra_files);
   } catch (const std::exception& error) {
