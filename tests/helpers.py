@@ -220,3 +220,25 @@ def tampered_copy(path, out):
         warnings.simplefilter("ignore")
         torch.jit.save(tampered, str(out), _extra_files=extras)
     return out
+
+
+# The test-only ops torch.ops.bpnn_emulation.* (the GPU code run on the host), a library of their
+# own that the CMake build makes (target bpnn_emulation), never part of libbpnn or the Python build.
+EMULATION_LIBRARY = BUILD / "cpp_loader" / "libbpnn_emulation.so"
+_emulation_loaded = []
+
+
+def emulation_ops():
+    """torch.ops.bpnn_emulation, its library loaded once per process: from the CMake build, made
+    (incrementally) first unless BPNN_BUILD_DIR names a build to use as it is. Skips the test
+    (fails with BPNN_REQUIRE_CPP=1) where that build cannot be made or lacks the library."""
+    if not _emulation_loaded:
+        if not os.environ.get("BPNN_BUILD_DIR"):
+            problem = cmake_build()
+            if problem:
+                skip_or_fail(problem)
+        if not EMULATION_LIBRARY.is_file():
+            skip_or_fail(f"test-only ops not built ({EMULATION_LIBRARY} missing; CMake option BPNN_TEST_OPS)")
+        torch.ops.load_library(str(EMULATION_LIBRARY))
+        _emulation_loaded.append(EMULATION_LIBRARY)
+    return torch.ops.bpnn_emulation

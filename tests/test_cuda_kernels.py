@@ -1,7 +1,8 @@
-"""The GPU kernels' per-thread code (bpnn_ts/native/acsf_device.h) against the CPU kernels.
+"""The GPU kernels' per-thread code (bpnn_ts/native/cuda/acsf_device.h) against the CPU kernels.
 
-Everywhere: the test-only ops torch.ops.bpnn_emulation.* run that code on the host, one loop
-iteration per would-be CUDA thread, on the flat plan a launch copies; they must equal the CPU
+Everywhere: the test-only ops torch.ops.bpnn_emulation.* (their own library, from the CMake
+build: helpers.emulation_ops) run that code on the host, one loop iteration per would-be CUDA
+thread, on the flat plan a launch copies; they must equal the CPU
 kernels (torch.ops.bpnn.*) for every cutoff type, narrow and wide angular functions, integer and
 real zeta, periodic, triclinic and small cells, forward, backward and their directional
 derivatives (one direction and two, the nested duals). With a GPU (skipped otherwise): the CUDA
@@ -19,7 +20,7 @@ from bpnn_ts import keys
 from bpnn_ts.model.kernels import ANGULAR_COLUMNS, RADIAL_COLUMNS, NativeKernel
 from bpnn_ts.native import load_error, load_ops
 
-from helpers import TOL, evaluate, mixed_model, squeezed_box, triclinic_water, water_box
+from helpers import TOL, emulation_ops, evaluate, mixed_model, squeezed_box, triclinic_water, water_box
 
 pytestmark = pytest.mark.skipif(not load_ops(), reason=f"C++ kernels cannot be built here: {load_error()}")
 
@@ -31,6 +32,12 @@ _skip_without_cuda = pytest.mark.skipif(
 def needs_cuda(test):
     """Marker `gpu`; skipped without a CUDA device or without the ops' CUDA kernels."""
     return pytest.mark.gpu(_skip_without_cuda(test))
+
+
+@pytest.fixture(scope="module")
+def emulation():
+    """torch.ops.bpnn_emulation (the CMake build's test-only library; skipped without it)."""
+    return emulation_ops()
 
 CUTOFF_TYPES = [(0, 0.0), (1, 0.0), (1, 0.3), (2, 0.0), (3, 0.0), (4, 0.2), (5, 0.0), (6, 0.1), (7, 0.0), (8, 0.4)]
 FLOAT64 = TOL["exact"]  # relative to the largest value: same maths, another summation order
@@ -98,9 +105,9 @@ def all_ops(namespace, call: Dict, dtype=torch.float64, seed: int = 0) -> Dict[s
     return results
 
 
-def assert_emulation_equals_cpu(calls: List[Dict], dtype=torch.float64, rtol: float = FLOAT64) -> None:
+def assert_emulation_equals_cpu(emulation, calls: List[Dict], dtype=torch.float64, rtol: float = FLOAT64) -> None:
     for call in calls:
-        emulated = all_ops(torch.ops.bpnn_emulation, call, dtype)
+        emulated = all_ops(emulation, call, dtype)
         cpu = all_ops(torch.ops.bpnn, call, dtype)
         for name, value in cpu.items():
             assert emulated[name].shape == value.shape and emulated[name].dtype == value.dtype, name
@@ -109,26 +116,26 @@ def assert_emulation_equals_cpu(calls: List[Dict], dtype=torch.float64, rtol: fl
 
 
 @pytest.mark.parametrize("cutoff_type,alpha", CUTOFF_TYPES)
-def test_emulation_equals_cpu_for_every_cutoff_type(cutoff_type, alpha):
+def test_emulation_equals_cpu_for_every_cutoff_type(emulation, cutoff_type, alpha):
     calls = kernel_calls(mixed_model(cutoff_type, alpha), triclinic_water(4, n_molecules=8, displaced=False))
-    assert_emulation_equals_cpu(calls)
-    assert_emulation_equals_cpu(calls, torch.float32, float32_tolerance(cutoff_type))
+    assert_emulation_equals_cpu(emulation, calls)
+    assert_emulation_equals_cpu(emulation, calls, torch.float32, float32_tolerance(cutoff_type))
 
 
 @pytest.mark.parametrize("case", ["triclinic_displaced", "small_cubic", "molecule", "large_box"])
-def test_emulation_equals_cpu_for_periodic_triclinic_and_small_cells(case):
+def test_emulation_equals_cpu_for_periodic_triclinic_and_small_cells(emulation, case):
     atoms = {"triclinic_displaced": lambda: triclinic_water(2, n_molecules=6),
              "small_cubic": lambda: water_box(2, box=3.2, seed=1),  # the cell below the cutoff: many images
              "molecule": lambda: water_box(4, seed=5),
              "large_box": lambda: water_box(30, box=9.0, seed=3)}[case]()
     if case == "molecule":
         atoms.pbc = False
-    assert_emulation_equals_cpu(kernel_calls(mixed_model(), atoms))
+    assert_emulation_equals_cpu(emulation, kernel_calls(mixed_model(), atoms))
 
 
-def test_emulation_float32_close_to_cpu_float32():
+def test_emulation_float32_close_to_cpu_float32(emulation):
     calls = kernel_calls(mixed_model(6, 0.1), triclinic_water(4, n_molecules=8, displaced=False))
-    assert_emulation_equals_cpu(calls, torch.float32, FLOAT32)
+    assert_emulation_equals_cpu(emulation, calls, torch.float32, FLOAT32)
 
 
 def random_tables(n_species: int = 3, seed: int = 0):
@@ -155,7 +162,7 @@ def random_tables(n_species: int = 3, seed: int = 0):
 
 
 @pytest.mark.parametrize("cutoff_type,alpha", [(1, 0.0), (2, 0.0), (4, 0.2), (8, 0.4)])
-def test_emulation_equals_cpu_for_real_zeta_and_three_species(cutoff_type, alpha):
+def test_emulation_equals_cpu_for_real_zeta_and_three_species(emulation, cutoff_type, alpha):
     generator = torch.Generator().manual_seed(cutoff_type)
     radial, angular, n_functions = random_tables()
     counts = torch.randint(0, 40, (12,), generator=generator)
@@ -166,18 +173,18 @@ def test_emulation_equals_cpu_for_real_zeta_and_three_species(cutoff_type, alpha
     species = torch.randint(0, 3, (vectors.shape[0],), generator=generator)
     call = dict(vectors=vectors, offsets=offsets, species=species, radial=radial, angular=angular,
                 n_functions=n_functions, n_species=3, cutoff_type=cutoff_type, cutoff_alpha=alpha)
-    assert_emulation_equals_cpu([call])
-    assert_emulation_equals_cpu([call], torch.float32, float32_tolerance(cutoff_type))
+    assert_emulation_equals_cpu(emulation, [call])
+    assert_emulation_equals_cpu(emulation, [call], torch.float32, float32_tolerance(cutoff_type))
 
 
-def test_emulation_checks_its_inputs_as_the_cpu_ops_do():
+def test_emulation_checks_its_inputs_as_the_cpu_ops_do(emulation):
     call = kernel_calls(mixed_model(), triclinic_water(4, n_molecules=8, displaced=False))[0]
     species = call["species"].clone()
     species[-1] = 7
     with pytest.raises(RuntimeError, match="neighbour species out of range"):
-        torch.ops.bpnn_emulation.acsf(*arguments(dict(call, species=species), call["vectors"]))
+        emulation.acsf(*arguments(dict(call, species=species), call["vectors"]))
     with pytest.raises(RuntimeError, match="u must be"):
-        torch.ops.bpnn_emulation.acsf_jvp(*arguments(call, call["vectors"]), torch.zeros(3, 1, 3))
+        emulation.acsf_jvp(*arguments(call, call["vectors"]), torch.zeros(3, 1, 3))
 
 
 def test_kernel_slots_say_where_they_run():
@@ -216,16 +223,24 @@ def test_python_build_adds_every_cu_file_and_the_flag_only_for_a_cuda_build(tmp_
     monkeypatch.setattr(torch.utils.cpp_extension, "load", fake_load)
     monkeypatch.setattr(native, "cuda_build", lambda: False)
     native._build_and_load()
-    assert built["sources"] == [str(native.SOURCE)] and "-DBPNN_WITH_CUDA" not in built["cflags"]
+    native_folder = native.SOURCE.parent
+    cpu_sources = [str(path) for path in native.cpu_sources()]
+    assert built["sources"] == cpu_sources and "-DBPNN_WITH_CUDA" not in built["cflags"]
+    assert cpu_sources[0] == str(native_folder / "register.cpp")
+    assert {str(native_folder / name) for name in ("common/acsf_plan.cpp", "cpu/acsf_cpu.cpp", "cpu/acsf_jvp_cpu.cpp",
+                                                   "cpu/neighbors_cpu.cpp")} <= set(cpu_sources)
     assert "extra_cuda_cflags" not in built  # exactly the CPU build
     cpu_name = built["name"]
     monkeypatch.setattr(native, "cuda_build", lambda: True)
     native._build_and_load()
-    cu_files = sorted(native.SOURCE.parent.glob("*.cu"))
-    assert native.SOURCE.with_name("acsf_cuda.cu") in cu_files
-    assert built["sources"] == [str(native.SOURCE)] + [str(path) for path in cu_files]
+    cu_files = sorted((native_folder / "cuda").glob("*.cu"))
+    assert native_folder / "cuda" / "acsf_cuda.cu" in cu_files and native_folder / "cuda" / "neighbor_list_cuda.cu" in cu_files
+    assert built["sources"] == cpu_sources + [str(path) for path in cu_files]
     assert "-DBPNN_WITH_CUDA" in built["cflags"] and "-DBPNN_WITH_CUDA" in built["extra_cuda_cflags"]
     assert built["with_cuda"] and built["name"] != cpu_name  # a folder of its own
+    # never the test-only emulation; one object file per source (torch names them by file name)
+    assert not [source for source in built["sources"] if "emulation" in Path(source).parts]
+    assert len({Path(source).name.split(".")[0] for source in built["sources"]}) == len(built["sources"])
 
 
 def test_cuda_build_needs_a_cuda_torch_and_nvcc(tmp_path, monkeypatch):
@@ -245,15 +260,25 @@ def test_cuda_build_needs_a_cuda_torch_and_nvcc(tmp_path, monkeypatch):
     assert not native.cuda_build()  # a CPU build of torch
 
 
-def test_source_hash_covers_the_cuda_files(tmp_path, monkeypatch):
+def test_source_hash_covers_every_kernel_source_but_the_emulation(tmp_path, monkeypatch):
+    import shutil
+
     import bpnn_ts.native as native
-    for path in native.SOURCE.parent.iterdir():
-        if path.suffix in (".cpp", ".h", ".cu"):
-            (tmp_path / path.name).write_bytes(path.read_bytes())
-    monkeypatch.setattr(native, "SOURCE", tmp_path / native.SOURCE.name)
+    copy = tmp_path / "native"
+    shutil.copytree(native.SOURCE.parent, copy, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    monkeypatch.setattr(native, "SOURCE", copy / native.SOURCE.name)
+    hashes = {native.source_hash()}
+    for name in ("cuda/acsf_cuda.cu", "cuda/acsf_device.h", "cpu/acsf_centre.h", "common/acsf_plan.cpp", "register.cpp"):
+        (copy / name).write_text((copy / name).read_text() + "\n// changed\n")
+        hashes.add(native.source_hash())
+    assert len(hashes) == 6  # each change is a new build
+    (copy / "cpu" / "thread_pool.h").rename(copy / "cpu" / "threads.h")  # names count too
+    hashes.add(native.source_hash())
+    assert len(hashes) == 7
     before = native.source_hash()
-    (tmp_path / "acsf_cuda.cu").write_text((tmp_path / "acsf_cuda.cu").read_text() + "\n// changed\n")
-    assert native.source_hash() != before
+    emulation = copy / "emulation" / "emulation_ops.cpp"
+    emulation.write_text(emulation.read_text() + "\n// changed\n")  # test-only: not in the Python build
+    assert native.source_hash() == before
 
 
 # ---- on a GPU (tests skip without one; benchmarks/gpu/device_checks.sh runs them) ----

@@ -1,6 +1,7 @@
-"""The neighbour search on the GPU (bpnn_ts/native/cell_list_device.h, neighbor_list_device.h,
+"""The neighbour search on the GPU (bpnn_ts/native/cuda/: cell_list_device.h, neighbor_list_device.h,
 neighbor_list_cuda.cu). Without a GPU: its host emulation (torch.ops.bpnn_emulation, the same
-device code run one loop iteration per would-be CUDA thread) gives exactly the CPU ops' lists:
+device code run one loop iteration per would-be CUDA thread; a test-only library of the CMake
+build, helpers.emulation_ops) gives exactly the CPU ops' lists:
 the same pairs, shifts and order. With one (skipped here otherwise): the CUDA ops do too, and a
 model evaluated on CUDA gives the CPU numbers."""
 
@@ -15,7 +16,7 @@ from bpnn_ts import keys
 from bpnn_ts.model.neighbors import NativePairSearch, _periodic_images, neighbor_list
 from bpnn_ts.native import load_error, load_ops
 
-from helpers import TOL, mixed_model, triclinic_water, water_box
+from helpers import TOL, emulation_ops, mixed_model, triclinic_water, water_box
 
 
 def needs_cuda(test):
@@ -32,6 +33,12 @@ PBC_IDS = ["".join("TF"[not p] for p in pbc) for pbc in PBC_PATTERNS]
 def ops():
     if not load_ops():
         pytest.skip(f"C++ kernels cannot be built here: {load_error()}")
+
+
+@pytest.fixture(scope="module")
+def emulation():
+    """torch.ops.bpnn_emulation (the CMake build's test-only library; skipped without it)."""
+    return emulation_ops()
 
 
 def random_positions(n_atoms, low, high, seed):
@@ -87,17 +94,17 @@ def assert_identical(found, expected):
 
 
 @pytest.mark.parametrize("name,positions,cell,pbc,cutoff,fewest", CASES, ids=IDS)
-def test_emulated_neighbor_list_is_the_cpu_op(name, positions, cell, pbc, cutoff, fewest):
+def test_emulated_neighbor_list_is_the_cpu_op(emulation, name, positions, cell, pbc, cutoff, fewest):
     pbc = torch.tensor(pbc)
     expected = torch.ops.bpnn.neighbor_list(positions, cell, pbc, cutoff)
     assert expected[0].shape[1] >= fewest  # not empty against empty
-    assert_identical(torch.ops.bpnn_emulation.neighbor_list(positions, cell, pbc, cutoff), expected)
-    assert_identical(torch.ops.bpnn_emulation.neighbor_list(positions.float(), cell.float(), pbc, cutoff),
+    assert_identical(emulation.neighbor_list(positions, cell, pbc, cutoff), expected)
+    assert_identical(emulation.neighbor_list(positions.float(), cell.float(), pbc, cutoff),
                      torch.ops.bpnn.neighbor_list(positions.float(), cell.float(), pbc, cutoff))
 
 
 @pytest.mark.parametrize("name,positions,cell,pbc,cutoff,fewest", CASES, ids=IDS)
-def test_emulated_cell_list_is_the_cpu_op(name, positions, cell, pbc, cutoff, fewest):
+def test_emulated_cell_list_is_the_cpu_op(emulation, name, positions, cell, pbc, cutoff, fewest):
     """On the points the TorchScript files build (atoms and images, torch side), and on half of
     them as centres."""
     if positions.shape[0] == 0:
@@ -107,13 +114,13 @@ def test_emulated_cell_list_is_the_cpu_op(name, positions, cell, pbc, cutoff, fe
         n_atoms = positions.shape[0]
     for n_centres in (n_atoms, n_atoms // 2):
         expected = torch.ops.bpnn.cell_list(points, n_centres, cutoff)
-        assert_identical(torch.ops.bpnn_emulation.cell_list(points, n_centres, cutoff), expected)
+        assert_identical(emulation.cell_list(points, n_centres, cutoff), expected)
 
 
-def test_the_order_is_compared_not_only_the_pairs():
+def test_the_order_is_compared_not_only_the_pairs(emulation):
     """Within a centre the CPU order is the cell list's, not j ascending: equal order is a real check."""
     positions, cell, pbc, cutoff = CASES[IDS.index("random molecule")][1:5]
-    pairs, _ = torch.ops.bpnn_emulation.neighbor_list(positions, cell, torch.tensor(pbc), cutoff)
+    pairs, _ = emulation.neighbor_list(positions, cell, torch.tensor(pbc), cutoff)
     key = pairs[0] * positions.shape[0] + pairs[1]
     assert not torch.equal(key, torch.sort(key).values)
     assert torch.equal(pairs[0], torch.sort(pairs[0]).values)  # grouped by centre, ascending
@@ -122,13 +129,13 @@ def test_the_order_is_compared_not_only_the_pairs():
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n_atoms=st.integers(1, 40), pbc=st.lists(st.booleans(), min_size=3, max_size=3),
        cutoff=st.floats(0.5, 9.0), spread=st.floats(0.2, 3.0))
-def test_emulation_random_systems(seed, n_atoms, pbc, cutoff, spread):
+def test_emulation_random_systems(emulation, seed, n_atoms, pbc, cutoff, spread):
     """Random sheared cells of 2-8 Å, atoms from inside to `spread` cells outside them."""
     rng = np.random.default_rng(seed)
     cell = np.diag(rng.uniform(2.0, 8.0, 3)) + np.tril(rng.uniform(-2.0, 2.0, (3, 3)), -1)
     positions = torch.tensor(rng.uniform(-spread, spread, (n_atoms, 3)) @ cell)
     args = (positions, torch.tensor(cell), torch.tensor(pbc), cutoff)
-    assert_identical(torch.ops.bpnn_emulation.neighbor_list(*args), torch.ops.bpnn.neighbor_list(*args))
+    assert_identical(emulation.neighbor_list(*args), torch.ops.bpnn.neighbor_list(*args))
 
 
 CAPACITY_CASES = [case for case in CASES if case[0] in ("random molecule", "cubic periodic", "no atoms")]
@@ -161,25 +168,25 @@ def test_cell_list_capacity(name, positions, cell, pbc, cutoff, fewest, rule):
     assert_capacity_list(found, expected, capacity)
 
 
-def test_emulation_raises_the_cpu_errors():
+def test_emulation_raises_the_cpu_errors(emulation):
     cell, pbc = torch.eye(3, dtype=torch.float64) * 5.0, torch.ones(3, dtype=torch.bool)
     nan = torch.tensor([[0.0, 0, 0], [float("nan"), 0, 0]], dtype=torch.float64)
     with pytest.raises(ValueError, match=r"`positions` must be finite, got \[nan, 0, 0\] in row 1"):
-        torch.ops.bpnn_emulation.neighbor_list(nan, cell, pbc, 2.0)
+        emulation.neighbor_list(nan, cell, pbc, 2.0)
     with pytest.raises(ValueError, match=r"`positions` must be finite, got \[nan, 0, 0\] in row 1"):
-        torch.ops.bpnn_emulation.neighbor_list(nan, cell, torch.zeros(3, dtype=torch.bool), 2.0)
+        emulation.neighbor_list(nan, cell, torch.zeros(3, dtype=torch.bool), 2.0)
     huge = torch.tensor([[0.0, 0, 0], [1e17, 0, 0]], dtype=torch.float64)
     with pytest.raises(ValueError, match="`positions` row 1 lies 2e\\+16 cells away"):
-        torch.ops.bpnn_emulation.neighbor_list(huge, cell, pbc, 2.0)
+        emulation.neighbor_list(huge, cell, pbc, 2.0)
     with pytest.raises(ValueError, match="the cell is far too small for the cutoff"):
-        torch.ops.bpnn_emulation.neighbor_list(nan[:1], cell * 1e-3, pbc, 4.0)
+        emulation.neighbor_list(nan[:1], cell * 1e-3, pbc, 4.0)
     with pytest.raises(ValueError, match="`cell` has zero volume along its periodic axes"):
         flat = torch.tensor([[3.0, 0, 0], [6.0, 0, 0], [0, 0, 3.0]], dtype=torch.float64)
-        torch.ops.bpnn_emulation.neighbor_list(nan[:1], flat, pbc, 2.0)
+        emulation.neighbor_list(nan[:1], flat, pbc, 2.0)
     with pytest.raises(ValueError, match="`cell` row 2 is zero"):
-        torch.ops.bpnn_emulation.neighbor_list(nan[:1], torch.diag(torch.tensor([3.0, 3.0, 0.0])).double(), pbc, 2.0)
+        emulation.neighbor_list(nan[:1], torch.diag(torch.tensor([3.0, 3.0, 0.0])).double(), pbc, 2.0)
     with pytest.raises(RuntimeError, match=r"`pbc` must be a bool \(3,\) tensor"):
-        torch.ops.bpnn_emulation.neighbor_list(nan[:1], cell, pbc.long(), 2.0)
+        emulation.neighbor_list(nan[:1], cell, pbc.long(), 2.0)
 
 
 # ---- on a CUDA device ----

@@ -29,7 +29,7 @@ def test_keys_hpp_mirrors_keys_py():
 
 def test_kernel_parameter_columns_are_named_once():
     """The fused kernels read the tables NativeKernel writes: the C++ enums name the same columns."""
-    header = (PACKAGE / "native" / "acsf_plan.h").read_text()
+    header = (PACKAGE / "native" / "common" / "acsf_plan.h").read_text()
     for enum, columns in (("RadialColumn", RADIAL_COLUMNS), ("AngularColumn", ANGULAR_COLUMNS)):
         body = re.search(r"enum " + enum + r"\b[^{]*\{([^}]*)\}", header)
         assert body, f"enum {enum} not found in acsf_plan.h"

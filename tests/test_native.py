@@ -130,6 +130,60 @@ def test_kernel_errors_with_several_threads_reach_the_caller():
         torch.set_num_threads(threads)
 
 
+def _with_tables(call, radial: torch.Tensor, angular: torch.Tensor) -> tuple:
+    """The arguments of torch.ops.bpnn.acsf for the captured call with these parameter tables."""
+    kernel = call["kernel"]
+    return (call["vectors"], call["offsets"], call["species"], radial, angular, kernel.n_functions, kernel.n_species,
+            kernel.cutoff_type, kernel.cutoff_alpha)
+
+
+def _scaled_widths(call, factor: float):
+    """The captured kernel's tables with every eta times `factor` (fresh tensors)."""
+    from bpnn_ts.model.kernels import ANGULAR_COLUMNS, RADIAL_COLUMNS
+    radial, angular = call["kernel"].radial.clone(), call["kernel"].angular.clone()
+    radial[:, RADIAL_COLUMNS.index("eta")] *= factor
+    angular[:, ANGULAR_COLUMNS.index("eta")] *= factor
+    return radial, angular
+
+
+def test_kernel_plans_follow_the_table_values_not_their_memory():
+    """The ops hold the parsed tables between calls (common/acsf_plan.cpp), keyed on their values:
+    a table changed in place (same memory, other values) gets a plan of its own, and more distinct
+    tables than the cache holds (64) are parsed again when they come back."""
+    model = mixed_model()
+    model.use_native_kernels(True)
+    call = _kernel_call(model, water_box(8, seed=2))
+    tables = [_scaled_widths(call, 1.0 + 0.01 * k) for k in range(70)]
+    results = [torch.ops.bpnn.acsf(*_with_tables(call, *pair)) for pair in tables]
+    assert not torch.equal(results[0], results[1])
+    radial, angular = tables[0][0].clone(), tables[0][1].clone()
+    assert torch.equal(torch.ops.bpnn.acsf(*_with_tables(call, radial, angular)), results[0])
+    radial.copy_(tables[1][0])  # in place: the same memory now holds table 1's values
+    angular.copy_(tables[1][1])
+    assert torch.equal(torch.ops.bpnn.acsf(*_with_tables(call, radial, angular)), results[1])
+    for pair, expected in reversed(list(zip(tables, results))):  # the first ones were dropped from the cache
+        assert torch.equal(torch.ops.bpnn.acsf(*_with_tables(call, *pair)), expected)
+
+
+def test_kernel_plans_are_shared_safely_by_threads():
+    """Python threads calling the ops at once, each with tables of its own (new ones and cached
+    ones), get the single-threaded results."""
+    from concurrent.futures import ThreadPoolExecutor
+    model = mixed_model()
+    model.use_native_kernels(True)
+    call = _kernel_call(model, water_box(8, seed=2))
+    tables = [_scaled_widths(call, 1.0 + 0.03 * k) for k in range(8)]
+
+    def run(k: int):
+        return [torch.ops.bpnn.acsf(*_with_tables(call, *tables[(k + i) % len(tables)])) for i in range(40)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = list(pool.map(run, range(8)))
+    expected = [torch.ops.bpnn.acsf(*_with_tables(call, *pair)) for pair in tables]
+    for k, results in enumerate(found):
+        assert all(torch.equal(result, expected[(k + i) % len(tables)]) for i, result in enumerate(results))
+
+
 def test_training_mode_backpropagates_a_force_loss_through_the_kernels():
     """Force-loss gradients need create_graph: the kernels' autograd gives them (their agreement
     with the torch path: tests/test_kernel_autograd.py)."""

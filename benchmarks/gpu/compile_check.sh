@@ -31,7 +31,7 @@ NVRTC=$(python -c 'import glob, os, torch; print((glob.glob(os.path.join(os.path
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_PREFIX_PATH="$(python -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
       -DPython3_EXECUTABLE="$(command -v python)" -DCMAKE_CUDA_COMPILER="$NVCC" -DCUDA_TOOLKIT_ROOT_DIR="$(dirname "$(dirname "$NVCC")")" \
       ${NVRTC:+-DCUDA_nvrtc_LIBRARY=$NVRTC} -DBPNN_CUDA=ON -DBPNN_LAMMPS_PLUGIN=OFF ${CMAKE_EXTRA:-}
-cmake --build "$BUILD" -j "$(nproc)" --target bpnn bpnn_run
+cmake --build "$BUILD" -j "$(nproc)" --target bpnn bpnn_run bpnn_emulation
 echo "CMake build: $(( $(date +%s) - start )) s"
 BPNN_OPS_LIBRARY=$BUILD/cpp_loader/libbpnn.so PYTHONPATH=$ROOT python -c '
 import torch

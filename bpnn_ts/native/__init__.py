@@ -1,17 +1,20 @@
 """The fused C++ symmetry-function kernels (`torch.ops.bpnn.acsf`, `acsf_backward`, and their
-directional derivatives `acsf_jvp`, `acsf_backward_jvp`; all differentiable, acsf_ops.cpp says how).
+directional derivatives `acsf_jvp`, `acsf_backward_jvp`; all differentiable, register.cpp says how)
+and the C++ neighbour searches (`cell_list`, `neighbor_list`, `cell_list_capacity`).
 
 `load_ops()` makes them available in this process: from the library named by
 the environment variable BPNN_OPS_LIBRARY if set (e.g. the CMake build's
-libbpnn.so), else by compiling `acsf_ops.cpp` (which includes the headers beside
-it) once with torch.utils.cpp_extension (needs a C++ compiler and ninja). Where torch is a CUDA
-build and a CUDA toolkit (nvcc under $CUDA_HOME, or where torch finds one) exists, every `*.cu`
-file beside it is compiled in too, with -DBPNN_WITH_CUDA (`cuda_build()`; BPNN_OPS_CUDA=0 turns
-that off; TORCH_CUDA_ARCH_LIST, e.g. "9.0", limits the GPU architectures and the build time):
-the CUDA kernels of the ops, `torch.ops.bpnn.cuda_kernels()` then says True. The build goes to
-a folder of its own per source hash, torch and Python version and flags (under
-$TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions), so that checkouts and environments on one
-machine never rebuild or overwrite each other's; a line on stderr says when a build starts.
+libbpnn.so), else by compiling them once with torch.utils.cpp_extension (needs a C++ compiler and
+ninja; the translation units in parallel): `register.cpp` (the op registration) and the CPU
+kernels, `common/*.cpp` and `cpu/*.cpp` (`cpu_sources()`). Where torch is a CUDA build and a CUDA
+toolkit (nvcc under $CUDA_HOME, or where torch finds one) exists, every `cuda/*.cu` file is
+compiled in too, with -DBPNN_WITH_CUDA (`cuda_build()`; BPNN_OPS_CUDA=0 turns that off;
+TORCH_CUDA_ARCH_LIST, e.g. "9.0", limits the GPU architectures and the build time): the CUDA
+kernels of the ops, `torch.ops.bpnn.cuda_kernels()` then says True. The test-only ops
+`bpnn_emulation::*` (`emulation/`) are never part of this build (CMake builds them for the
+tests). The build goes to a folder of its own per source hash, torch and Python version and flags
+(under $TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions), so that checkouts and environments on
+one machine never rebuild or overwrite each other's; a line on stderr says when a build starts.
 A build killed half-way leaves torch's lock file behind; the next build removes it (build_lock).
 Model files that use the kernels need them registered before loading; `bpnn_ts.load` and the
 calculator call this first.
@@ -27,14 +30,16 @@ from typing import Any, Dict, Iterator, List
 
 import torch
 
-# The one translation unit: the op registration, including the per-centre maths, thread pool,
-# parameter tables, dual numbers and autograd (acsf_centre.h, thread_pool.h, acsf_plan.h,
-# acsf_math.h, dual.h, acsf_autograd.h, cell_list.h).
-SOURCE = Path(__file__).with_name("acsf_ops.cpp")
+# The op registration (every op's schema and kernels); the kernels' sources are in the folders
+# beside it, by back end: common/ (shared by all), cpu/, cuda/ (emulation/: test-only, not built here).
+SOURCE = Path(__file__).with_name("register.cpp")
+CPU_FOLDERS = ("common", "cpu")  # their *.cpp are compiled with SOURCE
+CUDA_FOLDER = "cuda"  # its *.cu files, for a CUDA build
+TEST_ONLY_FOLDER = "emulation"  # the CMake target bpnn_emulation (tests only); not in source_hash()
 # Flags of nvcc for the *.cu files (IEEE division and square roots: no --use_fast_math).
 CUDA_FLAGS = ["-O3", "-DBPNN_WITH_CUDA"]
 # Needed for the kernels' loops to vectorize; they change no result (cpp_loader/CMakeLists.txt
-# compiles the same file with the same flags).
+# compiles the same files with the same flags).
 COMPILE_FLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
 
 _lock = threading.Lock()
@@ -50,17 +55,26 @@ def ops_available() -> bool:
 
 
 def source_hash() -> str:
-    """Hash of the kernel sources, headers and CUDA files included (the build cache tracks only the .cpp)."""
+    """Hash of the kernel sources: every .cpp, .h, .cu and .cuh under this folder, its subfolders
+    included (names and contents; the build cache tracks only the compiled files), except the
+    test-only emulation/, which is not part of this build."""
     digest = hashlib.sha256()
-    for path in sorted(SOURCE.parent.glob("*.[ch]*")):
-        if path.suffix in (".cpp", ".h", ".cu", ".cuh"):
-            digest.update(path.read_bytes())
+    root = SOURCE.parent
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.suffix in (".cpp", ".h", ".cu", ".cuh") and relative.parts[0] != TEST_ONLY_FOLDER:
+            digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
+def cpu_sources() -> List[Path]:
+    """The C++ translation units of the ops: register.cpp, then common/*.cpp and cpu/*.cpp."""
+    return [SOURCE] + [path for folder in CPU_FOLDERS for path in sorted((SOURCE.parent / folder).glob("*.cpp"))]
+
+
 def cuda_sources() -> List[Path]:
-    """The CUDA files beside acsf_ops.cpp (each registers its ops' CUDA kernels)."""
-    return sorted(SOURCE.parent.glob("*.cu"))
+    """The CUDA files (cuda/*.cu: the CUDA kernels that register.cpp registers)."""
+    return sorted((SOURCE.parent / CUDA_FOLDER).glob("*.cu"))
 
 
 def cuda_toolkit() -> str:
@@ -124,7 +138,7 @@ def load_ops() -> bool:
 
 
 def _build_and_load() -> None:
-    """torch.utils.cpp_extension's build of acsf_ops.cpp (and, for a CUDA build, the *.cu files)
+    """torch.utils.cpp_extension's build of cpu_sources() (and, for a CUDA build, cuda_sources())
     into build_directory() (a no-op when built)."""
     from torch.utils.cpp_extension import load
     name, directory = build_name(), build_directory()
@@ -134,7 +148,7 @@ def _build_and_load() -> None:
         what = "fused C++ and CUDA kernels" if cuda else "fused C++ kernels"
         sys.stderr.write(f"bpnn_ts: building the {what} in {directory} (once; about a minute) ...\n")
         sys.stderr.flush()
-    sources = [str(SOURCE)]
+    sources = [str(path) for path in cpu_sources()]
     options: Dict[str, Any] = {}
     if cuda:
         sources += [str(path) for path in cuda_sources()]

@@ -1,4 +1,4 @@
-// Autograd of the ACSF ops (registered for the Autograd key in acsf_ops.cpp, so C++ engines
+// Autograd of the ACSF ops (registered for the Autograd key in register.cpp, so C++ engines
 // differentiate them as Python does). With the pair vectors r, G = acsf(r), and tangent lists
 // T = (t_1 .. t_n), n <= 2, write
 //   A(r; T)      = d^nG[T]                    acsf (n = 0) or acsf_jvp(u = T)
@@ -13,7 +13,8 @@
 #pragma once
 
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/torch.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <vector>

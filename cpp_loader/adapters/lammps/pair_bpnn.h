@@ -16,6 +16,8 @@
 // members are evaluated (one force pass each on those steps) and `compute pair bpnn`
 // gives c_ID[1] the largest and c_ID[2] the mean per-atom force spread (eV/Å), c_ID[3] the
 // spread of the total energy (eV); values hold until the next such step.
+// Defined in pair_bpnn.cpp (options, model, masses, the compute() steps) and pair_bpnn_report.cpp
+// (extrapolation and close-atom reports, committee spreads and their reverse communication).
 #pragma once
 
 #include <cstdint>

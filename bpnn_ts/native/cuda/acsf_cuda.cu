@@ -1,9 +1,10 @@
 // CUDA launchers of the ACSF ops (bpnn::acsf, acsf_backward, acsf_jvp, acsf_backward_jvp) for
-// CUDA tensors, compiled only where a CUDA toolkit and a CUDA build of torch are found (the
-// Python build, bpnn_ts/native/__init__.py, and cpp_loader/CMakeLists.txt define BPNN_WITH_CUDA
-// then). The maths is acsf_device.h (one thread per pair, then one per centre), the torch side
-// acsf_device_ops.h; here only the launches, on the current CUDA stream, and the plan cache. No
-// host synchronisation: outputs and workspace are torch allocations on the input's device, the
+// CUDA tensors, registered for the CUDA key in register.cpp (declared in cuda_ops.h), compiled
+// only where a CUDA toolkit and a CUDA build of torch are found (the Python build,
+// bpnn_ts/native/__init__.py, and cpp_loader/CMakeLists.txt define BPNN_WITH_CUDA then). The maths
+// is acsf_device.h (one thread per pair, then one per centre), the torch side acsf_device_ops.h;
+// here only the launches, on the current CUDA stream, and the plan cache. No host
+// synchronisation: outputs and workspace are torch allocations on the input's device, the
 // parameter tables are read on the host once per table (cached, below) and copied to the device
 // once. Inputs are checked for their shapes only (values would need the device): a neighbour
 // species outside 0 .. n_species - 1 adds nothing, where the CPU ops raise.
@@ -13,17 +14,17 @@
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <mutex>
 #include <vector>
 
+#include "../common/acsf_plan.h"
 #include "acsf_device.h"
 #include "acsf_device_ops.h"
 #include "acsf_device_plan.h"
-#include "acsf_plan.h"
+#include "cuda_ops.h"
 
 namespace {
 
@@ -85,7 +86,7 @@ struct Cuda {
     // First use of these tables: read them on the host (make_plan copies them there) and copy the
     // flat plan to the device.
     bpnn_device::FlatPlan flat =
-        bpnn_device::flatten(bpnn_plan::make_plan(radial, angular, n_species, cutoff_type, cutoff_alpha));
+        bpnn_device::flatten(*bpnn_plan::make_plan(radial, angular, n_species, cutoff_type, cutoff_alpha));
     bpnn_device::Tables t{flat.header, torch::tensor(flat.values, torch::kFloat64).to(device, torch::kFloat64, true)};
     t.plan.data = t.values.data_ptr<double>();
     if (cache.size() >= kMostCachedPlans) cache.erase(cache.begin());
@@ -121,6 +122,10 @@ struct Cuda {
 
 using CudaOps = bpnn_device::DeviceOps<Cuda>;
 
+}  // namespace
+
+namespace bpnn_cuda {
+
 // The ops on the device of `vectors` (its CUDA context current).
 torch::Tensor acsf(const torch::Tensor& vectors, const torch::Tensor& offsets, const torch::Tensor& species,
                    const torch::Tensor& radial, const torch::Tensor& angular, int64_t n_functions, int64_t n_species,
@@ -154,11 +159,4 @@ torch::Tensor acsf_backward_jvp(const torch::Tensor& vectors, const torch::Tenso
                                     cutoff_alpha, d_g, u);
 }
 
-}  // namespace
-
-TORCH_LIBRARY_IMPL(bpnn, CUDA, m) {
-  m.impl("acsf", acsf);
-  m.impl("acsf_backward", acsf_backward);
-  m.impl("acsf_jvp", acsf_jvp);
-  m.impl("acsf_backward_jvp", acsf_backward_jvp);
-}
+}  // namespace bpnn_cuda

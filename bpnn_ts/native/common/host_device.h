@@ -1,6 +1,6 @@
 // BPNN_HD marks the scalar maths that runs both in the CPU kernels and in a GPU thread
-// (acsf_math.h, dual.h, acsf_terms.h, acsf_device.h): __host__ __device__ where nvcc compiles it
-// (the .cu files beside this header), nothing for the host compilers.
+// (acsf_math.h, dual.h, acsf_terms.h, cuda/acsf_device.h, cuda/cell_list_device.h): __host__
+// __device__ where nvcc compiles it (the cuda/*.cu files), nothing for the host compilers.
 #pragma once
 
 #if defined(__CUDACC__)

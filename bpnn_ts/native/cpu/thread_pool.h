@@ -1,5 +1,5 @@
 // Runs chunks of an index range on torch's intra-op thread count, each thread with its own
-// scratch. Knows nothing of ACSF: the ACSF ops (acsf_ops.cpp) pass their per-centre Scratch.
+// scratch. Knows nothing of ACSF: the ACSF ops (centre_loop.h) pass their per-centre Scratch.
 #pragma once
 
 #include <ATen/Parallel.h>

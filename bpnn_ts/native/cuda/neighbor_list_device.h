@@ -1,10 +1,11 @@
 // The device neighbour search, strung together: cell_list and neighbor_list (the ops of
-// cell_list.h and neighbor_list.h, the same lists in the same order) as sequences of the
+// cpu/cell_list.h and cpu/neighbor_list.h, the same lists in the same order) as sequences of the
 // per-thread functors of cell_list_device.h and a few torch ops (bounds, sort, inclusive sums),
-// all on the device of the input. `run(n, f)` calls f(i) for i < n: a CUDA launch of one thread per
-// i (neighbor_list_cuda.cu: CudaRunner, on the current stream) or a host loop (HostRunner: the
-// emulation ops bpnn_emulation::cell_list / neighbor_list in acsf_ops.cpp, which the CPU tests
-// compare with the CPU ops).
+// all on the device of the input. `run(n, f)` calls f(i) for i < n: a CUDA launch of one thread
+// per i (neighbor_list_cuda.cu: CudaRunner, on the current stream) or a host loop (HostRunner:
+// bpnn::cell_list_capacity's CPU kernel, cpu/neighbors_cpu.cpp, and the test-only emulation ops
+// bpnn_emulation::cell_list / neighbor_list, emulation/emulation_ops.cpp, which the tests compare
+// with the CPU ops).
 //
 // Two passes, so outputs are exactly sized: count each centre's pairs, an inclusive sum gives
 // each centre's first row, then each centre writes its rows. The host waits for the device only
@@ -25,8 +26,8 @@
 #include <tuple>
 #include <vector>
 
+#include "../cpu/neighbor_list.h"
 #include "cell_list_device.h"
-#include "neighbor_list.h"
 
 namespace bpnn_device {
 

@@ -7,8 +7,8 @@
 #include <limits>
 #include <vector>
 
+#include "../common/acsf_plan.h"
 #include "acsf_device.h"
-#include "acsf_plan.h"
 
 namespace bpnn_device {
 

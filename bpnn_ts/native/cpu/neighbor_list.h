@@ -1,4 +1,4 @@
-// The whole neighbour search as one op (registered in acsf_ops.cpp), so that an exported graph
+// The whole neighbour search as one op (registered in register.cpp), so that an exported graph
 // calls a single op whose output size depends on the data:
 //   neighbor_list(Tensor positions, Tensor cell, Tensor pbc, float cutoff) -> Tensor[]
 //     = [pairs (2, P) int64, shifts (P, 3) int64]
@@ -14,7 +14,7 @@
 // degenerate one, or one far too small for the cutoff, is refused here too (ValueError).
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <array>
 #include <cmath>

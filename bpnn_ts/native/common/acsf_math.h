@@ -3,7 +3,7 @@
 // the n2p2 cutoff functions. Accurate to a few ulp in double precision (the tests compare the
 // kernels with torch's own exp/cos at 1e-12 relative). Templates over the scalar type also run on
 // the dual numbers of dual.h (derivatives); exp, sqrt and pow have dual overloads here. The scalar
-// functions are BPNN_HD (host_device.h): a GPU thread runs the same code (acsf_device.h).
+// functions are BPNN_HD (host_device.h): a GPU thread runs the same code (cuda/acsf_device.h).
 #pragma once
 
 #include <cmath>

@@ -1,9 +1,9 @@
 // Cell-list pair search: the core shared by torch.ops.bpnn.cell_list (points given, below) and
-// torch.ops.bpnn.neighbor_list (periodic images built first, neighbor_list.h); both registered in
-// acsf_ops.cpp.
+// torch.ops.bpnn.neighbor_list (periodic images built first, neighbor_list.h); both CPU kernels
+// are neighbors_cpu.cpp's, registered in register.cpp.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <cmath>

@@ -1,11 +1,11 @@
 // The ACSF kernels as a GPU runs them: one thread per pair (pair_factors) and then one thread per
 // centre (centre_forward: G of the centre; centre_backward: dE/dr_ij of its pairs from dE/dG).
-// The same maths as the CPU kernels (acsf_centre.h says what is computed), through the same scalar
-// functions (acsf_terms.h, acsf_math.h), in another order: the CPU sorts a centre's pairs into
-// vectorizable rows, a GPU thread walks its pairs and triplets one at a time. Everything here is
-// BPNN_HD (host_device.h): acsf_cuda.cu runs it in CUDA kernels, acsf_ops.cpp runs it on the host,
-// one loop iteration per would-be thread (the test-only ops bpnn_emulation::*), so every CPU test
-// machine checks the GPU code. Templates over the scalar type: float, double and the duals of
+// The same maths as the CPU kernels (cpu/acsf_centre.h says what is computed), through the same
+// scalar functions (common/acsf_terms.h, acsf_math.h), in another order: the CPU sorts a centre's
+// pairs into vectorizable rows, a GPU thread walks its pairs and triplets one at a time.
+// Everything here is BPNN_HD (host_device.h): acsf_cuda.cu runs it in CUDA kernels, the test-only
+// ops bpnn_emulation::* (emulation/emulation_ops.cpp) on the host, one loop iteration per
+// would-be thread, so every CPU test machine checks the GPU code. Templates over the scalar type: float, double and the duals of
 // dual.h (the ops acsf_jvp and acsf_backward_jvp), as on the CPU.
 //
 // No std::vector, no exceptions, no host-only std functions: the plan is DevicePlan, plain arrays
@@ -19,10 +19,10 @@
 
 #include <cstdint>
 
-#include "acsf_math.h"
-#include "acsf_terms.h"
-#include "dual.h"
-#include "host_device.h"
+#include "../common/acsf_math.h"
+#include "../common/acsf_terms.h"
+#include "../common/dual.h"
+#include "../common/host_device.h"
 
 namespace bpnn_device {
 

@@ -1,23 +1,24 @@
 // The torch side of the GPU kernels (acsf_device.h), shared by the CUDA launchers (acsf_cuda.cu)
-// and their host emulation (the test-only ops bpnn_emulation::*, acsf_ops.cpp): checks of shapes
-// only (reading data would wait for the device), the plan, the per-pair workspace and the outputs
-// as torch tensors on the input's device, and the two passes, run by a Backend:
+// and their host emulation (the test-only ops bpnn_emulation::*, emulation/emulation_ops.cpp):
+// checks of shapes only (reading data would wait for the device), the plan, the per-pair
+// workspace and the outputs as torch tensors on the input's device, and the two passes, run by a
+// Backend:
 //   Backend::tables(radial, angular, n_species, cutoff_type, cutoff_alpha, device) -> Tables
 //   Backend::pairs<real, scalar_t>(plan, n_pairs, vectors, directions, work)        one per pair
 //   Backend::forward<real>(plan, n_centres, offsets, species, work, n_functions, g)   one per centre
 //   Backend::backward<real>(plan, n_centres, offsets, species, work, n_functions, weight, out)
-// The ops' arguments and results are those of the CPU ops (acsf_ops.cpp). Outputs of dual
+// The ops' arguments and results are those of the CPU ops (register.cpp). Outputs of dual
 // passes are (..., 2^K) float64 blocks, one per dual component, of which the last (the mixed
 // derivative along every direction) is returned.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <cstdint>
 
+#include "../common/dual.h"
 #include "acsf_device.h"
-#include "dual.h"
 
 namespace bpnn_device {
 

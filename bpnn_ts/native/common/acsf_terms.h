@@ -1,5 +1,5 @@
-// The scalar terms of the ACSF kernels, shared by the CPU loops (acsf_centre.h, which call them
-// inside vectorized loops over a row of neighbours) and the GPU threads (acsf_device.h, one call
+// The scalar terms of the ACSF kernels, shared by the CPU loops (cpu/acsf_centre.h, which call them
+// inside vectorized loops over a row of neighbours) and the GPU threads (cuda/acsf_device.h, one call
 // per pair or triplet): one copy of each formula, BPNN_HD so that both compile it. All inline;
 // templates over the scalar type (float, double and the duals of dual.h). Notation as in
 // acsf_centre.h: r_j = r_ij, r_k = r_ik, r_jk = r_k - r_j, cos = cos theta_ijk.
@@ -34,7 +34,7 @@ BPNN_HD BPNN_INLINE void angular_power(real raw, real& value, real& slope) {
 }
 
 // The same for a positive integer zeta known at run time (the same products in the same order
-// as acsf_centre.h's shape_powers<0>).
+// as cpu/acsf_load.h's shape_powers<0>).
 template <typename real>
 BPNN_HD BPNN_INLINE void angular_power(real raw, int zeta, real& value, real& slope) {
   const real base = raw > real(0.0) ? raw : real(0.0);
@@ -74,7 +74,7 @@ BPNN_HD BPNN_INLINE Triplet<real> triplet(real xj, real yj, real zj, real inv_rj
   return t;
 }
 
-// One angular function's share of a triplet's backward sums (acsf_centre.h): c = w_f 2^(1 - zeta),
+// One angular function's share of a triplet's backward sums (cpu/acsf_centre.h): c = w_f 2^(1 - zeta),
 // value and slope its (1 + lambda cos)^zeta and d/d(1 + lambda cos), gj, dgj (gk, dgk) the pair
 // factor exp(-eta (r - r_s)^2) f_c(r) of r_j (r_k) and its r-derivative, jk, djk that of |r_jk|
 // (narrow functions only).

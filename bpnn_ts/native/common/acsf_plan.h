@@ -1,14 +1,16 @@
-// The symmetry functions of one centre element, indexed for the ACSF kernels' pair and
-// triplet loops (acsf_centre.h), from the parameter tables whose columns are named below:
+// The symmetry functions of one centre element, indexed for the CPU kernels' pair and triplet
+// loops (cpu/acsf_centre.h; the GPU code reads them flattened, cuda/acsf_device_plan.h), from
+// the parameter tables whose columns are named below:
 //   radial (Fr, 5)  column, neighbour species, eta, r_s, r_c
 //   angular (Fa, 9) column, species j, species k, narrow (1/0), eta, zeta, lambda, r_s, r_c
 // ("column": the function's column in G (B, F); species: indices 0 .. n_species - 1).
 #pragma once
 
-#include <torch/torch.h>
+#include <ATen/core/Tensor.h>
 
-#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace bpnn_plan {
@@ -101,56 +103,13 @@ struct Plan {
   }
 };
 
-inline void add_unique(std::vector<int>& values, int value) {
-  if (std::find(values.begin(), values.end(), value) == values.end()) values.push_back(value);
-}
-
-inline Plan make_plan(const torch::Tensor& radial, const torch::Tensor& angular, int64_t n_species, int64_t kind,
-                      double alpha) {
-  TORCH_CHECK(radial.dim() == 2 && radial.size(1) == kRadialWidth, "bpnn: radial parameters must be (Fr, ",
-              kRadialWidth, ")");
-  TORCH_CHECK(angular.dim() == 2 && angular.size(1) == kAngularWidth, "bpnn: angular parameters must be (Fa, ",
-              kAngularWidth, ")");
-  TORCH_CHECK(kind >= 0 && kind <= 8, "bpnn: unknown cutoff type ", kind);
-  Plan plan;
-  plan.n_species = n_species;
-  plan.kind = static_cast<int>(kind);
-  plan.alpha = alpha;
-  auto r = radial.to(torch::kCPU, torch::kFloat64).contiguous();
-  auto a = angular.to(torch::kCPU, torch::kFloat64).contiguous();
-  const double* rp = r.data_ptr<double>();
-  for (int64_t f = 0; f < r.size(0); ++f, rp += kRadialWidth) {
-    const auto species = static_cast<int64_t>(rp[kRadialSpecies]);
-    TORCH_CHECK(species >= 0 && species < n_species, "bpnn: radial species out of range");
-    plan.radial.push_back({static_cast<int64_t>(rp[kRadialColumn]), species, rp[kRadialEta], rp[kRadialRs],
-                           plan.cut_index(rp[kRadialRc])});
-  }
-  plan.pairs.assign(n_species * n_species, {});
-  const double* ap = a.data_ptr<double>();
-  for (int64_t f = 0; f < a.size(0); ++f, ap += kAngularWidth) {
-    const double r_c = ap[kAngularRc];
-    const int cut = plan.cut_index(r_c);
-    const int group = plan.group_index(ap[kAngularEta], ap[kAngularRs], cut);
-    const bool narrow = ap[kAngularNarrow] != 0.0;
-    const double zeta = ap[kAngularZeta];
-    const auto sj = static_cast<int64_t>(ap[kAngularSpeciesJ]), sk = static_cast<int64_t>(ap[kAngularSpeciesK]);
-    TORCH_CHECK(sj >= 0 && sj < n_species && sk >= 0 && sk < n_species, "bpnn: angular species out of range");
-    for (int64_t key : {sj * n_species + sk, sk * n_species + sj}) {
-      ElementPair& pair = plan.pairs[key];
-      pair.functions.push_back({static_cast<int64_t>(ap[kAngularColumn]), group,
-                                pair.shape_index(ap[kAngularLambda], zeta), narrow, std::pow(2.0, 1.0 - zeta)});
-      add_unique(pair.groups, group);
-      if (narrow) {
-        add_unique(pair.narrow_groups, group);
-        add_unique(pair.narrow_cuts, cut);
-        pair.narrow_cutoff2 = std::max(pair.narrow_cutoff2, r_c * r_c);
-      } else {
-        pair.has_wide = true;
-      }
-      if (sj == sk) break;
-    }
-  }
-  return plan;
-}
+// The plan of the tables (radial (Fr, 5) and angular (Fa, 9), any dtype and device; checked:
+// shapes, species in 0 .. n_species - 1, cutoff type `kind` in 0 .. 8), parsed the first time
+// these values are seen and then held (acsf_plan.cpp: a cache keyed on the values, shared by the
+// threads and the ops of one library), so an op call copies no table on the CPU and parses none.
+// Tables on a GPU are copied to the host first: the CUDA launchers cache their device tables
+// themselves and call this once per table.
+C10_HIDDEN std::shared_ptr<const Plan> make_plan(const at::Tensor& radial, const at::Tensor& angular, int64_t n_species,
+                                                 int64_t kind, double alpha);
 
 }  // namespace bpnn_plan

@@ -1,9 +1,10 @@
-// CUDA kernels of torch.ops.bpnn.cell_list and torch.ops.bpnn.neighbor_list (schemas in
-// acsf_ops.cpp): the device search of neighbor_list_device.h, each functor of cell_list_device.h
-// launched with one thread per index on the current stream (c10::cuda::getCurrentCUDAStream;
-// not ATen/cuda/CUDAContext.h, which needs the cuSPARSE and cuBLAS headers); outputs allocated by
-// torch on the input's device. The lists equal the CPU ops' (same pairs, shifts and order; the emulation tests
-// in tests/test_cuda_neighbors.py check the same code on the host).
+// CUDA kernels of torch.ops.bpnn.cell_list, neighbor_list and cell_list_capacity (registered for
+// the CUDA key in register.cpp, declared in cuda_ops.h): the device search of
+// neighbor_list_device.h, each functor of cell_list_device.h launched with one thread per index on
+// the current stream (c10::cuda::getCurrentCUDAStream; not ATen/cuda/CUDAContext.h, which needs
+// the cuSPARSE and cuBLAS headers); outputs allocated by torch on the input's device. The lists
+// equal the CPU ops' (same pairs, shifts and order; the emulation tests in
+// tests/test_cuda_neighbors.py check the same code on the host).
 //
 // Waits for the device (each one small device-to-host copy, needed to size an output):
 //   cell_list:      exactly 1, the number of pairs;
@@ -18,12 +19,12 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include <cstdint>
 #include <vector>
 
 #include "cell_list_device.h"
+#include "cuda_ops.h"
 #include "neighbor_list_device.h"
 
 namespace {
@@ -49,7 +50,11 @@ struct CudaRunner {
   }
 };
 
-std::vector<at::Tensor> cell_list_cuda(const at::Tensor& points, int64_t n_centres, double cutoff) {
+}  // namespace
+
+namespace bpnn_cuda {
+
+std::vector<at::Tensor> cell_list(const at::Tensor& points, int64_t n_centres, double cutoff) {
   TORCH_CHECK(points.is_cuda() && points.dim() == 2 && points.size(1) == 3, "bpnn: points must be (M, 3) on a CUDA device");
   TORCH_CHECK(cutoff > 0.0, "bpnn: cutoff must be positive");
   TORCH_CHECK(n_centres >= 0 && n_centres <= points.size(0), "bpnn: n_centres out of range");
@@ -57,8 +62,8 @@ std::vector<at::Tensor> cell_list_cuda(const at::Tensor& points, int64_t n_centr
   return bpnn_device::cell_list(CudaRunner{c10::cuda::getCurrentCUDAStream()}, points, n_centres, cutoff);
 }
 
-std::vector<at::Tensor> neighbor_list_cuda(const at::Tensor& positions, const at::Tensor& cell, const at::Tensor& pbc,
-                                           double cutoff) {
+std::vector<at::Tensor> neighbor_list(const at::Tensor& positions, const at::Tensor& cell, const at::Tensor& pbc,
+                                      double cutoff) {
   TORCH_CHECK(positions.is_cuda() && (cell.is_cpu() || cell.device() == positions.device()) &&
                   (pbc.is_cpu() || pbc.device() == positions.device()),
               "bpnn: neighbor_list on CUDA takes positions on a CUDA device and cell and pbc on that device or the "
@@ -67,8 +72,8 @@ std::vector<at::Tensor> neighbor_list_cuda(const at::Tensor& positions, const at
   return bpnn_device::neighbor_list(CudaRunner{c10::cuda::getCurrentCUDAStream()}, positions, cell, pbc, cutoff);
 }
 
-std::vector<at::Tensor> cell_list_capacity_cuda(const at::Tensor& points, int64_t n_centres, double cutoff,
-                                                int64_t capacity) {
+std::vector<at::Tensor> cell_list_capacity(const at::Tensor& points, int64_t n_centres, double cutoff,
+                                           int64_t capacity) {
   TORCH_CHECK(points.is_cuda() && points.dim() == 2 && points.size(1) == 3, "bpnn: points must be (M, 3) on a CUDA device");
   TORCH_CHECK(cutoff > 0.0, "bpnn: cutoff must be positive");
   TORCH_CHECK(n_centres >= 0 && n_centres <= points.size(0), "bpnn: n_centres out of range");
@@ -77,10 +82,4 @@ std::vector<at::Tensor> cell_list_capacity_cuda(const at::Tensor& points, int64_
   return bpnn_device::cell_list_capacity(CudaRunner{c10::cuda::getCurrentCUDAStream()}, points, n_centres, cutoff, capacity);
 }
 
-}  // namespace
-
-TORCH_LIBRARY_IMPL(bpnn, CUDA, m) {
-  m.impl("cell_list", cell_list_cuda);
-  m.impl("neighbor_list", neighbor_list_cuda);
-  m.impl("cell_list_capacity", cell_list_capacity_cuda);
-}
+}  // namespace bpnn_cuda

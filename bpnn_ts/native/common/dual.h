@@ -1,11 +1,11 @@
 // Forward-mode dual numbers for the ACSF kernels' derivatives: Dual<T> is value + eps tangent
-// (eps^2 = 0), so the per-centre code of acsf_centre.h, run on Dual<double> with the pair vectors
+// (eps^2 = 0), so the per-centre code of cpu/acsf_centre.h, run on Dual<double> with the pair vectors
 // r + eps u, returns G(r) + eps dG[u] (and its backward sum_f d_g_f d^2G_f/dr dr . u, the
 // Hessian-vector product). Nested, Dual<Dual<double>> with r + eps_0 u_0 + eps_1 u_1 gives the
 // mixed second derivatives (d^2G[u_0, u_1], the third derivative of d_g . G). Arithmetic and
 // comparisons only (comparisons look at the value: branches follow the point r); exp, sqrt and
 // pow of duals are in acsf_math.h beside their real versions. All of it is BPNN_HD (host_device.h):
-// the GPU threads of acsf_device.h run it too.
+// the GPU threads of cuda/acsf_device.h run it too.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +42,7 @@ struct Dual {
   BPNN_HD friend constexpr bool operator!=(const Dual& a, const Dual& b) { return a.v != b.v; }
 };
 
-// `#pragma omp simd reduction(+ : sum)` over duals (acsf_centre.h) needs the reduction declared.
+// `#pragma omp simd reduction(+ : sum)` over duals (cpu/acsf_centre.h) needs the reduction declared.
 #pragma omp declare reduction(+ : Dual<double> : omp_out += omp_in) initializer(omp_priv = Dual<double>(0.0))
 #pragma omp declare reduction(+ : Dual<Dual<double>> : omp_out += omp_in) \
     initializer(omp_priv = Dual<Dual<double>>(0.0))

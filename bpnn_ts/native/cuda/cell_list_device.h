@@ -1,9 +1,9 @@
-// The neighbour search of cell_list.h and neighbor_list.h written for the GPU: small functors, each
-// called once per would-be CUDA thread (`f(i)` for i < n), that bin the points into cells, count
-// and write each centre's pairs, and build the periodic images. Plain C++ with no torch: compiled
-// by nvcc for the device (neighbor_list_cuda.cu launches them, one thread per index) and by the
-// host compiler for the emulation (acsf_ops.cpp's bpnn_emulation ops run them in a loop), so the
-// CPU tests exercise this very code. neighbor_list_device.h strings them together.
+// The neighbour search of cpu/cell_list.h and cpu/neighbor_list.h written for the GPU: small
+// functors, each called once per would-be CUDA thread (`f(i)` for i < n), that bin the points into
+// cells, count and write each centre's pairs, and build the periodic images. Plain C++ with no
+// torch: compiled by nvcc for the device (neighbor_list_cuda.cu launches them, one thread per
+// index) and by the host compiler for the emulation (emulation/emulation_ops.cpp runs them in a
+// loop), so the CPU tests exercise this very code. neighbor_list_device.h strings them together.
 //
 // The list is the CPU ops' list, in the CPU ops' order: the same bins (the grid is computed from
 // the same bounds with the same operations), each centre's candidates visited in the same order
@@ -16,13 +16,7 @@
 #include <cmath>
 #include <cstdint>
 
-#ifndef BPNN_HD
-#ifdef __CUDACC__
-#define BPNN_HD __host__ __device__
-#else
-#define BPNN_HD
-#endif
-#endif
+#include "../common/host_device.h"
 
 namespace bpnn_device {
 
