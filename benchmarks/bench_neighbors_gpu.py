@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--torch-max", type=int, default=100_000, help="largest size for the pure-torch list")
     parser.add_argument("--emulation", action="store_true", help="(CPU) also time the host emulation of the device code")
+    parser.add_argument("--emulation-library", default="build/cpp_loader/libbpnn_emulation.so",
+                        help="the test-only library of the emulation (CMake target bpnn_emulation)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if not load_ops():
@@ -68,6 +70,7 @@ def main() -> None:
         "torch cell list": lambda p, c, b: neighbor_list(p, c, b, args.cutoff),
     }
     if args.emulation and device.type == "cpu":
+        torch.ops.load_library(args.emulation_library)
         routes["emulation (host)"] = lambda p, c, b: torch.ops.bpnn_emulation.neighbor_list(p, c, b, args.cutoff)
     print(f"device {device}, cutoff {args.cutoff} Å, density {DENSITY} Å^-3, median of {args.repeats}")
     print(f"{'atoms':>9} {'pairs':>12} " + " ".join(f"{name + ' ms':>27}" for name in routes) + f" {'op ns/pair':>11}")

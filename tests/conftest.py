@@ -13,7 +13,7 @@ from bpnn_ts.graph_optimizer import ENVIRONMENT, apply_environment
 
 from helpers import BPNN_RUN, BUILD, LIBRARY, cmake_build, mixed_model, ranged_model, skip_or_fail
 
-BUILD_PROBLEM = []  # why the session's CMake build failed, if it did (the C++ tests report it)
+BUILD_PROBLEM = "BPNN_TEST_BUILD_PROBLEM"  # why the session's CMake build failed, if it did (workers inherit it)
 
 
 def pytest_sessionstart(session):
@@ -25,15 +25,27 @@ def pytest_sessionstart(session):
     Python's own first-use build instead (bpnn_ts/native/__init__.py)."""
     os.environ.setdefault(ENVIRONMENT, "off")
     apply_environment()
+    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: the controller built, its environment came along
+        return
     if not os.environ.get("BPNN_BUILD_DIR"):
         print(f"\nbuilding the C++ loader, LAMMPS plugin and op library in {BUILD} (CMake; a few minutes the first "
               "time) ...", flush=True)
         problem = cmake_build()
         if problem:
-            BUILD_PROBLEM.append(problem)
+            os.environ[BUILD_PROBLEM] = problem
     python_build = os.environ.get("BPNN_TEST_PYTHON_BUILD") == "1"
-    if LIBRARY.is_file() and not BUILD_PROBLEM and not python_build:
+    if LIBRARY.is_file() and not os.environ.get(BUILD_PROBLEM) and not python_build:
         os.environ.setdefault("BPNN_OPS_LIBRARY", str(LIBRARY))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests of the session's `.pt2` files are marked `pt2` (the fast tier leaves them out) and,
+    under pytest-xdist (`-n N --dist loadgroup`, the README's command), run on one worker, so the
+    files are compiled once (a minute each)."""
+    for item in items:
+        if {"pt2_files", "pt2_committee"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pt2)
+            item.add_marker(pytest.mark.xdist_group("pt2"))
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +68,12 @@ def model_variants(water_model, tmp_path_factory):
 def model_file(tmp_path_factory):
     """`mixed_model()` exported (fused kernels where they build)."""
     return export(mixed_model(), tmp_path_factory.mktemp("model_file") / "model.pt")
+
+
+@pytest.fixture(scope="session")
+def ranged_file(tmp_path_factory):
+    """`ranged_model()` (it knows its training range) exported."""
+    return export(ranged_model(), tmp_path_factory.mktemp("ranged_file") / "ranged.pt")
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +116,8 @@ def cpp_build():
     """The C++ loader and LAMMPS plugin, built into build/ when the session started
     (pytest_sessionstart), so that the README's test command runs the C++ and LAMMPS tests too.
     With BPNN_BUILD_DIR set, that build is used as it is."""
-    if BUILD_PROBLEM:
-        skip_or_fail(BUILD_PROBLEM[0])
+    if os.environ.get(BUILD_PROBLEM):
+        skip_or_fail(os.environ[BUILD_PROBLEM])
     if not BPNN_RUN.is_file():
         skip_or_fail(f"C++ loader not built ({BPNN_RUN} missing; see docs/cpp.md)")
     return BUILD

@@ -21,7 +21,6 @@ from helpers import (
     TOL,
     export_with_format_version,
     mixed_model,
-    ranged_model,
     squeezed_box,
     tampered_copy,
     tool,
@@ -87,9 +86,9 @@ def test_mixed_precision_file_same_numbers_as_python(tmp_path):
     assert np.abs(np.array(cpp["forces"]) - atoms.get_forces()).max() <= TOL["mixed"] * np.abs(forces).max()
 
 
-def test_extrapolation_policies(tmp_path):
+def test_extrapolation_policies(ranged_file, model_file, tmp_path):
     """Counts equal Python's; warn goes to stderr, stop exits with status 3 naming atoms."""
-    path = export(ranged_model(), tmp_path / "ranged.pt")
+    path = ranged_file
     structure = tmp_path / "squeezed.xyz"
     ase.io.write(structure, squeezed_box(), format="extxyz")
     atoms = ase.io.read(structure)
@@ -105,11 +104,11 @@ def test_extrapolation_policies(tmp_path):
     assert stopped.returncode == 3 and "outside the training range: atom index (element, functions)" in stopped.stderr
     quiet = run(path, structure, "--extrapolation", "ignore")
     assert quiet.returncode == 0 and quiet.stderr == "" and "extrapolation" not in json.loads(quiet.stdout)
-    unranged = run(export(mixed_model(), tmp_path / "bare.pt"), structure, "--extrapolation", "warn")
+    unranged = run(model_file, structure, "--extrapolation", "warn")  # mixed_model: no training range
     assert unranged.returncode == 1 and "no training range" in unranged.stderr
 
 
-def test_committee_uncertainty_same_as_python(committee_file, tmp_path):
+def test_committee_uncertainty_same_as_python(committee_file, ranged_file, tmp_path):
     path = committee_file
     structure = tmp_path / "water.xyz"
     ase.io.write(structure, triclinic_water(3), format="extxyz")
@@ -125,7 +124,7 @@ def test_committee_uncertainty_same_as_python(committee_file, tmp_path):
     lines = [json.loads(line) for line in md.stdout.splitlines()]
     assert md.returncode == 0 and len(lines) == 3
     assert lines[0]["max_force_uncertainty"] == pytest.approx(float(python["forces_uncertainty"].max()), rel=TOL["runtime"])
-    single = run(export(ranged_model(), tmp_path / "single.pt"), structure, "--uncertainty")
+    single = run(ranged_file, structure, "--uncertainty")
     assert single.returncode == 1 and "uncertainties need a committee model" in single.stderr
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from ase import Atoms
 
-from bpnn_ts import BPNNCalculator, export, keys, load
+from bpnn_ts import BPNNCalculator, keys, load
 
 from helpers import (
     FORMAT1,
@@ -20,7 +20,6 @@ from helpers import (
     PLUGIN,
     TOL,
     export_with_format_version,
-    ranged_model,
     skip_or_fail,
     squeezed_box,
     tampered_copy,
@@ -242,9 +241,9 @@ def test_masses_are_checked_against_the_mapped_elements(model_file, tmp_path):
     assert result.returncode != 0 and "check_masses takes yes or no, got 'maybe'" in lammps_error(result, tmp_path)
 
 
-def test_extrapolation_policies(tmp_path):
+def test_extrapolation_policies(ranged_file, tmp_path):
     """stop: an error naming atom IDs; warn: a LAMMPS warning; inside the range: silence."""
-    model = export(ranged_model(), tmp_path / "ranged.pt")
+    model = ranged_file
     write_data(tmp_path / "data.lmp", squeezed_box())
     result = run_lammps(tmp_path, header(model, True, pair_style_extra="extrapolation stop") + "run 0\n")
     text = lammps_error(result, tmp_path)

@@ -83,11 +83,12 @@ def _exported_programs(evaluation: GraphEvaluation, system: Tuple[torch.Tensor, 
     pairs, shifts = native_neighbor_list(positions, cell, pbc, evaluation.cutoff)
     n_atoms, n_pairs = Dim("n_atoms", min=0), Dim("n_pairs", min=0)
     atoms_dim = {0: n_atoms}
-    system_program = torch_export(SystemProgram(evaluation), system, strict=False,
-                                  dynamic_shapes=(atoms_dim, atoms_dim, None, None))
     engine_inputs = (positions, atomic_numbers, cell, pairs, shifts, torch.tensor(positions.shape[0]))
-    engine_program = torch_export(EngineProgram(evaluation), engine_inputs, strict=False,
-                                  dynamic_shapes=(atoms_dim, atoms_dim, None, {1: n_pairs}, {0: n_pairs}, None))
+    with torch.no_grad():  # inference programs: ElementModel.evaluate then switches no autograd mode
+        system_program = torch_export(SystemProgram(evaluation), system, strict=False,
+                                      dynamic_shapes=(atoms_dim, atoms_dim, None, None))
+        engine_program = torch_export(EngineProgram(evaluation), engine_inputs, strict=False,
+                                      dynamic_shapes=(atoms_dim, atoms_dim, None, {1: n_pairs}, {0: n_pairs}, None))
     return {"system": (system_program, system), "engine": (engine_program, engine_inputs)}
 
 

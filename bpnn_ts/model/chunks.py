@@ -1,7 +1,7 @@
 """The dense torch path's layout of one element's pairs: each centre's neighbours of each
-element get slots in a block (B, n_species, width, 3), and the centres are cut into chunks small
-enough that the largest triplet block stays in cache. Pairs keep their order within a centre and
-an element (a stable sort by (centre, neighbour element)).
+element get slots in a block (B, n_species, width, 3), in the order the pairs come, and the
+centres are cut into chunks small enough that the largest triplet block stays in cache. The
+pairs stay where they are (grouped by centre, so each chunk's pairs are one slice).
 """
 
 from typing import List, NamedTuple, Tuple
@@ -21,12 +21,11 @@ class DenseSettings(NamedTuple):
 
 
 class NeighbourSlots(NamedTuple):
-    """One element's pairs sorted by (centre, neighbour element), each with its slot."""
+    """Each pair of one element (in ElementPairs' order) with its block slot."""
 
-    order: torch.Tensor  # (P_s,) index in ElementPairs of each sorted pair
-    centre: torch.Tensor  # (P_s,) centre (0 .. B - 1) of each sorted pair
-    species: torch.Tensor  # (P_s,) neighbour element of each sorted pair
-    within: torch.Tensor  # (P_s,) its slot among its centre's neighbours of that element
+    centre: torch.Tensor  # (P_s,) centre (0 .. B - 1) of each pair
+    species: torch.Tensor  # (P_s,) neighbour element of each pair
+    within: torch.Tensor  # (P_s,) its slot among its centre's neighbours of that element (in pair order)
     counts: torch.Tensor  # (B, n_species) neighbours of each element per centre
     widest: List[int]  # (n_species,) most neighbours of each element any centre has
 
@@ -42,25 +41,29 @@ class BlockIndex(NamedTuple):
 
 
 def neighbour_slots(pairs: ElementPairs, n_species: int) -> NeighbourSlots:
-    """The slots of one element's pairs (one host read: the widest neighbour counts)."""
+    """The slots of one element's pairs (one host read: the widest neighbour counts). A pair's
+    slot counts its centre's earlier pairs with a neighbour of the same element: per element e,
+    the running count of e-pairs less that count at the centre's first pair."""
     offsets, species = pairs.offsets, pairs.neighbour_species
     device = species.device
     n_centres, n_pairs = offsets.shape[0] - 1, species.shape[0]
     centre = torch.searchsorted(offsets[1:], torch.arange(n_pairs, device=device), right=True)  # (P_s,)
+    first_pair = offsets[:-1][centre]  # (P_s,) the first pair of each pair's centre
+    within = torch.zeros_like(species)
+    for e in range(n_species):
+        is_e = (species == e).long()
+        before = torch.cumsum(is_e, 0) - is_e  # (P_s,) e-pairs before each pair
+        within = within + is_e * (before - before[first_pair])
     key = centre * n_species + species
-    order = torch.argsort(key, stable=True)
-    sorted_key = key[order]
-    group_count = torch.zeros(n_centres * n_species, dtype=torch.long, device=device)
-    group_count = group_count.index_add(0, key, torch.ones_like(key))
-    within = torch.arange(n_pairs, device=device) - (torch.cumsum(group_count, 0) - group_count)[sorted_key]
-    counts = group_count.reshape(n_centres, n_species)
+    counts = torch.zeros(n_centres * n_species, dtype=torch.long, device=device)
+    counts = counts.index_add(0, key, torch.ones_like(key)).reshape(n_centres, n_species)
     widest: List[int] = counts.max(dim=0).values.tolist()
-    return NeighbourSlots(order, centre[order], species[order], within, counts, widest)
+    return NeighbourSlots(centre, species, within, counts, widest)
 
 
 def chunk_bounds(slots: NeighbourSlots, offsets: torch.Tensor, centres_per_chunk: int,
                  uniform_blocks: bool) -> Tuple[List[int], List[int], List[List[int]]]:
-    """First centre and first (sorted) pair of each chunk of at most `centres_per_chunk` centres
+    """First centre and first pair of each chunk of at most `centres_per_chunk` centres
     (each list ends with B, P_s), and each chunk's block widths (n_chunks, n_species)."""
     n_centres = offsets.shape[0] - 1
     first_centre = list(range(0, n_centres, centres_per_chunk)) + [n_centres]

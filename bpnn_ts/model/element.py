@@ -91,11 +91,16 @@ class ElementModel(torch.nn.Module):
                             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Energies (B,) eV, scaled G (B, F), and dE/dG (B, F) eV (through the network only, not the
         descriptor). With `create_graph` energies and dE/dG are differentiable w.r.t. the weights;
-        without it they carry no graph. The analytic branch changes no autograd mode (the `.pt2`
-        programs trace it)."""
+        without it they carry no graph (and record none: the weights of a model that is not a
+        frozen file require gradients). Under no_grad (the `.pt2` programs are traced so) the
+        analytic branch changes no autograd mode."""
         if self.analytic_net_gradient:
             g_hat = self.scaling(g).detach()
-            output, d_output = self.net.member_output_and_gradient(g_hat, member)
+            if create_graph or not torch.is_grad_enabled():
+                output, d_output = self.net.member_output_and_gradient(g_hat, member)
+            else:
+                with torch.no_grad():
+                    output, d_output = self.net.member_output_and_gradient(g_hat, member)
             if not create_graph:
                 output, d_output = output.detach(), d_output.detach()
             return output * energy_scale + energy_shift, g_hat, d_output * energy_scale * self.scaling.factor
@@ -142,7 +147,6 @@ class ElementModel(torch.nn.Module):
         slots = neighbour_slots(pairs, self.descriptor.n_species)
         per_chunk = self.centres_per_chunk(slots.widest, dense.most_centres, dense.block_budget)
         first_centre, first_pair, widths = chunk_bounds(slots, pairs.offsets, per_chunk, dense.uniform_blocks)
-        sorted_vectors = vectors[slots.order]
         need_grad = needs_pair_gradients(request) and not request.jacobian
         # Outside training, results go into buffers allocated before the loop: small long-lived
         # allocations made between chunks would fragment the heap.
@@ -161,7 +165,7 @@ class ElementModel(torch.nn.Module):
         for c in range(len(first_centre) - 1):
             r0, r1, p0, p1 = first_centre[c], first_centre[c + 1], first_pair[c], first_pair[c + 1]
             index = block_index(slots, first_centre, first_pair, widths, c)
-            chunk_vectors = sorted_vectors[p0:p1]
+            chunk_vectors = vectors[p0:p1]
             if request.jacobian:
                 block_vectors, block_distances = dense_block(chunk_vectors, index, dense.padding)
                 g, saved = self.descriptor.forward_saving(block_vectors, block_distances)
@@ -191,10 +195,8 @@ class ElementModel(torch.nn.Module):
         for m in range(len(members)):
             energies_list.append(torch.cat(energy_parts[m]) if create_graph else energy_out[m])
             if need_grad:
-                sorted_grads = torch.cat(grad_parts[m]) if create_graph else grad_out[m]
-                d_vectors.append(torch.zeros_like(sorted_grads).index_copy(0, slots.order, sorted_grads))
-        jacobian = torch.zeros_like(jac_out).index_copy(0, slots.order, jac_out) if request.jacobian \
-            else self._no_jacobian(vectors)
+                d_vectors.append(torch.cat(grad_parts[m]) if create_graph else grad_out[m])
+        jacobian = jac_out if request.jacobian else self._no_jacobian(vectors)
         descriptors, scaled = self._extras(g_out, self.scaling(g_out), request)
         return ElementOutput(energies_list, d_vectors, descriptors, scaled, jacobian, self._extrapolation(g_out, request))
 

@@ -18,7 +18,7 @@ from .descriptors.params import RadialSF, SymmetryFunction
 from .jit import interface
 
 # Columns of the kernels' parameter tables, named once; mirrored by the enums RadialColumn and
-# AngularColumn in bpnn_ts/native/acsf_plan.h (tests/test_layout.py checks that they agree).
+# AngularColumn in bpnn_ts/native/common/acsf_plan.h (tests/test_layout.py checks that they agree).
 RADIAL_COLUMNS = ("column", "species", "eta", "r_s", "r_c")
 ANGULAR_COLUMNS = ("column", "species_j", "species_k", "narrow", "eta", "zeta", "lambda", "r_s", "r_c")
 

@@ -260,7 +260,7 @@ def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch
 def native_pair_search(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                        cutoff: float, check: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """`neighbor_list` as one C++ op, periodic images included (torch.ops.bpnn.neighbor_list,
-    bpnn_ts/native/neighbor_list.h; CPU; 2-3x faster than `native_neighbor_list`): the same pairs
+    bpnn_ts/native/cpu/neighbor_list.h; CPU; 2-3x faster than `native_neighbor_list`): the same pairs
     and shifts, for float64 input also in the same order (by centre, then as the cell list visits
     the candidates); float32 input is searched in float64. `.pt2` files call the op."""
     if cutoff <= 0.0:
@@ -295,7 +295,7 @@ class TorchPairSearch(torch.nn.Module):
 class NativePairSearch(torch.nn.Module):
     """Periodic images in torch, the pair search in C++ (`native_neighbor_list`:
     torch.ops.bpnn.cell_list): on the CPU, and on CUDA where the op library holds the CUDA kernels
-    (torch.ops.bpnn.cuda_kernels(): bpnn_ts/native/neighbor_list_cuda.cu, the same list); other
+    (torch.ops.bpnn.cuda_kernels(): bpnn_ts/native/cuda/neighbor_list_cuda.cu, the same list); other
     devices, or CUDA without those kernels: the torch cell list. Asking cuda_kernels() puts that op
     (bpnn_ts >= 0.3 libraries) in the scripted graph."""
 

@@ -62,12 +62,12 @@ def local_pairs(positions: torch.Tensor, cell: torch.Tensor, pairs: torch.Tensor
     squares = (vectors * vectors).sum(dim=1)  # (P,)
     closest_pair = torch.full((2,), -1, dtype=torch.long, device=device)
     min_distance = torch.full((), float("inf"), dtype=positions.dtype, device=device)
-    if find_closest:
+    if find_closest:  # padded with a non-pair (-1, -1) at infinity: no branch on the number of pairs
         padded = torch.cat([squares, torch.full((1,), float("inf"), dtype=squares.dtype, device=device)])
-        closest = torch.argmin(padded)
+        closest = torch.argmin(padded).reshape(1)
         none = torch.full((2, 1), -1, dtype=torch.long, device=device)
-        closest_pair = torch.cat([pairs, none], dim=1)[:, closest]
-        min_distance = torch.sqrt(padded[closest])
+        closest_pair = torch.cat([pairs, none], dim=1).index_select(1, closest).reshape(2)  # a copy: no view keeps the list
+        min_distance = torch.sqrt(padded.index_select(0, closest)).reshape(())
     if keep_all:
         kept = torch.arange(pairs.shape[1], device=device)
         return LocalPairs(pairs[0], pairs[1], vectors, kept, closest_pair, min_distance)
