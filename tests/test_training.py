@@ -172,6 +172,8 @@ def test_kalman_is_the_default_and_checkpoints_hold_its_state(cu_data, tmp_path)
     n = sum(p.numel() for p in trainer.model.parameters())
     assert state["kalman"]["filter"]["covariances"][0].shape == (n, n)
     assert set(state["kalman"]["spreads"]) == {"energy", "forces", "stress"}
+    written = {path.name for path in (tmp_path / "run").iterdir()}  # plots and model_file off (cu_raw_config)
+    assert written == {"checkpoint.ckpt", "best.ckpt", "metrics.csv"}, written
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "kalman_q" in header and "kalman_eta" in header and "learning_rate" not in header
 
@@ -226,6 +228,8 @@ def test_structures_without_forces_and_unknown_elements(cu_data, tmp_path):
     ({"kalman": {"lambda0": 1.5}}, "`training.kalman.lambda0` and `nu` must be <= 1"),
     ({"kalman": {"q": 0.1}}, "unknown keys in `training.kalman`"),
     ({"kalman": [1]}, "`training.kalman` must be a mapping"),
+    ({"plots": "no"}, "`training.plots` must be true or false, got 'no'"),
+    ({"model_file": 0}, "`training.model_file` must be true or false, got 0"),
 ])
 def test_config_errors_name_the_key(cu_data, tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):

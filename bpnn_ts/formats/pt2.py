@@ -29,7 +29,7 @@ from ..model.engine import BPNNModel
 from ..model.inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
 from ..model.neighbors import check_cell, check_images
 from ..model.pt2_program import EngineProgram, GraphEvaluation, SystemProgram, output_names
-from ..precision import INPUT_DTYPES, input_dtype
+from ..precision import input_dtype
 from .frozen import frozen_copy
 from .records import metadata as metadata_record
 from .records import parameters_hash
@@ -185,7 +185,7 @@ class Pt2Model:
         self.element_symbols: List[str] = list(metadata["elements"])
         self.all_symbols = ["X"] + list(SYMBOLS)
         self.species_of_z = species_table(metadata["atomic_numbers"])
-        self.input_dtype = INPUT_DTYPES[metadata["dtype"]]
+        self.input_dtype = input_dtype(self)
         self.training = False
 
     # ---- the getters of a model file ----

@@ -112,15 +112,6 @@ class BPNNModel(torch.nn.Module):
             for net in part.nets:
                 net.reset_parameters(generator)
 
-    @torch.jit.unused
-    def set_precision(self, precision: str) -> "BPNNModel":
-        """Convert to "float64", "float32" or "mixed" (bpnn_ts/precision.py); returns the model."""
-        if precision not in ("float64", "float32", "mixed"):
-            raise ValueError(f"precision must be one of ['float64', 'float32', 'mixed'], got {precision!r}")
-        self.to(torch.float64 if precision == "float64" else torch.float32)
-        self.set_mixed_precision(precision == "mixed")
-        return self
-
     def _part(self, atomic_number: int) -> ElementParts:
         for part in self.element_parts():
             if part.atomic_number == atomic_number:

@@ -49,29 +49,17 @@ class GraphEvaluation(torch.nn.Module):
         super().__init__()
         if not model.uses_native_kernels():
             raise ValueError("a .pt2 program needs the fused C++ kernels: call model.use_native_kernels(True) first")
-        potential = model.potential
-        self.elements = potential.elements
+        self.potential = model.potential
         self.register_buffer("species_of_z", model.species_of_z.clone())
-        self.register_buffer("atomic_energy_shift", potential.atomic_energy_shift.clone())
-        self.cutoff = float(potential.cutoff_radius)
-        self.energy_scale = float(potential.energy_scale)
-        self.n_members = int(potential.n_members)
-        self.mixed = bool(potential.mixed_precision)
-        self.count_extrapolation = bool(potential.training_range_known())
-        self.dense = potential.dense_settings(torch.device("cpu"))  # (unused: the programs run the fused kernels)
+        self.cutoff = float(self.potential.cutoff_radius)
+        self.n_members = int(self.potential.n_members)
+        self.count_extrapolation = bool(self.potential.training_range_known())
+        self.dense = self.potential.dense_settings(torch.device("cpu"))  # (unused: the programs run the fused kernels)
         self.names = output_names(model)
-
-    def model_dtype(self) -> torch.dtype:
-        return self.atomic_energy_shift.dtype
-
-    def sums_dtype(self) -> torch.dtype:
-        """float64 in mixed precision (float32 descriptors and nets), else the model's dtype (as
-        BPNNPotential.sums_dtype)."""
-        return torch.float64 if self.mixed else self.atomic_energy_shift.dtype
 
     def forward(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
                 pairs: torch.Tensor, shifts: torch.Tensor, n_local: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        sums = self.sums_dtype()
+        sums = self.potential.sums_dtype()
         positions = positions.to(sums)
         n_atoms = positions.shape[0]
         device = positions.device
@@ -102,14 +90,16 @@ class GraphEvaluation(torch.nn.Module):
         request = Request(True, True, False, False, self.count_extrapolation)
         centre_species = species[centres]
         zero = torch.zeros(1, dtype=torch.long, device=device)
-        for s, element in enumerate(self.elements):
+        potential = self.potential
+        for s, element in enumerate(potential.elements):
             atoms = torch.nonzero((species == s) & is_local).squeeze(1)  # (B_s,) ascending
             chosen = torch.nonzero(centre_species == s).squeeze(1)  # (P_s,) grouped like `atoms`
             offsets = torch.cat([zero, torch.cumsum(counts[atoms], 0)])
             pair_geometry = geometry[chosen]
-            element_pairs = ElementPairs(pair_geometry.to(self.model_dtype()), offsets, species[neighbours[chosen]])
-            out = element.evaluate(element_pairs, members, request, True, self.dense, False, True, self.energy_scale,
-                                   self.atomic_energy_shift[s])
+            element_pairs = ElementPairs(pair_geometry.to(potential.atomic_energy_shift.dtype), offsets,
+                                         species[neighbours[chosen]])
+            out = element.evaluate(element_pairs, members, request, True, self.dense, False, True, potential.energy_scale,
+                                   potential.atomic_energy_shift[s])
             if self.count_extrapolation:
                 extrapolation = extrapolation.index_put((atoms,), out.extrapolation)
             for m in range(len(members)):
