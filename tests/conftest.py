@@ -2,8 +2,12 @@
 session's setup: one build of the op library for everything, and TorchScript's graph optimiser
 off (tests/test_graph_optimizer.py runs each runtime with it on)."""
 
+import fcntl
 import os
 import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -39,13 +43,28 @@ def pytest_sessionstart(session):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests of the session's `.pt2` files are marked `pt2` (the fast tier leaves them out) and,
-    under pytest-xdist (`-n N --dist loadgroup`, the README's command), run on one worker, so the
-    files are compiled once (a minute each)."""
+    """Tests of the session's `.pt2` files are marked `pt2` (the fast tier leaves them out)."""
     for item in items:
         if {"pt2_files", "pt2_committee"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.pt2)
-            item.add_marker(pytest.mark.xdist_group("pt2"))
+
+
+@contextmanager
+def shared_by_workers(tmp_path_factory, name: str) -> Iterator[Path]:
+    """A folder of this test session that pytest-xdist's workers share (the session's temporary
+    folder; each worker's own is below it), held under a file lock: what one worker makes there
+    (a `.pt2` compile) the others find, instead of making it again."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder = root / name
+    folder.mkdir(exist_ok=True)
+    with open(root / f"{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +114,8 @@ def pt2_committee():
 @pytest.fixture(scope="session")
 def pt2_files(pt2_committee, tmp_path_factory):
     """`pt2_committee` as a `.pt2` file and as a TorchScript file. The `.pt2` compile takes a
-    minute or more, so it is made once per session (test_pt2, test_cpp and test_lammps share it)."""
+    minute or more, so it is made once per session, for every xdist worker (test_pt2, test_cpp and
+    test_lammps share it)."""
     from bpnn_ts.formats.pt2 import MIN_TORCH, torch_version
     from bpnn_ts.native import load_ops
     if torch_version() < MIN_TORCH:
@@ -103,12 +123,15 @@ def pt2_files(pt2_committee, tmp_path_factory):
     if not load_ops():
         pytest.skip("`.pt2` files need the fused C++ kernels (no compiler here)")
     from bpnn_ts.threads import torch_threads
-    folder = tmp_path_factory.mktemp("pt2")
-    # compiled with a thread count other than the machine's: inductor would write it into the
-    # kernels unless told not to (test_pt2.py::test_kernels_take_the_threads_of_the_process_that_runs_them)
-    with torch_threads((os.cpu_count() or 1) + 1):
-        pt2 = export(pt2_committee, folder / "model.pt2")
-    return {"pt2": pt2, "torchscript": export(pt2_committee, folder / "model.pt")}
+    with shared_by_workers(tmp_path_factory, "pt2") as folder:
+        files = {"pt2": folder / "model.pt2", "torchscript": folder / "model.pt"}
+        if not all(path.is_file() for path in files.values()):  # (the first worker to get here)
+            # compiled with a thread count other than the machine's: inductor would write it into the
+            # kernels unless told not to (test_pt2.py::test_kernels_take_the_threads_of_the_process_that_runs_them)
+            with torch_threads((os.cpu_count() or 1) + 1):
+                export(pt2_committee, files["pt2"])
+            export(pt2_committee, files["torchscript"])
+    return files
 
 
 @pytest.fixture(scope="session")
