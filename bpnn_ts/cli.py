@@ -157,7 +157,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .training.metrics import evaluate_model_file
+    from .training.metrics import described, evaluate_model_file
     metrics = evaluate_model_file(args.model, args.data, args.format, args.length_unit, args.energy_unit,
                                   args.batch_atoms)
     if args.json:
@@ -166,7 +166,7 @@ def _cmd_eval(args) -> int:
     print(f"{metrics['structures']} structures, {metrics['atoms']} atoms")
     for key, value in metrics.items():
         if key not in ("structures", "atoms"):
-            print(f"{key:28s} {value:.6g}")
+            print(described(key, value))
     return 0
 
 

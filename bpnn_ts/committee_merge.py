@@ -75,6 +75,7 @@ def build_committee(models: Sequence[Any]) -> BPNNModel:
                 layers[0] = _fold_input_scaling(layers[0], scalings[k], part.scaling)
                 layers[-1] = _fold_output(layers[-1], member, committee, s, k)
                 part.nets[k].set_layers(layers)
+    committee.weights_origin = "committee"
     return committee.eval()
 
 

@@ -20,6 +20,10 @@ class ConfigError(ValueError):
     names the key and the allowed values."""
 
 
+class UntrainedModelWarning(UserWarning):
+    """A model with its initial random weights was exported."""
+
+
 def error_message(text: str) -> str:
     """The message in a torch error text: the text after the last `builtins.<Name>: ` line (raised
     inside TorchScript), else the first line that is not a traceback or backtrace line, without a

@@ -2,9 +2,11 @@
 formats themselves live in bpnn_ts/formats/, which never imports this module back.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from .errors import UntrainedModelWarning
 from .formats.loading import load
 from .formats.records import FormatWarning, ModelFileError, inspect, is_model_file, quiet_jit, reexport_command
 from .formats.torchscript import write_torchscript
@@ -12,8 +14,8 @@ from .model.engine import BPNNModel
 
 FORMATS = ("torchscript", "pt2", "metatomic")
 
-__all__ = ["FORMATS", "FormatWarning", "ModelFileError", "export", "inspect", "is_model_file", "load", "quiet_jit",
-           "reexport_command"]
+__all__ = ["FORMATS", "FormatWarning", "ModelFileError", "UntrainedModelWarning", "export", "inspect",
+           "is_model_file", "load", "quiet_jit", "reexport_command"]
 
 
 def export(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = None,
@@ -38,6 +40,11 @@ def export(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = None
     if not isinstance(model, BPNNModel):
         raise TypeError(f"`model` must be a BPNNModel (BPNNModel.from_spec(), ModelConfig.build(), bpnn_ts.load ... "
                         f"is already a model file), got {type(model).__name__}")
+    if getattr(model, "weights_origin", None) == "initial":
+        warnings.warn(f"exporting {path}: the model still has its initial random weights (never trained, loaded or "
+                      "given weights), so its energies and forces mean nothing; train it first (`bpnn-ts train`, "
+                      "`bpnn_ts.training.Trainer`) or load weights (load_state_dict, `bpnn-ts import-n2p2`)",
+                      UntrainedModelWarning, stacklevel=2)
     if format is None:
         format = "pt2" if str(path).endswith(".pt2") else "torchscript"
     if format not in FORMATS:

@@ -46,9 +46,11 @@ from ase import Atoms
 
 from . import keys
 from .config import parse_model_config
+from .descriptor_statistics import NEGLIGIBLE
 from .elements import symbol
 from .errors import ConfigError
 from .function_pool import candidate_pool, closest_pair_start
+from .model.cutoffs import CUTOFF_NAMES, cutoff_type_id
 from .model.descriptors.params import RadialSF, SymmetryFunction, function_to_dict, n2p2_sorted
 from .model.engine import BPNNModel
 from .model.spec import ModelSpec
@@ -184,14 +186,18 @@ class _Moments:
     def correlation(self, features: str = "values") -> Tuple[np.ndarray, np.ndarray]:
         """(Gram matrix of the informative columns, mask of informative columns). Each column is
         divided by its range max - min (as the network's scalecenter scaling sees it); a column is
-        informative if its spread is more than rounding of its values. Scaling by the range, not
+        informative if its spread is more than rounding of its values and its range not negligible
+        beside the widest column's (NEGLIGIBLE: values of ~1e-10 everywhere carry nothing, and
+        fit_scaling would hold such a function constant). Scaling by the range, not
         the standard deviation, keeps spiky columns (rare large values over a near-constant
         background) from looking like the most independent ones. `features`: values (centred
         X^T X / n), gradients (the probe rows' D^T D / n: how the functions respond to moving
         atoms, which is what forces are fitted through) or both, each block with trace 1."""
         variance = np.diag(self.cross) / max(self.count, 1)
         std = np.sqrt(np.maximum(variance, 0.0))
-        informative = (std > 0) & (std > 1e-10 * np.sqrt(self.mean**2 + variance))
+        spread = self.high - self.low
+        widest = float(spread.max()) if spread.size else 0.0
+        informative = (std > 0) & (std > 1e-10 * np.sqrt(self.mean**2 + variance)) & (spread >= NEGLIGIBLE * widest)
         mask = np.ix_(informative, informative)
         scale = 1.0 / (self.high - self.low)[informative]
         blocks = []
@@ -256,6 +262,19 @@ def _select_element(functions: List[SymmetryFunction], moments: _Moments, n: int
     return chosen + [functions[columns[k]] for k in order]
 
 
+def _source_summary(source: Any, resolved: Dict[str, Any]) -> str:
+    """A log line: how many functions per element came from `source`, with which cutoff."""
+    functions = resolved["symmetry_functions"]
+    centers = [f["center"] for f in functions]
+    counts = ", ".join(f"{centers.count(name)} {name}" for name in dict.fromkeys(centers))
+    kind = resolved["cutoff_function"]
+    kind = kind if isinstance(kind, dict) else {"type": kind}
+    type_id = cutoff_type_id(kind.get("type", "cos"))
+    alpha = f", alpha {kind['alpha']:g}" if kind.get("alpha") else ""
+    return (f"symmetry functions: {len(functions)} from {source} ({counts}); cutoff function "
+            f"{CUTOFF_NAMES[type_id]} (n2p2 type {type_id}{alpha}), cutoff {float(resolved['cutoff']):.4g} Å")
+
+
 def resolve_symmetry_functions(raw_model: Dict[str, Any], structures: Sequence[Atoms],
                                log: Callable[[str], None] = print, base: Union[str, Path] = ".") -> Dict[str, Any]:
     """The model config mapping `raw_model` with `symmetry_functions` made explicit: a
@@ -264,7 +283,9 @@ def resolve_symmetry_functions(raw_model: Dict[str, Any], structures: Sequence[A
     Other mappings are returned unchanged (as a copy). Then: parse_model_config(result)."""
     spec = raw_model.get("symmetry_functions", "auto") if isinstance(raw_model, dict) else None
     if isinstance(spec, dict) and "from" in spec:
-        return resolve_source(raw_model, base)
+        resolved = resolve_source(raw_model, base)
+        log(_source_summary(spec["from"], resolved))
+        return resolved
     if not (isinstance(spec, dict) and "select" in spec):
         return dict(raw_model) if isinstance(raw_model, dict) else raw_model  # parse_model_config explains
     config = parse_model_config(dict(raw_model, symmetry_functions="auto"))

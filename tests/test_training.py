@@ -87,6 +87,25 @@ def test_cached_batches_equal_the_model_forward():
     assert torch.allclose(cached[keys.ENERGY], labels, atol=TOL["exact"])
 
 
+def test_the_fused_kernels_give_the_descriptor_jacobian_of_the_dense_path():
+    """The training cache (make_batches) comes from the fused kernels, one contraction per
+    function; the dense torch path (the oracle) gives the same G and dG/dr_ij, eager and scripted."""
+    dense = mixed_model()
+    fused = copy.deepcopy(dense)
+    if not fused.use_native_kernels(True):
+        pytest.skip("the fused kernels do not build here")
+    atoms = water_box(6, box=5.5, seed=4)
+    args = (torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
+            torch.tensor(atoms.pbc))
+    expected = dense.compute_descriptor_jacobian(*args)
+    for model in (fused, torch.jit.script(fused)):
+        got = model.compute_descriptor_jacobian(*args)
+        for key in (keys.DESCRIPTORS, "descriptor_jacobian", "pair_centres", "pair_neighbours", "pair_vectors"):
+            assert got[key].shape == expected[key].shape and torch.allclose(got[key], expected[key], atol=1e-12,
+                                                                               rtol=1e-10), key
+    assert float(expected["descriptor_jacobian"].abs().max()) > 0.1
+
+
 def test_cached_and_uncached_training_gradients_agree():
     model = copy.deepcopy(mixed_model()).train()
     structures = [water_box(6, box=5.5, seed=s) for s in range(2)]

@@ -114,9 +114,10 @@ def read_many(paths: Union[str, Path, Sequence[Union[str, Path]]], format: Optio
 
 
 def check_structures(structures: Iterable[Atoms], elements: Sequence[int], need_forces: bool,
-                     source: str = "data") -> None:
-    """Refuse structures the training cannot use: unknown elements, no forces where
-    forces are fitted, NaN/inf values, empty structures. Errors name the structure."""
+                     source: str = "data", unknown: str = "add them to `elements`") -> None:
+    """Refuse structures the training cannot use: unknown elements (`unknown`: what the message
+    advises), no forces where forces are fitted, NaN/inf values, empty structures. Errors name
+    the structure."""
     allowed = set(int(z) for z in elements)
     for index, atoms in enumerate(structures):
         where = f"{source} structure {index}"
@@ -125,7 +126,7 @@ def check_structures(structures: Iterable[Atoms], elements: Sequence[int], need_
         extra = sorted(set(int(z) for z in atoms.numbers) - allowed)
         if extra:
             raise DataError(f"{where}: elements {[symbol(z) for z in extra]} are not in the model "
-                            f"{[symbol(z) for z in sorted(allowed)]}; add them to `elements`")
+                            f"{[symbol(z) for z in sorted(allowed)]}; {unknown}")
         results = atoms.calc.results if atoms.calc is not None else {}
         if "energy" not in results:
             raise DataError(f"{where}: no energy")

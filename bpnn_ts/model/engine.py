@@ -25,6 +25,7 @@ class BPNNModel(torch.nn.Module):
     (torch, or the C++ cell list of the fused kernels)."""
 
     pair_search: PairSearch
+    __jit_ignored_attributes__ = ["weights_origin"]
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -36,6 +37,9 @@ class BPNNModel(torch.nn.Module):
         self.register_buffer("species_of_z", species_table(spec.atomic_numbers))
         self.pair_search = TorchPairSearch()
         self.validate_inputs = True  # NaN/inf and overlapping-atom checks (cheap; off only in benchmarks)
+        # (host side) where the weights came from: "initial" (seeded, never trained: export warns),
+        # "loaded" (load_state_dict), "assigned" (set_element_weights), "trained", "committee"
+        self.weights_origin = "initial"
 
     @torch.jit.unused
     def use_native_kernels(self, enable: bool = True) -> bool:
@@ -81,14 +85,30 @@ class BPNNModel(torch.nn.Module):
         return {part.atomic_number: part.scaling.statistics() for part in self.element_parts()}
 
     @torch.jit.unused
-    def set_scaling_statistics(self, statistics: Mapping[int, torch.Tensor]) -> None:
+    def set_scaling_statistics(self, statistics: Mapping[int, torch.Tensor],
+                               negligible: float = 0.0) -> Dict[int, torch.Tensor]:
         """Set every element's input scaling (and so its training range) from {Z: (n_functions, 4)
-        [Gmin, Gmax, Gmean, sigma]}; every element of the model must be given."""
+        [Gmin, Gmax, Gmean, sigma]}; every element of the model must be given. Functions whose
+        range is below `negligible` x the element's widest are held constant (Scaling); returns
+        {Z: (n_functions,) bool} of those."""
         missing = [z for z in self.potential.atomic_numbers_list if z not in statistics]
         if missing:
             raise ValueError(f"scaling statistics lack elements {missing} (atomic numbers) of this model")
-        for part in self.element_parts():
-            part.scaling.set_statistics(*torch.as_tensor(statistics[part.atomic_number]).T)
+        return {part.atomic_number: part.scaling.set_statistics(*torch.as_tensor(statistics[part.atomic_number]).T,
+                                                                negligible=negligible)
+                for part in self.element_parts()}
+
+    @torch.jit.unused
+    def scaling_factors(self) -> Dict[int, torch.Tensor]:
+        """{Z: (n_functions,)} the factor each function's input is multiplied by (0: held constant)."""
+        return {part.atomic_number: part.scaling.factor.detach().clone() for part in self.element_parts()}
+
+    @torch.jit.unused
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        """torch's load_state_dict; marks the weights as given (`weights_origin` "loaded")."""
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.weights_origin = "loaded"
+        return result
 
     @torch.jit.unused
     def set_element_weights(self, atomic_number: int, layers: Sequence[Tuple[torch.Tensor, torch.Tensor]],
@@ -99,6 +119,7 @@ class BPNNModel(torch.nn.Module):
         if not 0 <= member < len(nets):
             raise ValueError(f"member must be in [0, {len(nets)}), got {member}")
         nets[member].set_layers(layers)
+        self.weights_origin = "assigned"
 
     @torch.jit.unused
     def element_weights(self, atomic_number: int, member: int = 0) -> List[Tuple[torch.Tensor, torch.Tensor]]:

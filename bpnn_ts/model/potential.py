@@ -121,7 +121,7 @@ class BPNNPotential(torch.nn.Module):
                 members.append(k)
         device = pair_list.vectors.device
         pairs = centre_pairs(pair_list, len(self.elements), self.atomic_energy_shift.dtype)
-        fused = self.fused_kernels and self._kernels_run_on(device) and not request.jacobian and self.analytic_forces
+        fused = self.fused_kernels and self._kernels_run_on(device) and self.analytic_forces
         dense = self.dense_settings(device)
         sums = pairs.geometry.dtype
         need_grad = needs_pair_gradients(request) and not request.jacobian

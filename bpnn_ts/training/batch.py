@@ -14,6 +14,7 @@ import torch
 from ase import Atoms
 
 from .. import keys
+from ..descriptor_statistics import with_kernels
 from ..model.engine import BPNNModel
 from ..model.forces import add_pair_forces, add_system_virials
 
@@ -80,15 +81,17 @@ def labelled_batch(atoms: Atoms, dtype: torch.dtype, device: torch.device,
 
 def make_batches(model: BPNNModel, structures: Sequence[Atoms], cached: bool) -> List[Batch]:
     """One single-structure Batch per structure (concatenate them with `concatenate`) for
-    `model` (eager: the model being trained)."""
+    `model` (eager: the model being trained). The cache (`cached`) is computed by the fused
+    kernels where they build (descriptor_statistics.with_kernels), whatever `model` uses."""
     dtype = model.energy_shifts().dtype
     device = model.energy_shifts().device
+    source = with_kernels(model) if cached else model
     batches = []
     for atoms in structures:
         batch = labelled_batch(atoms, dtype, device, model)
         if cached:
             with torch.no_grad():
-                out = model.compute_descriptor_jacobian(batch.positions[0], batch.numbers, batch.cells[0],
+                out = source.compute_descriptor_jacobian(batch.positions[0], batch.numbers, batch.cells[0],
                                                         batch.pbcs[0])
             batch.descriptors = out[keys.DESCRIPTORS]
             batch.jacobian = out["descriptor_jacobian"]

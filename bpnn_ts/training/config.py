@@ -25,6 +25,7 @@
       schedule_patience: 10
       min_learning_rate: 1.0e-6
       early_stopping: 30          # epochs without validation improvement (0: off)
+      average_from: 0.5           # keep the mean of the weights after each epoch past this fraction of the run (1: off)
       clip_grad_norm: 10.0        # 0: off
       seed: 0
       device: cpu                 # cpu | cuda
@@ -89,6 +90,7 @@ class TrainingOptions:
     schedule_patience: int = 10
     min_learning_rate: float = 1e-6
     early_stopping: int = 30
+    average_from: float = 0.5
     clip_grad_norm: float = 10.0
     seed: int = 0
     device: str = "cpu"
@@ -214,6 +216,7 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
         schedule_patience=_number(t, "schedule_patience", defaults.schedule_patience, "training", integer=True),
         min_learning_rate=_number(t, "min_learning_rate", defaults.min_learning_rate, "training"),
         early_stopping=_number(t, "early_stopping", defaults.early_stopping, "training", integer=True),
+        average_from=_number(t, "average_from", defaults.average_from, "training"),
         clip_grad_norm=_number(t, "clip_grad_norm", defaults.clip_grad_norm, "training"),
         seed=_number(t, "seed", defaults.seed, "training", integer=True),
         device=str(t.get("device", defaults.device)),
@@ -228,6 +231,8 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
     _require(not (data_config.stream and options.cache_descriptors),
              "`data.stream: true` reads structures on demand, so descriptors cannot be cached for every structure: "
              "set `training.cache_descriptors: false`")
+    _require(options.average_from <= 1.0, f"`training.average_from` must be in [0, 1] (a fraction of the epochs; "
+                                          f"1: keep the best epoch's weights), got {options.average_from}")
     _require(options.schedule_factor <= 1.0 or options.schedule == "none",
              f"`training.schedule_factor` must be <= 1, got {options.schedule_factor}")
     output = data.get("output", "training_run")

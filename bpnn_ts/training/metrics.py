@@ -52,13 +52,26 @@ def summarize(store: Dict[str, List[torch.Tensor]], elements: Sequence[int]) -> 
     return out
 
 
+def described(key: str, value: float) -> str:
+    """A metric of `summarize` as text with its unit: "force RMSE (Ge)  0.1234 eV/Å"."""
+    for prefix, name, unit in (("energy_rmse", "energy RMSE", "meV/atom"), ("energy_mae", "energy MAE", "meV/atom"),
+                               ("force_rmse", "force RMSE", "eV/Å"), ("force_mae", "force MAE", "eV/Å"),
+                               ("stress_rmse", "stress RMSE", "meV/Å³")):
+        if key.startswith(prefix):
+            element = key[len(prefix) + 1:] if prefix.startswith("force") else ""
+            label = f"{name} ({element})" if element else name
+            return f"{label:20s} {value:10.4f} {unit}"
+    return f"{key:20s} {value:10.6g}"
+
+
 def evaluate_structures(model: Any, structures: Sequence[Atoms],
                         batch_atoms: int = DEFAULT_BATCH_ATOMS) -> Dict[str, float]:
     """Energy (meV/atom), force (eV/Å) and stress errors of `model` (a module or a loaded
     model file) over labelled structures, evaluated in forward_batch calls of at most
     `batch_atoms` atoms (0, or a model without forward_batch: one call per structure)."""
     elements = [int(z) for z in model.atomic_numbers()]
-    check_structures(structures, elements, need_forces=False)
+    check_structures(structures, elements, need_forces=False,
+                     unknown="the model has no networks for them and cannot evaluate them")
     dtype = input_dtype(model)  # mixed-precision models take float64 positions
     store: Dict[str, List[torch.Tensor]] = {}
     for atoms, out in zip(structures, evaluate_many(model, structures, batch_atoms, compute_virial=True)):

@@ -57,23 +57,34 @@ def parity_plot(store: Dict[str, List[torch.Tensor]], path: Path, title: str) ->
     return shown
 
 
-def learning_curve(history: List[Dict[str, float]], path: Path) -> bool:
-    """Training and validation loss per epoch (log scale; without validation structures the
-    training-set loss after each epoch); False without matplotlib."""
+def learning_curve(history: List[Dict[str, float]], path: Path, loss_unit: str) -> Optional[List[str]]:
+    """Per epoch: the training and the validation loss (`loss_unit` says what the loss is), the
+    energy RMSE (meV/atom) and the force RMSE (meV/Å) of the validation set (without validation
+    structures: of the training set after each epoch), log scales. Returns the panels' y labels
+    and legend entries, None without matplotlib or history."""
     plt = _pyplot()
     if plt is None or not history:
-        return False
-    figure, axis = plt.subplots(figsize=(6, 4))
+        return None
+    monitored = "val" if "val_loss" in history[-1] else "train_set"
+    name = "validation" if monitored == "val" else "training set (after the epoch)"
     epochs = [row["epoch"] for row in history]
-    axis.semilogy(epochs, [row["train_loss"] for row in history], label="training loss")
-    if "val_loss" in history[-1]:
-        axis.semilogy(epochs, [row["val_loss"] for row in history], label="validation loss")
-    else:  # no validation structures: the training-set loss after each epoch is what was monitored
-        axis.semilogy(epochs, [row["train_set_loss"] for row in history], label="training-set loss (after the epoch)")
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("loss")
-    axis.legend()
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4))
+    axes[0].semilogy(epochs, [row["train_loss"] for row in history], label="training (during the epoch)")
+    axes[0].semilogy(epochs, [row[f"{monitored}_loss"] for row in history], label=name)
+    axes[0].set_ylabel(f"loss ({loss_unit})")
+    axes[0].legend()
+    panels = [("energy_rmse_mev_atom", 1.0, "energy RMSE (meV/atom)"), ("force_rmse", 1000.0, "force RMSE (meV/Å)")]
+    for axis, (key, factor, label) in zip(axes[1:], panels):
+        values = [row[f"{monitored}_{key}"] for row in history if f"{monitored}_{key}" in row]
+        if len(values) == len(history):
+            axis.semilogy(epochs, [factor * v for v in values], label=name)
+            axis.legend()
+        axis.set_ylabel(label)
+    for axis in axes:
+        axis.set_xlabel("epoch")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+    shown = [axis.get_ylabel() for axis in axes] + [t.get_text() for axis in axes if axis.get_legend()
+                                                     for t in axis.get_legend().get_texts()]
     plt.close(figure)
-    return True
+    return shown

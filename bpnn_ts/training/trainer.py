@@ -18,7 +18,7 @@ import torch
 from ase import Atoms
 
 from ..config import DTYPES, parse_model_config
-from ..descriptor_statistics import fit_scaling
+from ..descriptor_statistics import fit_scaling, scaling_report
 from ..elements import symbol
 from ..export import export
 from ..formats.format1 import is_format1_state, state_dict_from_format1
@@ -30,6 +30,7 @@ from ..model.engine import BPNNModel
 from ..model.spec import ModelSpec
 from ..potential_sources import imported_scaling_statistics
 from .adam_epoch import AdamEpochs
+from .averaging import WeightAverage
 from .batch import Batch, StreamedBatches, concatenate, make_batches, predict
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LossWeights, TrainConfig
@@ -162,7 +163,12 @@ class Trainer:
             model.set_scaling_statistics(imported_scaling_statistics(self.config.raw["model"], base))
             self.log("input scaling: the statistics of the potential the symmetry functions come from")
         else:
+            started = time.perf_counter()
             fit_scaling(model, self.splits["train"])
+            self.log(f"input scaling ({model_config.scaling}) fitted to the training data in "
+                     f"{time.perf_counter() - started:.1f} s")
+        for line in scaling_report(model):
+            self.log(line)
         return model.to(self.device).train()
 
     def _read(self, files: Sequence[str]) -> Sequence[Atoms]:
@@ -221,6 +227,8 @@ class Trainer:
         self.best_state = copy.deepcopy(self.model.state_dict())
         self.stale_epochs = 0
         self.history: List[Dict[str, float]] = []
+        o = self.options
+        self.average = WeightAverage(int(o.average_from * o.epochs) if o.average_from < 1 else o.epochs)
         if checkpoint is None:
             return
         if (checkpoint.get("kalman") is not None) != isinstance(self.stepper, KalmanEpochs):
@@ -233,6 +241,8 @@ class Trainer:
         self.best_state = checkpoint_weights(checkpoint["best_state"])
         self.stale_epochs = checkpoint["stale_epochs"]
         self.history = checkpoint["history"]
+        if checkpoint.get("average") is not None:
+            self.average.load_state_dict(checkpoint["average"])
 
     def _resume_state(self) -> Dict[str, Any]:
         path = self.output / "checkpoint.ckpt"
@@ -279,6 +289,7 @@ class Trainer:
                 "model_state": copy.deepcopy(self.model.state_dict()), **stepper,
                 "best_loss": self.best_loss, "best_state": copy.deepcopy(self.best_state),
                 "stale_epochs": self.stale_epochs, "history": list(self.history),
+                "average": copy.deepcopy(self.average.state_dict()),
                 "config": self.config.raw}
 
     @property
@@ -334,6 +345,7 @@ class Trainer:
                     self.best_state = copy.deepcopy(self.model.state_dict())
                 else:
                     self.stale_epochs += 1
+                self.average.add(self.epoch, self.model)
                 row = {"epoch": self.epoch, "train_loss": train_loss, **self.stepper.step_sizes(),
                        "seconds": time.perf_counter() - started}
                 row.update(columns)
@@ -361,13 +373,25 @@ class Trainer:
         return self._finish(stopped_early)
 
     def _finish(self, stopped_early: bool) -> Dict[str, float]:
+        kept = {"kept": f"the weights of the best epoch (monitored loss {self.best_loss:.4g})"}
+        if self.average.count > 0:
+            self.best_state = self.average.applied_to(self.best_state)
+            self.model.load_state_dict(self.best_state)
+            loss = self._monitored()[0]["loss"]
+            kept = {"kept": f"the mean of the weights after epochs {self.average.epochs()} (monitored loss {loss:.4g}; "
+                            f"best single epoch {self.best_loss:.4g})"}
+        self.log(f"model kept: {kept['kept']}")
         self.model.load_state_dict(self.best_state)
-        self._save(dict(self._state(), finished=True), "best.ckpt")
+        self.model.weights_origin = "trained"
+        best = dict(self._state(), finished=True)
+        if best.get("kalman") is not None:  # P is for resuming, which reads checkpoint.ckpt: written once
+            best["kalman"] = {key: value for key, value in best["kalman"].items() if key != "filter"}
+        self._save(best, "best.ckpt")
         if self.group.is_main and self.options.model_file:
             model = copy.deepcopy(self.model).cpu().eval()
             best_key = "best_validation_loss" if self.has_validation else "best_training_set_loss"
             export(model, self.output / "model.pt", description="trained by bpnn-ts train",
-                   provenance={"epochs": self.epoch, best_key: self.best_loss,
+                   provenance={"epochs": self.epoch, best_key: self.best_loss, **kept,
                                "training_structures": len(self.splits["train"])})
         results: Dict[str, float] = {}
         for name in ("train", "validation", "test"):
@@ -394,7 +418,9 @@ class Trainer:
 
     def _plot_learning_curve(self) -> None:
         from .plots import learning_curve
-        learning_curve(self.history, self.output / "learning_curve.png")
+        unit = ("mean squared errors in units of the training data's spreads" if isinstance(self.stepper, KalmanEpochs)
+                else "weighted sum of squared errors: eV²/atom², (eV/Å)², (eV/Å³)²")
+        learning_curve(self.history, self.output / "learning_curve.png", unit)
 
 
 def checkpoint_weights(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -15,7 +15,10 @@ class Scaling(torch.nn.Module):
       center      G - Gmean
       scalecenter Smin + (Smax - Smin)(G - Gmean) / (Gmax - Gmin)
       sigma       Smin + (Smax - Smin)(G - Gmean) / sigma
-    A function with Gmax == Gmin (or sigma == 0) gets factor 0, as in n2p2.
+    A function with Gmax == Gmin (or sigma == 0) gets factor 0, as in n2p2. Statistics fitted to
+    training data may also hold *negligible* functions constant (factor 0): those whose range is
+    below `negligible` x the element's widest range (values ~1e-140 of wide angular functions,
+    whose scaled input would follow round-off and the closest triplet only).
     The statistics (Gmin, Gmax, Gmean, sigma) are kept for extrapolation checks.
     """
 
@@ -42,8 +45,10 @@ class Scaling(torch.nn.Module):
         self.has_statistics = False  # until set_statistics: identity scaling
 
     @torch.jit.unused
-    def set_statistics(self, g_min, g_max, g_mean, g_sigma) -> None:
-        """Set the statistics (each (n_functions,)) and derive shift/factor/offset."""
+    def set_statistics(self, g_min, g_max, g_mean, g_sigma, negligible: float = 0.0) -> torch.Tensor:
+        """Set the statistics (each (n_functions,)) and derive shift/factor/offset; functions whose
+        range is below `negligible` x the widest range get factor 0 (0: none, as n2p2). Returns
+        the (n_functions,) bool mask of the functions so held constant."""
         stats = [torch.as_tensor(v, dtype=self.factor.dtype, device=self.factor.device).reshape(-1)
                  for v in (g_min, g_max, g_mean, g_sigma)]
         for name, value in zip(("g_min", "g_max", "g_mean", "g_sigma"), stats):
@@ -62,10 +67,16 @@ class Scaling(torch.nn.Module):
         factor = {"none": torch.ones_like(g_min), "center": torch.ones_like(g_min),
                   "sigma": safe_ratio(g_sigma)}.get(kind, safe_ratio(g_max - g_min))
         offset = torch.full_like(g_min, self.s_min if kind in ("scale", "scalecenter", "sigma") else 0.0)
+        spread = g_max - g_min
+        held = (spread < negligible * spread.max()) & (spread > 0) if spread.numel() > 0 else spread > 0
+        if kind in ("none", "center"):  # (no division by a spread: nothing to blow up)
+            held = torch.zeros_like(held)
+        factor = torch.where(held, torch.zeros_like(factor), factor)
         self.shift.copy_(shift)
         self.factor.copy_(factor)
         self.offset.copy_(offset)
         self.has_statistics = True
+        return held
 
     @torch.jit.unused
     def statistics(self) -> torch.Tensor:
@@ -87,6 +98,10 @@ class Scaling(torch.nn.Module):
         """Per row of g (B, F): how many of its F functions lie outside the training range
         [g_min, g_max] by more than rounding: 1e-9 (float64) or 1e-5 (float32) of the range's
         width. (The same structure evaluated in another summation order must not flicker at
-        the edges of the range.)"""
-        tolerance = (self.g_max - self.g_min).abs() * (1e-9 if g.dtype == torch.float64 else 1e-5)
-        return ((g < self.g_min - tolerance) | (g > self.g_max + tolerance)).sum(dim=1)
+        the edges of the range.) Negligible functions held constant (factor 0 though their range
+        is not empty) are not counted: their input to the network never changes."""
+        width = self.g_max - self.g_min
+        tolerance = width.abs() * (1e-9 if g.dtype == torch.float64 else 1e-5)
+        outside = (g < self.g_min - tolerance) | (g > self.g_max + tolerance)
+        checked = (self.factor != 0) | (width <= 0)
+        return (outside & checked).sum(dim=1)
