@@ -99,6 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--stress", type=float, default=0.0, help="loss.stress weight (0: off)")
     parser.add_argument("--curves", action="store_true", help="print the per-epoch test figures")
+    parser.add_argument("--keep", default=None, help="folder: keep each run's outputs there (model.pt, metrics.csv)")
     parser.add_argument("--negligible", type=float, default=None,
                         help="fit_scaling's floor (default: the library's; 0: every function scaled, as n2p2)")
     args = parser.parse_args(argv)
@@ -119,8 +120,9 @@ def main(argv=None) -> int:
         data = write_data(element, work)
         rows = []
         for seed in args.seeds:
-            config = parse_train_config(run_config(element, data, seed, args.epochs, work / f"{element}-{seed}",
-                                                   args.changes, args.stress))
+            output = Path(args.keep or work) / f"{element}-{seed}"
+            changes = args.changes + (["training.model_file=true"] if args.keep else [])
+            config = parse_train_config(run_config(element, data, seed, args.epochs, output, changes, args.stress))
             started = time.perf_counter()
             trainer = Trainer(config, log=lambda _line: None)
             setup = time.perf_counter() - started

@@ -183,7 +183,8 @@ def test_kalman_is_the_default_and_checkpoints_hold_its_state(cu_data, tmp_path)
     holds the covariance blocks (one per element network) and the data spreads."""
     config = cu_config(tmp_path, cu_data[0], epochs=2)
     assert config.training.optimizer == "kalman" and config.loss.forces == 1.0  # given explicitly by cu_config
-    assert parse_train_config({"model": {"elements": ["Cu"], "cutoff": 4.0}, "data": {"train": "x.xyz"}}).loss.forces == 10.0
+    defaults = parse_train_config({"model": {"elements": ["Cu"], "cutoff": 4.0}, "data": {"train": "x.xyz"}})
+    assert (defaults.loss.energy, defaults.loss.forces) == (2.0, 10.0)
     trainer = Trainer(config, log=quiet)
     trainer.run()
     state = load_checkpoint(tmp_path / "run" / "checkpoint.ckpt")

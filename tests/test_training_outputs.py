@@ -79,7 +79,8 @@ def test_the_kept_model_is_the_mean_of_the_late_epochs_and_resumes_exactly(run, 
 
 def test_the_log_says_how_the_inputs_are_scaled(run):
     _, lines, _ = run
-    assert any(line.startswith("input scaling (sigma) fitted to the training data in ") for line in lines), lines
+    assert any(line.startswith("input scaling (scalecenter) fitted to the training data in ") for line in lines), lines
+    assert any(line.startswith("setup (data, model, scaling, caches) took ") for line in lines), lines
 
 
 def test_best_checkpoint_leaves_the_covariance_to_checkpoint_ckpt(run):
@@ -109,6 +110,7 @@ def test_eval_gives_units_and_names_what_the_model_lacks(run, capsys):
     lines = capsys.readouterr().out.splitlines()[1:]
     assert lines and all(line.rstrip().endswith(("meV/atom", "eV/Å", "meV/Å³")) for line in lines), lines
     assert any(line.startswith("force RMSE (Cu)") for line in lines)
+    assert any(line.startswith("stress RMSE") and line.endswith("meV/Å³") for line in lines), lines
     silver = bulk("Ag", "fcc", a=4.09, cubic=True)
     silver.calc = ase.calculators.singlepoint.SinglePointCalculator(silver, energy=0.0)
     ase.io.write(folder / "ag.xyz", silver)

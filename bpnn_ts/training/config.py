@@ -12,7 +12,7 @@
       stream: false               # read structures on demand (bounded cache) instead of all at start
       cache_size: 256             # stream: parsed structures kept in memory
     loss: {energy: 1.0, forces: 1.0, stress: 0.0}   # adam: weights of the MSE terms (see Trainer);
-                                  # kalman: observation weights (n2p2's force_weight; forces default 10)
+                                  # kalman: observation weights (n2p2's force_weight; energy default 2, forces 10)
     training:
       epochs: 100
       optimizer: kalman           # kalman | adam | adamw
@@ -190,7 +190,8 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
              f"`loss` must be a mapping with keys from {sorted(_LOSS_KEYS)}, got {loss!r}")
     kalman = t.get("optimizer", TrainingOptions.optimizer) == "kalman"
     weights = LossWeights(*[_number(loss, k, default, "loss") for k, default in
-                            (("energy", 1.0), ("forces", 10.0 if kalman else 1.0), ("stress", 0.0))])
+                            (("energy", 2.0 if kalman else 1.0), ("forces", 10.0 if kalman else 1.0),
+                             ("stress", 0.0))])
     _require(weights.energy + weights.forces + weights.stress > 0, "`loss` weights are all zero: nothing to fit")
 
     defaults = TrainingOptions()

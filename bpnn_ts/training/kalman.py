@@ -33,7 +33,7 @@ class KalmanSettings:
 
     kind: str = "standard"  # standard | fading (kalman_type 0 | 1)
     blocks: str = "element"  # combined | element | layer: the covariance's diagonal blocks
-    epsilon: float = 0.01  # P starts as I/epsilon (epsilon)
+    epsilon: float = 0.1  # P starts as I/epsilon (kalman_epsilon; n2p2 examples: 0.01)
     q0: float = 0.01  # process noise at the start (q0)
     q_tau: float = 2.302  # its decay, per epoch (qtau)
     q_min: float = 1e-6  # its floor (qmin)

@@ -72,6 +72,7 @@ class Trainer:
         device = torch.device(self.options.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("`training.device` is cuda but CUDA is not available here")
+        setup_started = time.perf_counter()
         self.group = ProcessGroup(device)
         self.device = self.group.device
         check_output(self.output, resume, overwrite)
@@ -96,6 +97,7 @@ class Trainer:
         self.stepper = self._make_stepper()
         self.monitor = self._monitor_loss()
         self._restore(checkpoint)
+        self.log(f"setup (data, model, scaling, caches) took {time.perf_counter() - setup_started:.1f} s")
 
     # ---- setup ----
     def _load_data(self) -> None:
@@ -146,8 +148,8 @@ class Trainer:
             self.log(f"automatic symmetry functions: radial grid from r_lower = {options['r_lower']:.2f} Å "
                      f"(half the closest pair distance in the training data) to the cutoff {model_config.cutoff} Å")
         changes: Dict[str, Any] = {}
-        if "scaling" not in raw_model:  # training default: standardised inputs
-            changes.update(scaling="sigma", scale_min=0.0, scale_max=1.0)
+        if "scaling" not in raw_model:  # training default: centred, divided by the range (docs/training.md)
+            changes.update(scaling="scalecenter", scale_min=0.0, scale_max=1.0)
         if not model_config.atomic_energies:
             changes["atomic_energies"] = fit_atomic_energies(self.splits["train"], model_config.elements)
         model_config = dataclasses.replace(model_config, **changes)
