@@ -37,6 +37,8 @@ RUNS = {
     "kalman-combined": {"optimizer": "kalman", "kalman": {"blocks": "combined"}},
     "kalman-layer": {"optimizer": "kalman", "kalman": {"blocks": "layer"}},
     "kalman-fading": {"optimizer": "kalman", "kalman": {"kind": "fading"}},
+    "kalman-best-epoch": {"optimizer": "kalman", "average_from": 1.0},
+    "kalman-epsilon-0.01-best-epoch": {"optimizer": "kalman", "average_from": 1.0, "kalman": {"epsilon": 0.01}},
     "adam": {"optimizer": "adam", "batch_size": 4, "learning_rate": 1e-3},
 }
 

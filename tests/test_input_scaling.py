@@ -9,8 +9,14 @@ from ase.build import bulk
 
 from bpnn_ts import parse_model_config
 from bpnn_ts.demo_data import md_snapshots
-from bpnn_ts.descriptor_statistics import (EXTREME, NEGLIGIBLE, amplifications, descriptor_statistics, fit_scaling,
-                                           held_constant, scaling_report)
+from bpnn_ts.descriptor_statistics import (
+    NEGLIGIBLE,
+    amplifications,
+    descriptor_statistics,
+    fit_scaling,
+    held_constant,
+    scaling_report,
+)
 from bpnn_ts.function_selection import _Moments
 
 RADIAL = [{"type": "radial", "center": "Cu", "neighbor": "Cu", "eta": eta, "r_s": 0.0, "r_c": 4.5}
