@@ -69,6 +69,8 @@ def build_committee(models: Sequence[Any]) -> BPNNModel:
                 stacked = torch.stack([sc.statistics() for sc in scalings])  # (K, F, 4)
                 part.scaling.set_statistics(stacked[:, :, 0].min(dim=0).values, stacked[:, :, 1].max(dim=0).values,
                                             stacked[:, :, 2].mean(dim=0), stacked[:, :, 3].max(dim=0).values)
+                held_by_all = torch.stack([sc.factor == 0 for sc in scalings]).all(dim=0)  # (negligible functions)
+                part.scaling.hold(held_by_all & (part.scaling.g_max > part.scaling.g_min))
             for k, member in enumerate(members):
                 (member_net,) = member_parts[k][s].nets  # committee_member: one network each
                 layers = member_net.get_layers()

@@ -119,13 +119,15 @@ def scaling_report(model: BPNNModel) -> List[str]:
     spec = ModelSpec.from_json(model.model_spec())
     lines = []
     held, amplified, factors = held_constant(model), amplifications(model), model.scaling_factors()
+    divides = spec.scaling in ("scale", "scalecenter", "sigma")  # (none and center never amplify)
     for z in held:
         functions = spec.functions_of(z)
         if held[z]:
             lines.append(f"input scaling: {len(held[z])} of {len(functions)} {symbol(z)} functions vary by less than "
                          f"{NEGLIGIBLE:g} x the widest over the training data and are held constant (network input 0): "
                          f"{', '.join(str(k) for k in held[z])}")
-        for k in torch.nonzero(amplified[z] > EXTREME).flatten().tolist():
+        extreme = torch.nonzero(amplified[z] > EXTREME).flatten().tolist() if divides else []
+        for k in extreme:
             described = ", ".join(f"{key} {value}" for key, value in function_to_dict(functions[k]).items())
             lines.append(f"warning: input scaling multiplies {symbol(z)} function {k} ({described}) by "
                          f"{float(factors[z][k]):.3g}: a 1 % change of its value moves the network's "

@@ -98,6 +98,9 @@ def test_the_report_names_held_and_extreme_functions(cu_cells):
     assert "by 3.33e+06" in warning[0]
     fit_scaling(model, cu_cells)
     assert float(max(amplifications(model)[29])) < 100  # ordinary functions: far below EXTREME
+    centred = cu_model("center")  # no division by a spread: nothing is amplified, nothing warned
+    centred.set_scaling_statistics(statistics, NEGLIGIBLE)
+    assert not [line for line in scaling_report(centred) if line.startswith("warning")]
 
 
 def test_select_leaves_out_columns_of_negligible_range():
@@ -112,3 +115,23 @@ def test_select_leaves_out_columns_of_negligible_range():
     moments = _Moments(2)
     moments.add(rows[:, :2] * 1e-9)  # small values alone are no reason: relative to the widest, both kept
     assert moments.correlation()[1].tolist() == [True, True]
+
+
+def test_a_committee_holds_what_every_member_held(cu_cells):
+    """Merged statistics are refitted without the floor; the committee holds the functions all
+    members held (no spurious extrapolation counts) and still equals the mean of its members."""
+    from bpnn_ts.committee_merge import build_committee
+    members = []
+    for seed, cells in ((1, cu_cells[:3]), (2, cu_cells[1:])):
+        member = parse_model_config({"elements": ["Cu"], "cutoff": 4.5, "hidden_layers": [4], "seed": seed,
+                                     "symmetry_functions": RADIAL + [NEGLIGIBLE_ANGULAR],
+                                     "scaling": "scalecenter"}).build().eval()
+        fit_scaling(member, cells)
+        members.append(member)
+    committee = build_committee(members)
+    assert committee.scaling_factors()[29][3] == 0 and bool((committee.scaling_factors()[29][:3] > 0).all())
+    atoms = cu_cells[0]
+    args = (torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
+            torch.tensor(atoms.pbc))
+    mean = torch.stack([m(*args)["forces"] for m in members]).mean(dim=0)
+    assert torch.allclose(committee(*args)["forces"], mean, atol=1e-10)

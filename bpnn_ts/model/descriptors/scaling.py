@@ -79,6 +79,12 @@ class Scaling(torch.nn.Module):
         return held
 
     @torch.jit.unused
+    def hold(self, held: torch.Tensor) -> None:
+        """Hold the functions of the (n_functions,) bool mask `held` constant (factor 0), keeping
+        their statistics (committees hold what every member held)."""
+        self.factor.copy_(torch.where(held.to(self.factor.device), torch.zeros_like(self.factor), self.factor))
+
+    @torch.jit.unused
     def statistics(self) -> torch.Tensor:
         """(n_functions, 4) [Gmin, Gmax, Gmean, sigma], float64."""
         return torch.stack([self.g_min, self.g_max, self.g_mean, self.g_sigma], dim=1).detach().to(torch.float64)
