@@ -1,6 +1,8 @@
 """ASE calculator for a bpnn_ts model: an exported file, a loaded script module or a live model."""
 
+import sys
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, List, Optional, Union
 
@@ -35,8 +37,11 @@ class BPNNCalculator(Calculator):
 
     model: path of an exported model file, or a BPNNModel (scripted or eager).
     extrapolation: "warn" (an ExtrapolationWarning naming the atoms, at most once every
-    `extrapolation_every` extrapolating calls), "stop" (raise ExtrapolationError) or "ignore"
-    (no counting, no cost). None: "warn" if the model knows its training range, else "ignore".
+    `extrapolation_every` extrapolating calls and whenever their number is a new high), "stop"
+    (raise ExtrapolationError when more than `extrapolation_stop_above` atoms extrapolate, default
+    0: any; fewer are warned about) or "ignore" (no counting, no cost). None: "warn" if the model
+    knows its training range, else "ignore". If any call extrapolated, a one-line summary (calls,
+    the worst call) goes to stderr when the calculator is released or the process ends.
     min_distance (Å): a CloseAtomsWarning naming the closest pair when it is closer (at most once
     every `extrapolation_every` such calls); atoms closer than 1e-6 Å are an error.
     device: "cpu", "cuda", ...; dtype: "float64", "float32" or "mixed" (bpnn_ts/precision.py)
@@ -50,7 +55,7 @@ class BPNNCalculator(Calculator):
     def __init__(self, model: Union[str, Path, torch.nn.Module], device: Union[str, torch.device] = "cpu",
                  dtype: Optional[str] = None, extrapolation: Optional[str] = None,
                  extrapolation_every: int = 100, min_distance: float = 0.5, uncertainty: bool = False,
-                 threads: Optional[int] = 1, **kwargs):
+                 threads: Optional[int] = 1, extrapolation_stop_above: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.threads = check_threads(threads)
         if dtype is not None:
@@ -71,7 +76,8 @@ class BPNNCalculator(Calculator):
         range_known = bool(self.model.training_range_known())
         if extrapolation is None:
             extrapolation = "warn" if range_known else "ignore"
-        self.extrapolation = ExtrapolationPolicy(extrapolation, extrapolation_every)
+        self.extrapolation = ExtrapolationPolicy(extrapolation, extrapolation_every, extrapolation_stop_above)
+        weakref.finalize(self, _print_summary, self.extrapolation)  # when the calculator goes, or at exit
         self.min_distance = float(min_distance)
         self.committee_size = int(self.model.committee_size())
         if uncertainty and self.committee_size < 2:
@@ -137,3 +143,9 @@ class BPNNCalculator(Calculator):
             virial = out[keys.VIRIAL].detach().cpu().double().numpy()
             stress = -0.5 * (virial + virial.T) / atoms.get_volume()
             self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]].copy()
+
+
+def _print_summary(policy: ExtrapolationPolicy) -> None:
+    """The end-of-run line of a calculator whose calls extrapolated."""
+    if policy.events:
+        print(f"bpnn_ts: {policy.summary()}", file=sys.stderr)

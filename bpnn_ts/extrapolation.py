@@ -38,29 +38,56 @@ def describe(counts: np.ndarray, numbers: Sequence[int], limit: int = 10) -> str
 
 class ExtrapolationPolicy:
     """ignore: count nothing (no cost); warn: an ExtrapolationWarning at most once every
-    `every` calls that extrapolate; stop: raise ExtrapolationError."""
+    `every` calls that extrapolate, and whenever a call's number of extrapolating atoms is a new
+    high (a growing blow-up is never hidden by the rate limit); stop: raise ExtrapolationError
+    when more than `stop_above` atoms extrapolate in one call (default 0: any), warning below
+    that as "warn" does. `summary()` says how many calls extrapolated and the worst one; the
+    calculator prints it when the process ends."""
 
-    def __init__(self, policy: str = "warn", every: int = 100):
+    def __init__(self, policy: str = "warn", every: int = 100, stop_above: int = 0):
         if policy not in POLICIES:
             raise ValueError(f"extrapolation policy must be one of {list(POLICIES)}, got {policy!r}")
         if every < 1:
             raise ValueError(f"`every` must be >= 1, got {every}")
+        if isinstance(stop_above, bool) or not isinstance(stop_above, (int, np.integer)) or stop_above < 0:
+            raise ValueError(f"`stop_above` must be an integer >= 0 (atoms), got {stop_above!r}")
         self.policy = policy
         self.every = every
+        self.stop_above = int(stop_above)
+        self.calls = 0  # calls checked
         self.events = 0  # calls that extrapolated
+        self.worst = 0  # most extrapolating atoms in one call
+        self.worst_call = 0  # (1-based) the call with the most
 
     @property
     def active(self) -> bool:
         return self.policy != "ignore"
 
     def apply(self, counts: Optional[np.ndarray], numbers: Sequence[int]) -> None:
-        if counts is None or not np.any(counts):
+        if counts is None:
+            return
+        self.calls += 1
+        atoms = int(np.count_nonzero(counts))
+        if atoms == 0:
             return
         message = describe(counts, numbers)
-        if self.policy == "stop":
-            raise ExtrapolationError(message + " (policy 'stop'; use 'warn' or 'ignore' to carry on)")
-        if self.policy == "warn":
-            if self.events % self.every == 0:
-                suffix = f" [extrapolating call {self.events + 1}; warned every {self.every}]"
-                warnings.warn(message + suffix, ExtrapolationWarning, stacklevel=user_stacklevel())
-            self.events += 1
+        if self.policy == "stop" and atoms > self.stop_above:
+            limit = f"more than {self.stop_above} atoms" if self.stop_above else "policy 'stop'"
+            raise ExtrapolationError(f"{message} ({limit}; use 'warn' or 'ignore' to carry on)")
+        new_high = atoms > self.worst
+        if new_high:
+            self.worst, self.worst_call = atoms, self.calls
+        if self.events % self.every == 0 or new_high:
+            why = "a new high" if new_high and self.events % self.every else f"warned every {self.every}"
+            suffix = f" [extrapolating call {self.events + 1} of {self.calls}; {why}]"
+            warnings.warn(message + suffix, ExtrapolationWarning, stacklevel=user_stacklevel())
+        self.events += 1
+
+    def summary(self) -> str:
+        """One line: calls checked, how many extrapolated, the worst call ("" before any call)."""
+        if self.calls == 0:
+            return ""
+        if self.events == 0:
+            return f"extrapolation: none in {self.calls} calls"
+        return (f"extrapolation: {self.events} of {self.calls} calls had atoms outside the training range; "
+                f"the worst, call {self.worst_call}, {self.worst} atoms")

@@ -106,6 +106,17 @@ def test_extrapolation_policies(ranged_file, model_file, tmp_path):
     assert quiet.returncode == 0 and quiet.stderr == "" and "extrapolation" not in json.loads(quiet.stdout)
     unranged = run(model_file, structure, "--extrapolation", "warn")  # mixed_model: no training range
     assert unranged.returncode == 1 and "no training range" in unranged.stderr
+    md = run(path, structure, "--md", 3, "--dt", 0.25, "--every", 3)  # rate limit 100: highs and a summary
+    lines = [line for line in md.stderr.splitlines() if line.startswith("bpnn: warning: step")]
+    assert md.returncode == 0 and lines[0].endswith("[a new high]"), md.stderr
+    assert "bpnn: extrapolation: 4 of 4 steps had atoms outside the training range; the worst, step " in md.stderr
+    n_atoms = int((python > 0).sum())
+    tolerant = run(path, structure, "--extrapolation", "stop", "--extrapolation-stop-above", n_atoms)
+    assert tolerant.returncode == 0 and "bpnn: warning: " in tolerant.stderr  # not more than N: warned
+    strict = run(path, structure, "--extrapolation", "stop", "--extrapolation-stop-above", n_atoms - 1)
+    assert strict.returncode == 3 and f"(--extrapolation stop: more than {n_atoms - 1} atoms)" in strict.stderr
+    bad = run(path, structure, "--extrapolation-stop-above", -1)
+    assert bad.returncode == 2 and "bad value '-1' for --extrapolation-stop-above" in bad.stderr
 
 
 def test_committee_uncertainty_same_as_python(committee_file, ranged_file, tmp_path):

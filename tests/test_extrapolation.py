@@ -129,3 +129,52 @@ def test_training_range_survives_a_state_dict_round_trip(model):
     rebuilt.load_state_dict(model.state_dict())
     assert rebuilt.training_range_known()
     np.testing.assert_array_equal(expected_counts(rebuilt, squeezed_box()), expected_counts(model, squeezed_box()))
+
+
+def test_a_growing_blow_up_is_reported_at_every_new_high():
+    """An MD run whose extrapolating atoms grow from 5 to 90: the rate limit (one warning per 100
+    extrapolating calls) never hides a call with more atoms than any before; the summary names
+    the worst call."""
+    from bpnn_ts.extrapolation import ExtrapolationPolicy
+    numbers = [8] * 100
+    policy = ExtrapolationPolicy("warn", every=100)
+    growth = [0] * 10 + [5] * 40 + [10, 10, 20, 5, 45, 44, 90, 90, 30]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for atoms in growth:
+            counts = np.zeros(100, dtype=np.int64)
+            counts[:atoms] = 2
+            policy.apply(counts, numbers)
+    reported = [int(str(w.message).split(" atom(s)")[0]) for w in caught if issubclass(w.category, ExtrapolationWarning)]
+    assert reported == [5, 10, 20, 45, 90], reported
+    assert "a new high" in str(caught[-1].message) and "extrapolating call 47 of 57" in str(caught[-1].message)
+    assert policy.summary() == ("extrapolation: 49 of 59 calls had atoms outside the training range; the worst, "
+                                "call 57, 90 atoms")
+
+
+def test_stop_above_a_number_of_atoms_is_a_safety_net():
+    from bpnn_ts.extrapolation import ExtrapolationPolicy
+    policy = ExtrapolationPolicy("stop", stop_above=50)
+    counts = np.zeros(100, dtype=np.int64)
+    counts[:45] = 1
+    with pytest.warns(ExtrapolationWarning, match="45 atom"):
+        policy.apply(counts, [8] * 100)
+    counts[:90] = 1
+    with pytest.raises(ExtrapolationError, match=r"90 atom\(s\).*more than 50 atoms"):
+        policy.apply(counts, [8] * 100)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="`stop_above` must be an integer >= 0"):
+            ExtrapolationPolicy("stop", stop_above=bad)
+
+
+def test_the_calculator_says_how_the_run_went_when_it_is_released(model, capfd):
+    import gc
+    atoms = squeezed_box()
+    atoms.calc = BPNNCalculator(model, extrapolation_stop_above=10_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        atoms.get_potential_energy()
+    atoms.calc = None
+    gc.collect()
+    err = capfd.readouterr().err
+    assert "bpnn_ts: extrapolation: 1 of 1 calls had atoms outside the training range; the worst, call 1, " in err

@@ -251,6 +251,14 @@ def test_extrapolation_policies(ranged_file, tmp_path):
     result = run_lammps(tmp_path, header(model, True) + "run 0\n")  # default: warn
     text = lammps_error(result, tmp_path)
     assert result.returncode == 0 and "WARNING: pair bpnn, step 0:" in text, text
+    assert "[a new high on this rank]" in text  # the first extrapolating step is a high
+    assert "pair bpnn: extrapolation: up to 1 steps per rank had atoms outside the training range; the worst, " \
+           "step 0, " in text, text  # the end-of-run summary
+    safety_net = "extrapolation stop extrapolation_stop_above 100000"  # more atoms than the box has: warned
+    result = run_lammps(tmp_path, header(model, True, pair_style_extra=safety_net) + "run 0\n")
+    assert result.returncode == 0 and "WARNING: pair bpnn, step 0:" in lammps_error(result, tmp_path)
+    result = run_lammps(tmp_path, header(model, True, pair_style_extra="extrapolation_stop_above -1") + "run 0\n")
+    assert result.returncode != 0 and "extrapolation_stop_above must be >= 0" in lammps_error(result, tmp_path)
     write_data(tmp_path / "data.lmp", training_boxes()[2])
     result = run_lammps(tmp_path, header(model, True, pair_style_extra="extrapolation stop") + "run 0\n")
     assert result.returncode == 0 and "outside the training range" not in lammps_error(result, tmp_path)

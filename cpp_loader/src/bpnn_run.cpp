@@ -1,13 +1,16 @@
 // bpnn_run MODEL STRUCTURE.xyz [--device cpu|cuda] [--threads N] [--md N --dt FS [--every K]]
-//          [--extrapolation ignore|warn|stop] [--min-distance A] [--uncertainty] [--no-verify]
+//          [--extrapolation ignore|warn|stop [--extrapolation-stop-above N]] [--min-distance A]
+//          [--uncertainty] [--no-verify]
 // MODEL: a bpnn_ts model file, TorchScript (model.pt) or compiled (model.pt2), told by content.
 // Prints energy, per-atom energies, forces and virial as JSON; with --md, runs
 // velocity-Verlet NVE (the worked example of an MD loop around bpnn::Model) and
 // prints one JSON line per K steps. Units: eV, Å, fs, amu.
 // Extrapolation (symmetry functions outside the training range; default "warn" where the
 // model knows its range, else "ignore"): warn prints the atoms to stderr (in MD at most once
-// per 100 extrapolating steps), stop exits with status 3 naming them; the single-point JSON
-// then has "extrapolation" (functions per atom).
+// per 100 extrapolating steps, and at every new high of extrapolating atoms; a summary line at
+// the end), stop exits with status 3 naming them (with --extrapolation-stop-above N only when
+// more than N atoms extrapolate; fewer are warned about); the single-point JSON then has
+// "extrapolation" (functions per atom).
 // --min-distance (Å, default 0.5; 0: off): warn on stderr when two atoms are closer (in MD at
 // most once per 100 such steps). --uncertainty (committee files): the JSON adds the members'
 // spreads ("energy_uncertainty", per-atom "forces_uncertainty", ...); in MD each printed line
@@ -48,7 +51,8 @@ void print_rows(const torch::Tensor& t) {
 
 int usage() {
   std::fprintf(stderr, "usage: bpnn_run MODEL STRUCTURE.xyz [--device cpu|cuda] [--threads N] "
-                       "[--md STEPS --dt FS [--every K]] [--extrapolation ignore|warn|stop] [--min-distance A] "
+                       "[--md STEPS --dt FS [--every K]] [--extrapolation ignore|warn|stop] [--extrapolation-stop-above N] "
+                       "[--min-distance A] "
                        "[--uncertainty] [--no-verify]\n"
                        "  MODEL: a bpnn_ts model file, TorchScript (model.pt) or compiled (model.pt2)\n");
   return 2;
@@ -60,6 +64,7 @@ int main(int argc, char** argv) {
   if (argc < 3) return usage();
   std::string model_path = argv[1], structure_path = argv[2], device = "cpu", extrapolation;
   int threads = 1, md_steps = 0, every = 10;
+  int64_t stop_above = 0;  // --extrapolation stop: stop only beyond this many extrapolating atoms
   double dt_fs = 1.0, min_distance = 0.5;
   bool uncertainty = false, verify = true;
   for (int k = 3; k < argc; ++k) {
@@ -77,6 +82,10 @@ int main(int argc, char** argv) {
       else if (flag == "--dt") dt_fs = std::stod(value);
       else if (flag == "--every") every = std::max(1, std::stoi(value));
       else if (flag == "--min-distance") min_distance = std::stod(value);
+      else if (flag == "--extrapolation-stop-above") {
+        stop_above = std::stoll(value);
+        if (stop_above < 0) throw std::invalid_argument("negative");
+      }
       else if (flag == "--extrapolation" && (value == "ignore" || value == "warn" || value == "stop")) extrapolation = value;
       else return usage();
     } catch (const std::exception&) {
@@ -90,18 +99,31 @@ int main(int argc, char** argv) {
     if (extrapolation.empty()) extrapolation = model.training_range_known() ? "warn" : "ignore";
     model.set_count_extrapolation(extrapolation != "ignore");
     bpnn::Structure s = bpnn::read_xyz(structure_path);
-    int64_t extrapolating_steps = 0;
-    // Applies the policy; false: stop.
+    int64_t extrapolating_steps = 0, worst_atoms = 0, worst_step = 0;
+    // Applies the policy; false: stop. Warns at most once per 100 extrapolating steps, and at
+    // every step whose number of extrapolating atoms is a new high (a growing blow-up).
     auto check = [&](const bpnn::Result& r, int step) {
-      if (!r.extrapolation.defined() || r.extrapolation.sum().item<int64_t>() == 0) return true;
+      if (!r.extrapolation.defined()) return true;
+      const int64_t atoms = r.extrapolation.gt(0).sum().item<int64_t>();
+      if (atoms == 0) return true;
       const std::string where = md_steps > 0 ? "step " + std::to_string(step) + ": " : "";
       const std::string message = where + bpnn::describe_extrapolation(r.extrapolation, s.numbers);
-      if (extrapolation == "stop") {
-        std::fprintf(stderr, "bpnn: %s (--extrapolation stop)\n", message.c_str());
+      if (extrapolation == "stop" && atoms > stop_above) {
+        std::fprintf(stderr, "bpnn: %s (--extrapolation stop%s)\n", message.c_str(),
+                     stop_above > 0 ? (": more than " + std::to_string(stop_above) + " atoms").c_str() : "");
         return false;
       }
-      if (extrapolating_steps++ % 100 == 0) std::fprintf(stderr, "bpnn: warning: %s\n", message.c_str());
+      const bool new_high = atoms > worst_atoms;
+      if (new_high) worst_atoms = atoms, worst_step = step;
+      if (extrapolating_steps++ % 100 == 0 || new_high)
+        std::fprintf(stderr, "bpnn: warning: %s%s\n", message.c_str(), new_high ? " [a new high]" : "");
       return true;
+    };
+    auto summary = [&]() {  // the end of an MD run that extrapolated
+      if (extrapolating_steps > 0)
+        std::fprintf(stderr, "bpnn: extrapolation: %lld of %d steps had atoms outside the training range; the worst, "
+                     "step %lld, %lld atoms\n", static_cast<long long>(extrapolating_steps), md_steps + 1,
+                     static_cast<long long>(worst_step), static_cast<long long>(worst_atoms));
     };
     int64_t close_steps = 0;
     auto check_distance = [&](const bpnn::Result& r, int step) {
@@ -173,6 +195,7 @@ int main(int argc, char** argv) {
         std::printf("}\n");
       }
     }
+    summary();
     return 0;
   } catch (const bpnn::Error& error) {
     std::fprintf(stderr, "%s\n", error.what());

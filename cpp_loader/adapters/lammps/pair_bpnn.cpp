@@ -108,7 +108,8 @@ void PairBPNN::allocate() {
 }
 
 // pair_style bpnn MODEL [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no]
-//                  [extrapolation ignore|warn|stop] [extrapolation_every N] [min_distance A]
+//                  [extrapolation ignore|warn|stop] [extrapolation_every N] [extrapolation_stop_above N]
+//                  [min_distance A]
 //                  [uncertainty_every N] [check_masses yes|no]
 // MODEL: a bpnn_ts model file, TorchScript (model.pt) or compiled (model.pt2), told by content.
 void PairBPNN::settings(int narg, char** arg) {
@@ -118,7 +119,8 @@ void PairBPNN::settings(int narg, char** arg) {
   }
   if (narg < 1 || narg % 2 == 0) {
     error->all(FLERR, "Usage: pair_style bpnn MODEL [device cpu|cuda|cuda:N] [threads N] [tune_malloc yes|no] "
-                      "[extrapolation ignore|warn|stop] [extrapolation_every N] [min_distance A] "
+                      "[extrapolation ignore|warn|stop] [extrapolation_every N] [extrapolation_stop_above N] "
+                      "[min_distance A] "
                       "[uncertainty_every N] [check_masses yes|no] (MODEL: model.pt or model.pt2)");
   }
   const LoadOptions options = parse_keywords(narg - 1, arg + 1);
@@ -151,6 +153,10 @@ PairBPNN::LoadOptions PairBPNN::parse_keywords(int narg, char** arg) {
         error->all(FLERR,
                    "pair_style bpnn: extrapolation takes ignore, warn or stop, got '" + options.extrapolation + "'");
       }
+    } else if (key == "extrapolation_stop_above") {
+      extrapolation_stop_above_ = std::atoll(arg[i + 1]);
+      if (extrapolation_stop_above_ < 0)
+        error->all(FLERR, "pair_style bpnn: extrapolation_stop_above must be >= 0 (atoms)");
     } else if (key == "extrapolation_every") {
       extrapolation_every_ = std::atoi(arg[i + 1]);
       if (extrapolation_every_ < 1) error->all(FLERR, "pair_style bpnn: extrapolation_every must be >= 1");
@@ -169,6 +175,7 @@ PairBPNN::LoadOptions PairBPNN::parse_keywords(int narg, char** arg) {
     } else {
       error->all(FLERR, "pair_style bpnn: unknown keyword '" + key +
                             "' (known: device, threads, tune_malloc, extrapolation, extrapolation_every, "
+                            "extrapolation_stop_above, "
                             "min_distance, uncertainty_every, check_masses)");
     }
   }

@@ -38,6 +38,7 @@ class PairBPNN : public Pair {
  public:
   explicit PairBPNN(class LAMMPS *lmp);
   ~PairBPNN() override;
+  void finish() override;               // end of a run: the extrapolation summary
 
   void compute(int eflag, int vflag) override;
   void settings(int narg, char **arg) override;
@@ -84,6 +85,9 @@ class PairBPNN : public Pair {
   bool stop_on_extrapolation_ = false;
   int extrapolation_every_ = 100;       // warn at most once per this many extrapolating steps
   int64_t extrapolating_steps_ = 0;
+  int64_t extrapolation_stop_above_ = 0;  // stop: only beyond this many extrapolating atoms (per rank)
+  int64_t worst_atoms_ = 0;             // most extrapolating atoms in one step on this rank
+  int64_t worst_step_ = 0;
   double min_distance_ = 0.5;           // Å; closer pairs are warned about
   int64_t close_steps_ = 0;
   bool check_masses_ = true;            // masses against the mapped elements' standard weights

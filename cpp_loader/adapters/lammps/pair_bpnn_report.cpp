@@ -14,6 +14,7 @@
 #include "comm.h"
 #include "error.h"
 #include "update.h"
+#include "utils.h"
 
 #include "bpnn/model.hpp"
 #include "elements.hpp"
@@ -21,25 +22,45 @@
 using namespace LAMMPS_NS;
 
 // Policy on the local atoms' counts of functions outside the training range: stop (error on
-// this rank, naming atom IDs) or warn (at most once every extrapolation_every such steps).
+// this rank, naming atom IDs) or warn (at most once every extrapolation_every such steps, and
+// at every step whose number of extrapolating atoms on this rank is a new high).
 void PairBPNN::report_extrapolation(const bpnn::Result& result) {
   if (!result.extrapolation.defined()) return;  // not counting
   const int64_t* counts = result.extrapolation.data_ptr<int64_t>();
   const int nlocal = atom->nlocal;
   std::vector<int64_t> value(counts, counts + nlocal), ids(nlocal), numbers(nlocal);
-  int64_t total = 0;
+  int64_t atoms = 0;
   for (int i = 0; i < nlocal; ++i) {
     if (type_to_z_[atom->type[i]] == 0) value[i] = 0;  // NULL types: not this model's atoms
     ids[i] = static_cast<int64_t>(atom->tag[i]);
     numbers[i] = type_to_z_[atom->type[i]];
-    total += value[i];
+    atoms += value[i] > 0;
   }
-  if (total == 0) return;
+  if (atoms == 0) return;
   auto masked = torch::from_blob(value.data(), {nlocal}, torch::kInt64);
   const std::string message = "pair bpnn, step " + std::to_string(update->ntimestep) + ": " +
                               bpnn::describe_extrapolation(masked, numbers, ids);
-  if (stop_on_extrapolation_) error->one(FLERR, message + " (extrapolation stop)");
-  if (extrapolating_steps_++ % extrapolation_every_ == 0) error->warning(FLERR, message);
+  if (stop_on_extrapolation_ && atoms > extrapolation_stop_above_)
+    error->one(FLERR, message + " (extrapolation stop" +
+                          (extrapolation_stop_above_ > 0
+                               ? ": more than " + std::to_string(extrapolation_stop_above_) + " atoms on this rank)"
+                               : std::string(")")));
+  const bool new_high = atoms > worst_atoms_;
+  if (new_high) worst_atoms_ = atoms, worst_step_ = update->ntimestep;
+  if (extrapolating_steps_++ % extrapolation_every_ == 0 || new_high)
+    error->warning(FLERR, message + (new_high ? " [a new high on this rank]" : ""));
+}
+
+// End of a run: one line on rank 0 if any rank extrapolated (the most extrapolating steps and
+// atoms of any rank, and the step of the worst).
+void PairBPNN::finish() {
+  int64_t local[2] = {extrapolating_steps_, worst_atoms_}, most[2] = {0, 0};
+  MPI_Allreduce(local, most, 2, MPI_INT64_T, MPI_MAX, world);
+  int64_t step = worst_atoms_ == most[1] && most[1] > 0 ? worst_step_ : -1, worst_step = -1;
+  MPI_Allreduce(&step, &worst_step, 1, MPI_INT64_T, MPI_MAX, world);
+  if (most[0] > 0 && comm->me == 0)
+    utils::logmesg(lmp, "pair bpnn: extrapolation: up to {} steps per rank had atoms outside the training range; "
+                        "the worst, step {}, {} atoms on one rank\n", most[0], worst_step, most[1]);
 }
 
 // Warning naming the closest pair by atom ID when it is closer than min_distance (at most once
