@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -43,7 +44,7 @@ def _reexport(args) -> int:
     from .export import export, inspect, load
     from .formats.eager import eager_copy
     info = inspect(args.config)
-    model = eager_copy(load(args.config))
+    model = eager_copy(load(args.config, verify=args.verify))
     dtype = args.dtype or info["metadata"].get("dtype", "float64")
     description = info["provenance"].get("description", "")
     path = export(model, args.output, dtype=dtype, description=description,
@@ -87,7 +88,8 @@ def _cmd_committee(args) -> int:
     from .export import export, load
     from .training import model_from_checkpoint
     from .training.checkpoint import is_checkpoint
-    models = [model_from_checkpoint(path) if is_checkpoint(path) else load(path) for path in args.members]
+    models = [model_from_checkpoint(path) if is_checkpoint(path) else load(path, verify=args.verify)
+              for path in args.members]
     committee = build_committee(models)
     path = export(committee, args.output, dtype=args.dtype, description=f"committee of {len(args.members)} models",
                   provenance={"members": [str(Path(m).resolve()) for m in args.members]},
@@ -128,7 +130,7 @@ def _cmd_export_n2p2(args) -> int:
     from .export import load
     from .io.n2p2_writer import write_n2p2
     folder = _export_n2p2_folder(args)
-    directory = write_n2p2(load(args.model), folder, args.length_unit, args.energy_unit)
+    directory = write_n2p2(load(args.model, verify=args.verify), folder, args.length_unit, args.energy_unit)
     print(f"wrote input.nn, scaling.data and weights files to {directory} ({args.length_unit}, {args.energy_unit})")
     return 0
 
@@ -159,7 +161,7 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from .training.metrics import described, evaluate_model_file
     metrics = evaluate_model_file(args.model, args.data, args.format, args.length_unit, args.energy_unit,
-                                  args.batch_atoms)
+                                  args.batch_atoms, verify=args.verify)
     if args.json:
         print(json.dumps(metrics, indent=1))
         return 0
@@ -198,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="checkpoint (.ckpt), model YAML (elements, cutoff, symmetry_functions, ...) "
                                   "or model file (.pt)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
+    _add_no_verify_option(p)
     _add_model_file_options(p)
     p.set_defaults(run=_cmd_export)
     p = sub.add_parser("inspect", help="print a model file's metadata without running it")
@@ -209,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("committee", help="combine models (same symmetry functions and layers) into one committee file")
     p.add_argument("members", nargs="+", help="model files (.pt) or training checkpoints (.ckpt); 2 or more networks")
     p.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
+    _add_no_verify_option(p)
     _add_model_file_options(p)
     p.set_defaults(run=_cmd_committee)
     p = sub.add_parser("import-n2p2", help="convert an n2p2 potential directory to a model file")
@@ -230,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder to write input.nn, scaling.data and weights.ZZZ.data to (required)")
     p.add_argument("--length-unit", choices=["angstrom", "bohr"], default="angstrom")
     p.add_argument("--energy-unit", choices=["eV", "hartree"], default="eV")
+    _add_no_verify_option(p)
     p.set_defaults(run=_cmd_export_n2p2)
     p = sub.add_parser("train", help="fit a model to a data set (YAML training config)")
     p.add_argument("config", help="training YAML (model, data, loss, training, output)")
@@ -252,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-atoms", type=int, default=DEFAULT_BATCH_ATOMS, metavar="N",
                    help=f"most atoms per batched model call (default {DEFAULT_BATCH_ATOMS}; 0: one call per "
                         "structure; files without forward_batch, and .pt2 files, are called per structure)")
+    _add_no_verify_option(p)
     p.add_argument("--json", action="store_true")
     _add_threads_option(p)
     p.set_defaults(run=_cmd_eval)
@@ -262,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads_option(p)
     p.set_defaults(run=_cmd_demo)
     return parser
+
+
+def _add_no_verify_option(p: argparse.ArgumentParser) -> None:
+    """For commands that load model files: skip the parameter-hash check."""
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the check that a model file's parameters match the hash recorded at export")
 
 
 def _add_threads_option(p: argparse.ArgumentParser) -> None:
@@ -279,8 +291,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             torch.set_num_threads(threads)
         return args.run(args)
     except (ConfigError, ValueError, FileNotFoundError) as error:
-        print(f"bpnn-ts {args.command}: error: {error}", file=sys.stderr)
+        print(f"bpnn-ts {args.command}: error: {_in_cli_terms(str(error), args)}", file=sys.stderr)
         return 2
+
+
+def _in_cli_terms(message: str, args) -> str:
+    """A library message with its Python advice in this command's terms: `load(..., verify=False)`
+    becomes the command's `--no-verify` (or goes, where the command has none)."""
+    if "load(..., verify=False)" not in message:
+        return message
+    if hasattr(args, "verify") and args.command != "inspect":
+        return message.replace("load(..., verify=False)", "--no-verify (trusted files only)")
+    return re.sub(r"[;,] (or )?(skip the check with )?load\(\.\.\., verify=False\)( skips this check)?", "", message)
 
 
 if __name__ == "__main__":

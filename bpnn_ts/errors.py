@@ -11,6 +11,7 @@ import ase
 _RAISED_IN_SCRIPT = re.compile(r"^builtins\.\w+: ")  # an exception raised inside TorchScript
 _NOISE = ("frame #", "Exception raised from", "Traceback", 'File "', "The following operation failed")
 _ERROR_PREFIX = re.compile(r"^\w+Error: ")
+_ZIP_ADVICE = " This is an internal miniz error"  # torch's paragraph of advice after a damaged-zip message
 _INTERNAL = tuple(os.path.dirname(os.path.abspath(path)) + os.sep  # bpnn_ts and ASE
                   for path in (os.path.dirname(__file__) + os.sep + "__init__.py", str(ase.__file__)))
 
@@ -27,8 +28,9 @@ class UntrainedModelWarning(UserWarning):
 def error_message(text: str) -> str:
     """The message in a torch error text: the text after the last `builtins.<Name>: ` line (raised
     inside TorchScript), else the first line that is not a traceback or backtrace line, without a
-    leading `<Name>Error: `, else the whole text trimmed."""
-    lines = [line.rstrip() for line in text.splitlines()]
+    leading `<Name>Error: `, else the whole text trimmed; torch's advice after a damaged-zip message
+    (" This is an internal miniz error. ...") is cut."""
+    lines = [line.split(_ZIP_ADVICE)[0].rstrip() for line in text.splitlines()]
     raised = [line for line in lines if _RAISED_IN_SCRIPT.match(line)]
     if raised:
         return _RAISED_IN_SCRIPT.sub("", raised[-1])

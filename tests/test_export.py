@@ -99,6 +99,26 @@ def test_modified_parameters_are_detected(water_model, tmp_path):
     assert load(tmp_path / "tampered.pt", verify=False) is not None
 
 
+def test_the_command_line_gives_the_hash_advice_in_its_own_terms(water_model, tmp_path, capsys):
+    """The CLI names its flag (--no-verify), not a Python argument; inspect --verify reports only."""
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+    tampered = tampered_copy(export(water_model, tmp_path / "m.pt"), tmp_path / "tampered.pt")
+    atoms = water_box(4, box=5.0)
+    atoms.calc = SinglePointCalculator(atoms, energy=0.0)
+    ase.io.write(tmp_path / "data.xyz", atoms)
+    for command in (["eval", str(tampered), str(tmp_path / "data.xyz")], ["export", str(tampered), "-o",
+                                                                             str(tmp_path / "again.pt")],
+                    ["export-n2p2", str(tampered), "-o", str(tmp_path / "n2p2")]):
+        assert main(command) == 2
+        error = capsys.readouterr().err
+        assert "do not match the hash" in error and "--no-verify" in error and "verify=False" not in error, error
+    assert main(["eval", str(tampered), str(tmp_path / "data.xyz"), "--no-verify"]) == 0
+    assert main(["inspect", "--verify", str(tampered)]) == 2
+    error = capsys.readouterr().err
+    assert "do not match the hash" in error and "verify" not in error.split("exported")[-1], error
+
+
 def test_truncated_and_missing_files(water_model, tmp_path):
     path = export(water_model, tmp_path / "m.pt")
     broken = tmp_path / "broken.pt"

@@ -201,3 +201,18 @@ def test_cli_writes_pt2_where_asked(files, tmp_path, monkeypatch, capsys):
     assert "native_kernels=False needs the TorchScript format" in capsys.readouterr().err
     assert main(["export", str(files["pt2"]), "-o", str(tmp_path / "f.pt")]) == 2
     assert "weights are compiled in" in capsys.readouterr().err
+
+
+def test_pt2_export_silences_only_torchs_internal_deprecations():
+    """`bpnn-ts export -o x.pt2` printed torch's own pytree FutureWarning (torch 2.13): it is
+    silenced during export, and nothing else is."""
+    import warnings
+
+    from bpnn_ts.formats.pt2 import without_torch_deprecations
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with without_torch_deprecations():
+            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec) and "
+                          "treespec.is_leaf()` instead.", FutureWarning)
+            warnings.warn("something else", FutureWarning)
+    assert [str(w.message) for w in caught] == ["something else"]

@@ -16,9 +16,11 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 
@@ -100,6 +102,19 @@ def compile_options() -> Dict[str, Any]:
     return {"aot_inductor.package": True, "aot_inductor.check_lowerbound": False, "cpp.dynamic_threads": True}
 
 
+TORCH_INTERNAL_DEPRECATIONS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated",)  # (torch 2.13's pytree)
+
+
+@contextmanager
+def without_torch_deprecations() -> Iterator[None]:
+    """Silence deprecation notices torch.export and AOTInductor raise about torch's own internals
+    (nothing a user of bpnn_ts can act on); every other warning passes."""
+    with warnings.catch_warnings():
+        for message in TORCH_INTERNAL_DEPRECATIONS:
+            warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+        yield
+
+
 def export_pt2(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = None, description: str = "",
                provenance: Optional[Dict[str, Any]] = None, log: Callable[[str], None] = lambda _: None) -> Path:
     """Compile `model` (a BPNNModel in eval mode) to a `.pt2` file at `path` (atomically); returns
@@ -114,8 +129,8 @@ def export_pt2(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = 
     metadata = dict(metadata_record(frozen), format=FORMAT, programs=list(PROGRAMS), outputs=output_names(frozen),
                     op_library="bpnn", device="cpu", model_spec=json.loads(frozen.model_spec()))
     record = provenance_record(model.model_spec(), parameters_hash(frozen), description, provenance)
-    programs = _exported_programs(evaluation, example_system(frozen))
-    with tempfile.TemporaryDirectory(prefix="bpnn_pt2_") as folder:
+    with without_torch_deprecations(), tempfile.TemporaryDirectory(prefix="bpnn_pt2_") as folder:
+        programs = _exported_programs(evaluation, example_system(frozen))
         files: Dict[str, Any] = {}
         for name, (program, inputs) in programs.items():
             log(f"compiling the {name} program with AOTInductor ...")

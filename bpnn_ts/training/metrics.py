@@ -87,8 +87,8 @@ def evaluate_structures(model: Any, structures: Sequence[Atoms],
 
 def evaluate_model_file(path, data: Union[str, Sequence[str]], format: Optional[str] = None,
                         length_unit: str = "angstrom", energy_unit: str = "eV",
-                        batch_atoms: int = DEFAULT_BATCH_ATOMS) -> Dict[str, float]:
-    """`bpnn-ts eval`: load a model file and evaluate it on data files (`batch_atoms`: as
-    evaluate_structures)."""
-    model = load(path)
+                        batch_atoms: int = DEFAULT_BATCH_ATOMS, verify: bool = True) -> Dict[str, float]:
+    """`bpnn-ts eval`: load a model file (`verify`: check its parameter hash) and evaluate it on
+    data files (`batch_atoms`: as evaluate_structures)."""
+    model = load(path, verify=verify)
     return evaluate_structures(model, read_many(data, format, length_unit, energy_unit), batch_atoms)

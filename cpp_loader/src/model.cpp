@@ -75,6 +75,7 @@ std::string error_message(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream stream(text);
   for (std::string line; std::getline(stream, line);) {
+    line = line.substr(0, line.find(" This is an internal miniz error"));  // torch's advice on a damaged zip
     lines.push_back(line.substr(0, line.find_last_not_of(kBlanks) + 1));  // npos + 1 == 0: blank line
   }
   for (auto line = lines.rbegin(); line != lines.rend(); ++line) {

@@ -49,7 +49,8 @@ struct Result {
 // bpnn_ts.errors.error_message; cases in tests/fixtures/error_messages.txt): the text after the
 // last line starting "builtins.<Name>: " (raised inside TorchScript); else the first non-empty
 // line that is not a traceback or backtrace line, without a leading "<Name>Error: "; else the
-// whole text trimmed.
+// whole text trimmed. Torch's advice after a damaged-zip message (" This is an internal miniz
+// error. ...") is cut.
 std::string error_message(const std::string& text);
 
 // "N atom(s) (M symmetry function values) outside the training range: atom 4 (O, 2), ..."
