@@ -213,6 +213,6 @@ def test_pt2_export_silences_only_torchs_internal_deprecations():
         warnings.simplefilter("always")
         with without_torch_deprecations():
             warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec) and "
-                          "treespec.is_leaf()` instead.", FutureWarning)
-            warnings.warn("something else", FutureWarning)
+                          "treespec.is_leaf()` instead.", FutureWarning, stacklevel=1)
+            warnings.warn("something else", FutureWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["something else"]
