@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -291,18 +290,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             torch.set_num_threads(threads)
         return args.run(args)
     except (ConfigError, ValueError, FileNotFoundError) as error:
-        print(f"bpnn-ts {args.command}: error: {_in_cli_terms(str(error), args)}", file=sys.stderr)
+        print(f"bpnn-ts {args.command}: error: {_in_cli_terms(error, args)}", file=sys.stderr)
         return 2
 
 
-def _in_cli_terms(message: str, args) -> str:
-    """A library message with its Python advice in this command's terms: `load(..., verify=False)`
-    becomes the command's `--no-verify` (or goes, where the command has none)."""
-    if "load(..., verify=False)" not in message:
-        return message
-    if hasattr(args, "verify") and args.command != "inspect":
-        return message.replace("load(..., verify=False)", "--no-verify (trusted files only)")
-    return re.sub(r"[;,] (or )?(skip the check with )?load\(\.\.\., verify=False\)( skips this check)?", "", message)
+def _in_cli_terms(error: Exception, args) -> str:
+    """The message of `error`, with a parameter-hash error's way around the check given as this
+    command's `--no-verify` (none where the command has no such flag)."""
+    from .formats.records import ParameterHashError
+    if not isinstance(error, ParameterHashError):
+        return str(error)
+    has_flag = hasattr(args, "verify") and args.command != "inspect"
+    return error.problem + ("; --no-verify skips this check (trusted files only)" if has_flag else "")
 
 
 if __name__ == "__main__":

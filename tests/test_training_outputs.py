@@ -21,13 +21,14 @@ from bpnn_ts.training.checkpoint import load_checkpoint
 from bpnn_ts.training.plots import learning_curve
 
 
-def small_config(folder, **training):
+def small_config(folder, output=None, **training):
+    """The small run's config: data folder / cu.xyz, output `output` (default folder / out)."""
     return parse_train_config({
         "model": {"elements": ["Cu"], "cutoff": 4.5, "hidden_layers": [6],
                   "symmetry_functions": {"auto": {"n_radial": 4, "angular_eta": [0.02]}}},
         "data": {"train": str(folder / "cu.xyz"), "split": {"validation": 0.25, "test": 0.0}},
         "training": {"epochs": 3, "progress": False, **training},
-        "output": str(folder / "out")})
+        "output": str(output or folder / "out")})
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +45,13 @@ def run(tmp_path_factory):
 
 def test_the_kept_model_is_the_mean_of_the_late_epochs_and_resumes_exactly(run, tmp_path):
     _, _, folder = run
-    (tmp_path / "cu.xyz").write_bytes((folder / "cu.xyz").read_bytes())
     after = {}
 
     def record(epoch, _row):
         after[epoch] = {name: p.detach().clone() for name, p in straight.model.named_parameters()}
 
-    straight = Trainer(small_config(tmp_path, epochs=4, average_from=0.5), on_epoch_end=record, log=lambda _l: None)
+    straight = Trainer(small_config(folder, tmp_path / "a", epochs=4, average_from=0.5), on_epoch_end=record,
+                       log=lambda _l: None)
     straight.run()
     assert straight.average.epochs() == "3-4"
     for name, value in straight.model.named_parameters():
@@ -60,9 +61,7 @@ def test_the_kept_model_is_the_mean_of_the_late_epochs_and_resumes_exactly(run, 
         if epoch == 3:  # the mean has one epoch in it
             raise KeyboardInterrupt
 
-    config = small_config(tmp_path / "b", epochs=4, average_from=0.5)
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "cu.xyz").write_bytes((folder / "cu.xyz").read_bytes())
+    config = small_config(folder, tmp_path / "b", epochs=4, average_from=0.5)
     with pytest.raises(KeyboardInterrupt):
         Trainer(config, on_epoch_end=interrupt, log=lambda _l: None).run()
     resumed = Trainer(config, resume=True, log=lambda _l: None)
@@ -70,9 +69,7 @@ def test_the_kept_model_is_the_mean_of_the_late_epochs_and_resumes_exactly(run, 
     for key, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     lines = []
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "cu.xyz").write_bytes((folder / "cu.xyz").read_bytes())
-    best = Trainer(small_config(tmp_path / "c", epochs=4, average_from=1.0), log=lines.append)
+    best = Trainer(small_config(folder, tmp_path / "c", epochs=4, average_from=1.0), log=lines.append)
     best.run()
     assert best.average.count == 0 and any(line.startswith("model kept: the weights of the best epoch") for line in lines)
 

@@ -22,6 +22,16 @@ class ModelFileError(ValueError):
     """A model file that is missing, damaged, or of a contract this version cannot load."""
 
 
+class ParameterHashError(ModelFileError):
+    """A model file whose parameters do not match the hash recorded at export (or that has none).
+    `problem` says what is wrong; the message adds the Python way around the check, which the
+    command line replaces by its own flag."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"{problem}; load(..., verify=False) skips this check (trusted files only)")
+        self.problem = problem
+
+
 class FormatWarning(UserWarning):
     """A model file of an older format was upgraded in memory."""
 

@@ -15,7 +15,16 @@ from ..errors import error_message, user_stacklevel
 from ..graph_optimizer import apply_environment
 from ..model.engine import BPNNModel
 from .frozen import frozen_copy
-from .records import FormatWarning, ModelFileError, metadata, parameters_hash, provenance, quiet_jit, reexport_command
+from .records import (
+    FormatWarning,
+    ModelFileError,
+    ParameterHashError,
+    metadata,
+    parameters_hash,
+    provenance,
+    quiet_jit,
+    reexport_command,
+)
 
 
 def write_torchscript(model: BPNNModel, path: Union[str, Path], dtype: Optional[str], description: str,
@@ -61,12 +70,11 @@ def load_torchscript(path: Union[str, Path], info: Dict[str, Any], device: Union
         raise ModelFileError(f"{path}: metadata and model disagree on the format version")
     recorded = info["provenance"].get("parameters_sha256")
     if verify and not recorded:
-        raise ModelFileError(f"{path} has no parameter hash (parameters_sha256 in provenance.json): it was not "
-                             "written by bpnn_ts.export, or was modified; re-export it, or skip the check with "
-                             "load(..., verify=False)")
+        raise ParameterHashError(f"{path} has no parameter hash (parameters_sha256 in provenance.json): it was not "
+                                 "written by bpnn_ts.export, or was modified; re-export it")
     if verify and parameters_hash(model) != recorded:
-        raise ModelFileError(f"{path}: its parameters do not match the hash recorded when it was exported "
-                             "(the file was modified or damaged); load(..., verify=False) skips this check")
+        raise ParameterHashError(f"{path}: its parameters do not match the hash recorded when it was exported "
+                                 "(the file was modified or damaged)")
     if version == 1:
         from .format1 import upgrade
         warnings.warn(f"{path} is a format-1 model file: upgraded in memory; to use it in C++ or LAMMPS, "

@@ -375,16 +375,16 @@ class Trainer:
         return self._finish(stopped_early)
 
     def _finish(self, stopped_early: bool) -> Dict[str, float]:
-        kept = {"kept": f"the weights of the best epoch (monitored loss {self.best_loss:.4g})"}
-        if self.average.count > 0:
+        averaged = self.average.count > 0
+        if averaged:
             self.best_state = self.average.applied_to(self.best_state)
-            self.model.load_state_dict(self.best_state)
-            loss = self._monitored()[0]["loss"]
-            kept = {"kept": f"the mean of the weights after epochs {self.average.epochs()} (monitored loss {loss:.4g}; "
-                            f"best single epoch {self.best_loss:.4g})"}
-        self.log(f"model kept: {kept['kept']}")
         self.model.load_state_dict(self.best_state)
         self.model.weights_origin = "trained"
+        kept = {"kept": f"the weights of the best epoch (monitored loss {self.best_loss:.4g})"}
+        if averaged:
+            kept["kept"] = (f"the mean of the weights after epochs {self.average.epochs()} (monitored loss "
+                            f"{self._monitored()[0]['loss']:.4g}; best single epoch {self.best_loss:.4g})")
+        self.log(f"model kept: {kept['kept']}")
         best = dict(self._state(), finished=True)
         if best.get("kalman") is not None:  # P is for resuming, which reads checkpoint.ckpt: written once
             best["kalman"] = {key: value for key, value in best["kalman"].items() if key != "filter"}
