@@ -1,68 +1,142 @@
-"""The first calls of a freshly loaded model file with TorchScript's graph optimiser on (torch's
-default) and off (BPNN_GRAPH_OPTIMIZER=off): the imported n2p2 water potential, float64, fused
-kernels, the 1,080-atom box, energy + forces + virial through `bpnn_ts.load`, each setting in a
-fresh process (the optimiser's state is per process). Prints load time, each of the first calls,
-and the steady state (median of the next calls) per setting, median over repeats.
+"""A freshly loaded model file's first calls in every runtime, with TorchScript's graph optimiser
+as bpnn_ts runs it (off) and on (BPNN_GRAPH_OPTIMIZER=on): the imported n2p2 water potential,
+float64, fused kernels, the 1,080-atom box, 1 thread, each case a fresh process (the optimiser's
+state is per process), medians over repeats.
 
-    python benchmarks/bench_first_calls.py [--threads 1] [--calls 10] [--repeats 3]
+- ASE: `BPNNCalculator` load, then the first three energy + forces calls (atoms moved between
+  calls), then the steady state (median of the next calls, µs/atom).
+- bpnn_run: the wall time of the whole process for a single point (load included) and for
+  `--md 2` (three force calls).
+- LAMMPS (`pair_style bpnn`, when `lmp` and the plugin are here): the wall time of `lmp` for
+  `run 2` (three force calls) and LAMMPS's own loop time per step.
+
+    python benchmarks/bench_first_calls.py [--calls 20] [--repeats 3]
 """
 
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable, Dict, List
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "n2p2"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "reference" / "n2p2"
+BUILD = Path(os.environ.get("BPNN_BUILD_DIR", ROOT / "build")) / "cpp_loader"
+SETTINGS = {"bpnn_ts (off)": None, "on": "on"}
 
-CHILD = r"""
-import json, sys, time, torch
-torch.set_num_threads(int(sys.argv[3]))
-from bpnn_ts import load
-from bpnn_ts.io.n2p2_data import read_input_data
-atoms = read_input_data(sys.argv[2], "bohr", "hartree")[0]
-inputs = (torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
-          torch.tensor(atoms.pbc))
+ASE_CHILD = r"""
+import json, sys, time
+import numpy as np, torch
+torch.set_num_threads(1)
 started = time.perf_counter()
-model = load(sys.argv[1])
+from ase.io import read
+from bpnn_ts import BPNNCalculator
+atoms = read(sys.argv[2])
+imported = time.perf_counter() - started
+started = time.perf_counter()
+atoms.calc = BPNNCalculator(sys.argv[1], extrapolation="ignore")
 times = [time.perf_counter() - started]
-for _ in range(int(sys.argv[4])):
+rng = np.random.default_rng(0)
+for _ in range(int(sys.argv[3])):
+    atoms.positions += rng.normal(0, 1e-3, atoms.positions.shape)
     started = time.perf_counter()
-    model(*inputs, compute_virial=True)
+    atoms.get_forces()
     times.append(time.perf_counter() - started)
-print(json.dumps({"atoms": len(atoms), "times": times}))
+print(json.dumps({"atoms": len(atoms), "times": times, "import": imported}))
 """
+
+LAMMPS_INPUT = """units metal
+atom_style atomic
+boundary p p p
+read_data data.lmp
+plugin load {plugin}
+pair_style bpnn {model}
+pair_coeff * * O H
+velocity all create 300 4928 loop geom
+timestep 0.0005
+fix nve all nve
+thermo 1
+run 2
+"""
+
+
+def wall(command: List[str], env: Dict[str, str], cwd: Path) -> float:
+    """Seconds the process `command` ran (it must succeed)."""
+    started = time.perf_counter()
+    subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def median_of(runs: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(runs))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=20, help="calls per ASE process (the steady state: after 3)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"needs the n2p2 reference data at {SHARED}")
+    from ase.io import write
+
     from bpnn_ts import export
     from bpnn_ts.io.n2p2 import load_n2p2
+    from bpnn_ts.io.n2p2_data import read_input_data
     folder = Path(tempfile.mkdtemp(prefix="bpnn_first_calls_"))
-    path = export(load_n2p2(SHARED / "H2O_RPBE-D3", "bohr", "hartree"), folder / "water.pt")
-    data = SHARED / "H2O_RPBE-D3" / "input.data"
-    print(f"{'optimiser':10s} {'load s':>7s} {'call 1 s':>9s} {'call 2 s':>9s} {'call 3 s':>9s} "
-          f"{'first 3 + load s':>17s} {'steady µs/atom':>15s}")
-    for setting in ("on", "off"):
+    model = export(load_n2p2(SHARED / "H2O_RPBE-D3", "bohr", "hartree"), folder / "water.pt")
+    atoms = read_input_data(SHARED / "H2O_RPBE-D3" / "input.data", "bohr", "hartree")[0]
+    write(folder / "box.xyz", atoms, format="extxyz")
+    write(folder / "data.lmp", atoms, format="lammps-data", specorder=["O", "H"], masses=True)
+    bpnn_run = BUILD / "bpnn_run"
+    plugin, lmp = BUILD / "bpnnplugin.so", shutil.which("lmp", path=os.path.dirname(sys.executable))
+    lmp = lmp or shutil.which("lmp")
+    (folder / "in.lmp").write_text(LAMMPS_INPUT.format(plugin=plugin, model=model))
+    print(f"n2p2 water, {len(atoms)} atoms, float64, 1 thread; seconds unless marked; medians of {args.repeats}")
+    print(f"| optimiser | ASE load | call 1 | call 2 | call 3 | ASE load + 3 calls | ASE steady µs/atom "
+          f"| bpnn_run single point | bpnn_run --md 2 | lmp run 2 | lmp loop µs/atom/step |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, setting in SETTINGS.items():
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        env.pop("BPNN_GRAPH_OPTIMIZER", None)
+        if setting is not None:
+            env["BPNN_GRAPH_OPTIMIZER"] = setting
         runs = []
         for _ in range(args.repeats):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(data), str(args.threads), str(args.calls)],
-                                 capture_output=True, text=True, check=True,
-                                 env=dict(os.environ, BPNN_GRAPH_OPTIMIZER=setting))
+            out = subprocess.run([sys.executable, "-c", ASE_CHILD, str(model), str(folder / "box.xyz"), str(args.calls)],
+                                 capture_output=True, text=True, check=True, env=env)
             runs.append(json.loads(out.stdout.splitlines()[-1]))
-        median = [statistics.median(run["times"][k] for run in runs) for k in range(args.calls + 1)]
-        steady = statistics.median(median[4:]) / runs[0]["atoms"] * 1e6
-        print(f"{setting:10s} {median[0]:7.2f} {median[1]:9.3f} {median[2]:9.3f} {median[3]:9.3f} "
-              f"{sum(median[:4]):17.2f} {steady:15.1f}")
+        times = [statistics.median(run["times"][k] for run in runs) for k in range(args.calls + 1)]
+        steady = statistics.median(times[4:]) / len(atoms) * 1e6
+        cells = [f"{t:.2f}" for t in times[:4]] + [f"**{sum(times[:4]):.2f}**", f"{steady:.1f}"]
+        if bpnn_run.is_file():
+            single = median_of(args.repeats, lambda: wall([str(bpnn_run), str(model), "box.xyz"], env, folder))
+            md = median_of(args.repeats, lambda: wall([str(bpnn_run), str(model), "box.xyz", "--md", "2", "--dt",
+                                                       "0.5"], env, folder))
+            cells += [f"**{single:.2f}**", f"{md:.2f}"]
+        else:
+            cells += ["(no build)"] * 2
+        if lmp and plugin.is_file():
+            loops = []
+
+            def lammps() -> float:
+                seconds = wall([lmp, "-in", "in.lmp", "-log", "log.lammps", "-screen", "none"], env, folder)
+                log = (folder / "log.lammps").read_text()
+                loops.append(float(re.search(r"Loop time of ([0-9.eE+-]+) on", log).group(1)) / 2)
+                return seconds
+
+            lammps_wall = median_of(args.repeats, lammps)
+            cells += [f"{lammps_wall:.2f}", f"{statistics.median(loops) / len(atoms) * 1e6:.0f}"]
+        else:
+            cells += ["(no lmp)"] * 2
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

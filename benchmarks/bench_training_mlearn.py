@@ -21,7 +21,6 @@ stress_ase = -0.1 GPa x virial_stress, reordered (`mlearn_structures`).
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,13 +106,14 @@ def main(argv=None) -> int:
         raise SystemExit(f"needs the mlearn reference data at {MLEARN}")
     import torch
 
+    from bpnn_ts import input_scaling
     from bpnn_ts.training import Trainer, parse_train_config
     torch.set_num_threads(args.threads)
-    if args.negligible is not None:  # (the module: bpnn_ts.descriptor_statistics is also the function's name)
-        sys.modules["bpnn_ts.descriptor_statistics"].NEGLIGIBLE = args.negligible
+    if args.negligible is not None:
+        input_scaling.NEGLIGIBLE = args.negligible
     work = Path(tempfile.mkdtemp(prefix="bpnn_mlearn_"))
     print(f"changes: {args.changes or 'none (defaults)'}; stress weight {args.stress}; {args.epochs} epochs; "
-          f"{args.threads} thread(s); negligible {sys.modules['bpnn_ts.descriptor_statistics'].NEGLIGIBLE:g}")
+          f"{args.threads} thread(s); negligible {input_scaling.NEGLIGIBLE:g}")
     print("| set | seed | setup s | s/epoch | setup % | train E | train F | test E | test F | worst F/final | test S |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for element in args.elements:

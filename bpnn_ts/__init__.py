@@ -3,8 +3,8 @@
 from .calculator import BPNNCalculator
 from .committee_merge import build_committee, committee_member
 from .config import ModelConfig, load_model_config, parse_model_config
-from .descriptor_statistics import descriptor_statistics, fit_scaling
 from .export import export, inspect, load
+from .input_scaling import descriptor_statistics, fit_scaling
 from .model import BPNNModel, BPNNPotential, ModelSpec
 from .model.neighbors import neighbor_list
 from .version import __version__

@@ -70,14 +70,14 @@ class ExtrapolationPolicy:
         atoms = int(np.count_nonzero(counts))
         if atoms == 0:
             return
-        message = describe(counts, numbers)
         if self.policy == "stop" and atoms > self.stop_above:
             limit = f"more than {self.stop_above} atoms" if self.stop_above else "policy 'stop'"
-            raise ExtrapolationError(f"{message} ({limit}; use 'warn' or 'ignore' to carry on)")
+            raise ExtrapolationError(f"{describe(counts, numbers)} ({limit}; use 'warn' or 'ignore' to carry on)")
         new_high = atoms > self.worst
         if new_high:
             self.worst, self.worst_call = atoms, self.calls
-        if self.events % self.every == 0 or new_high:
+        if self.events % self.every == 0 or new_high:  # the message only when it is shown (it costs ~50 µs)
+            message = describe(counts, numbers)
             why = "a new high" if new_high and self.events % self.every else f"warned every {self.every}"
             suffix = f" [extrapolating call {self.events + 1} of {self.calls}; {why}]"
             warnings.warn(message + suffix, ExtrapolationWarning, stacklevel=user_stacklevel())

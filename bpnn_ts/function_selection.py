@@ -46,10 +46,10 @@ from ase import Atoms
 
 from . import keys
 from .config import parse_model_config
-from .descriptor_statistics import NEGLIGIBLE
 from .elements import symbol
 from .errors import ConfigError
 from .function_pool import candidate_pool, closest_pair_start
+from .input_scaling import NEGLIGIBLE
 from .model.cutoffs import CUTOFF_NAMES, cutoff_type_id
 from .model.descriptors.params import RadialSF, SymmetryFunction, function_to_dict, n2p2_sorted
 from .model.engine import BPNNModel

@@ -135,7 +135,7 @@ def mixed_model(cutoff_type: int = 1, cutoff_alpha: float = 0.0, seed: int = 0):
 def ranged_model(seed: int = 0):
     """`mixed_model` that knows its training range: scaling statistics from three water boxes
     (`training_boxes`); `squeezed_box` is outside that range, the training boxes are not."""
-    from bpnn_ts.descriptor_statistics import fit_scaling
+    from bpnn_ts.input_scaling import fit_scaling
     model = mixed_model(seed=seed)
     fit_scaling(model, training_boxes())
     return model

@@ -45,6 +45,41 @@ def test_properties_match_the_model(copper_file, water_model):
     assert abs(water.get_potential_energy() - float(evaluate(water_model, water)["energy"])) < TOL["exact"]
 
 
+def test_results_are_recomputed_exactly_when_what_the_model_reads_changes(copper_file):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+    atoms.rattle(0.05, seed=3)
+    calc = BPNNCalculator(copper_file)
+    atoms.calc = calc
+    calls = []
+    calculate = calc.calculate
+    calc.calculate = lambda *args, **kwargs: (calls.append(1), calculate(*args, **kwargs))[1]
+    energy = atoms.get_potential_energy()
+    atoms.get_forces()
+    assert len(calls) == 1 and calc.check_state(atoms) == []
+    atoms.set_initial_magnetic_moments([1.0] * len(atoms))  # not read by the model: no new call
+    atoms.get_potential_energy()
+    assert len(calls) == 1
+    changes = [("positions", lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-12)),
+               ("cell", lambda a: a.set_cell(a.cell.array * 1.001, scale_atoms=False)),
+               ("pbc", lambda a: a.set_pbc([True, True, False])),
+               ("numbers", lambda a: a.numbers.__setitem__(0, 29))]  # same number: no change
+    expected_calls = 1
+    for name, change in changes:
+        change(atoms)
+        expected = [] if name == "numbers" else [name]
+        assert calc.check_state(atoms) == expected, name
+        atoms.get_potential_energy()
+        expected_calls += len(expected)
+        assert len(calls) == expected_calls, name
+    other = atoms.copy()
+    other.pop()
+    assert set(calc.check_state(other)) >= {"positions", "numbers"}
+    fresh = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+    fresh.rattle(0.05, seed=3)
+    fresh.calc = BPNNCalculator(copper_file)
+    assert fresh.get_potential_energy() == energy
+
+
 def test_stress_voigt_order_matches_finite_strain(copper_file):
     atoms = bulk("Cu", "fcc", a=3.55).repeat((2, 2, 1))
     atoms.set_cell(atoms.cell.array @ np.array([[1.0, 0.02, 0.0], [0.01, 1.0, 0.03], [0.0, 0.0, 0.98]]), scale_atoms=True)

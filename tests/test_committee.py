@@ -11,7 +11,7 @@ from bpnn_ts import BPNNModel, export, keys, load
 from bpnn_ts.calculator import BPNNCalculator
 from bpnn_ts.cli import main
 from bpnn_ts.committee_merge import build_committee, committee_member
-from bpnn_ts.descriptor_statistics import fit_scaling
+from bpnn_ts.input_scaling import fit_scaling
 from bpnn_ts.native import load_ops
 
 from helpers import (

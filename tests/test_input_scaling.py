@@ -9,7 +9,8 @@ from ase.build import bulk
 
 from bpnn_ts import parse_model_config
 from bpnn_ts.demo_data import md_snapshots
-from bpnn_ts.descriptor_statistics import (
+from bpnn_ts.function_selection import _Moments
+from bpnn_ts.input_scaling import (
     NEGLIGIBLE,
     amplifications,
     descriptor_statistics,
@@ -17,7 +18,6 @@ from bpnn_ts.descriptor_statistics import (
     held_constant,
     scaling_report,
 )
-from bpnn_ts.function_selection import _Moments
 
 RADIAL = [{"type": "radial", "center": "Cu", "neighbor": "Cu", "eta": eta, "r_s": 0.0, "r_c": 4.5}
           for eta in (0.01, 0.3, 1.0)]

@@ -79,7 +79,7 @@ FLOORS = {
         "graph_optimizer"),
     1: ("native",),
     2: ("model",),
-    3: ("formats", "io", "descriptor_statistics", "committee_merge", "many_structures", "function_pool",
+    3: ("formats", "io", "input_scaling", "committee_merge", "many_structures", "function_pool",
         "selection_config", "config", "potential_sources", "function_selection", "demo_data"),
     4: ("export", "calculator", "training", "openmm_ml"),
     5: ("cli", "demo", ""),  # "": the package's __init__ (public re-exports)

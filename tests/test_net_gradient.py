@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bpnn_ts import BPNNModel, export, keys, load
-from bpnn_ts.descriptor_statistics import fit_scaling
+from bpnn_ts.input_scaling import fit_scaling
 from bpnn_ts.model.nn import ACTIVATIONS, CommitteeMLP, ElementMLP, activate, activate_with_slope
 from bpnn_ts.training.batch import concatenate, make_batches, predict
 

@@ -486,7 +486,7 @@ def test_streamed_data_train_exactly_as_data_read_at_start(cu_data, tmp_path):
 
 
 def test_scaling_statistics_merged_over_structures_equal_those_of_all_atoms_at_once():
-    from bpnn_ts.descriptor_statistics import descriptor_statistics
+    from bpnn_ts.input_scaling import descriptor_statistics
     model = mixed_model()
     boxes = [water_box(5, seed=s) for s in range(4)]
     merged = descriptor_statistics(model, iter(boxes))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from openmm import unit
 
-from .. import keys
+from .. import graph_optimizer, keys
 from ..errors import error_message
 from ..export import inspect, load
 from ..precision import input_dtype
@@ -80,7 +80,7 @@ class BPNNForceComputation:
                              f"positions of shape {tuple(positions.shape)}: add it only to the System it was made for")
         cell = self._tensor(state.getPeriodicBoxVectors(asNumpy=True)) if self.periodic else self._no_cell  # (3, 3) Å
         try:
-            with torch_threads(self.threads):
+            with torch_threads(self.threads), graph_optimizer.scope():
                 out = self.model(positions, self._numbers, cell, self._pbc, compute_forces=True)
         except torch.jit.Error as error:
             raise ValueError(error_message(str(error))) from None

@@ -14,7 +14,7 @@ import torch
 from ase import Atoms
 
 from .. import keys
-from ..descriptor_statistics import with_kernels
+from ..input_scaling import with_kernels
 from ..model.engine import BPNNModel
 from ..model.forces import add_pair_forces, add_system_virials
 
@@ -82,7 +82,7 @@ def labelled_batch(atoms: Atoms, dtype: torch.dtype, device: torch.device,
 def make_batches(model: BPNNModel, structures: Sequence[Atoms], cached: bool) -> List[Batch]:
     """One single-structure Batch per structure (concatenate them with `concatenate`) for
     `model` (eager: the model being trained). The cache (`cached`) is computed by the fused
-    kernels where they build (descriptor_statistics.with_kernels), whatever `model` uses."""
+    kernels where they build (input_scaling.with_kernels), whatever `model` uses."""
     dtype = model.energy_shifts().dtype
     device = model.energy_shifts().device
     source = with_kernels(model) if cached else model

@@ -18,12 +18,12 @@ import torch
 from ase import Atoms
 
 from ..config import DTYPES, parse_model_config
-from ..descriptor_statistics import fit_scaling, scaling_report
 from ..elements import symbol
 from ..export import export
 from ..formats.format1 import is_format1_state, state_dict_from_format1
 from ..function_pool import closest_pair_start
 from ..function_selection import resolve_symmetry_functions
+from ..input_scaling import fit_scaling, scaling_report
 from ..io.datasets import check_structures, read_many
 from ..io.streaming import StructureStore
 from ..model.engine import BPNNModel

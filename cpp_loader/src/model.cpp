@@ -48,22 +48,33 @@ bool is_trace_line(const std::string& line) {
   return std::isspace(static_cast<unsigned char>(line[0])) || line.find_first_not_of("~^ ") == std::string::npos;
 }
 
-// TorchScript's graph optimiser as BPNN_GRAPH_OPTIMIZER says (on/off; unset: torch's setting), the
-// switch bpnn_ts/graph_optimizer.py reads in Python: off, a freshly loaded file's first calls cost
-// what later ones do instead of seconds of profiling.
-void apply_graph_optimizer_environment() {
+// TorchScript's graph optimiser for this file's calls, as BPNN_GRAPH_OPTIMIZER says (on/off;
+// unset: off), the switch bpnn_ts/graph_optimizer.py reads in Python. Off, a freshly loaded file's
+// first calls cost what later ones do (0.6 s for load + 3 calls on 1,080 atoms) instead of
+// seconds of profiling (4-5 s); on, the steady state is 0-3 % faster (docs/performance.md).
+bool graph_optimizer_from_environment() {
   const char* value = std::getenv("BPNN_GRAPH_OPTIMIZER");
-  if (value == nullptr || *value == '\0') return;
+  if (value == nullptr || *value == '\0') return false;
   std::string word(value);
   std::transform(word.begin(), word.end(), word.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (word == "on" || word == "1" || word == "true") {
-    torch::jit::setGraphExecutorOptimize(true);
-  } else if (word == "off" || word == "0" || word == "false") {
-    torch::jit::setGraphExecutorOptimize(false);
-  } else {
-    throw Error("the environment variable BPNN_GRAPH_OPTIMIZER must be on or off, got '" + std::string(value) + "'");
-  }
+  if (word == "on" || word == "1" || word == "true") return true;
+  if (word == "off" || word == "0" || word == "false") return false;
+  throw Error("the environment variable BPNN_GRAPH_OPTIMIZER must be on or off, got '" + std::string(value) + "'");
 }
+
+// Sets the calling thread's graph-optimiser switch (torch keeps it per thread) for a scope.
+class GraphOptimizerScope {
+ public:
+  explicit GraphOptimizerScope(bool enable) : before_(torch::jit::getGraphExecutorOptimize()) {
+    torch::jit::setGraphExecutorOptimize(enable);
+  }
+  ~GraphOptimizerScope() { torch::jit::setGraphExecutorOptimize(before_); }
+  GraphOptimizerScope(const GraphOptimizerScope&) = delete;
+  GraphOptimizerScope& operator=(const GraphOptimizerScope&) = delete;
+
+ private:
+  bool before_;
+};
 
 std::string element_name(int64_t z) {
   return (z >= 1 && z <= kMaxZ) ? std::string(kSymbols[z]) : "Z=" + std::to_string(z);
@@ -117,7 +128,8 @@ Model::Model(const std::string& path, const std::string& device, int threads, bo
 
 void Model::load_torchscript(const std::string& path, bool verify) {
   torch::jit::ExtraFilesMap extra_files{{keys::kMetadataFile, ""}, {keys::kProvenanceFile, ""}};
-  apply_graph_optimizer_environment();
+  graph_optimizer_ = graph_optimizer_from_environment();
+  GraphOptimizerScope optimizer(graph_optimizer_);  // the metadata methods below run as forward will
   try {
     module_ = torch::jit::load(path, device_, extra_files);
   } catch (const std::exception& error) {
@@ -339,6 +351,7 @@ Result Model::run(std::vector<torch::IValue> inputs, bool want_virial) {
   inputs.emplace_back(compute_uncertainty_);  // compute_uncertainty
   torch::IValue output;
   try {
+    GraphOptimizerScope optimizer(graph_optimizer_);
     output = module_.forward(inputs);
   } catch (const std::exception& error) {
     throw Error(error_message(error.what()));

@@ -129,6 +129,7 @@ class Model {
   std::vector<int64_t> atomic_numbers_;
   std::string dtype_, length_unit_, energy_unit_;
   bool training_range_known_ = false, count_extrapolation_ = false, compute_uncertainty_ = false;
+  bool graph_optimizer_ = false;  // TorchScript's graph optimiser during calls (BPNN_GRAPH_OPTIMIZER=on)
   int64_t committee_size_ = 1;
 };
 
