@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "reference" / "n2p2"
@@ -74,8 +74,20 @@ def wall(command: List[str], env: Dict[str, str], cwd: Path) -> float:
     return time.perf_counter() - started
 
 
-def median_of(runs: int, measure: Callable[[], float]) -> float:
-    return statistics.median(measure() for _ in range(runs))
+def median_wall(runs: int, command: List[str], env: Dict[str, str], cwd: Path) -> float:
+    return statistics.median(wall(command, env, cwd) for _ in range(runs))
+
+
+def lammps_runs(runs: int, lmp: str, env: Dict[str, str], folder: Path) -> Tuple[float, float]:
+    """Median wall seconds of `lmp -in in.lmp` (run 2) and of LAMMPS's loop time per step."""
+    walls, loops = [], []
+    for _ in range(runs):
+        walls.append(wall([lmp, "-in", "in.lmp", "-log", "log.lammps", "-screen", "none"], env, folder))
+        log = (folder / "log.lammps").read_text()
+        loop = re.search(r"Loop time of ([0-9.eE+-]+) on", log)
+        assert loop, "unexpected LAMMPS log"
+        loops.append(float(loop.group(1)) / 2)
+    return statistics.median(walls), statistics.median(loops)
 
 
 def main() -> None:
@@ -100,8 +112,8 @@ def main() -> None:
     lmp = lmp or shutil.which("lmp")
     (folder / "in.lmp").write_text(LAMMPS_INPUT.format(plugin=plugin, model=model))
     print(f"n2p2 water, {len(atoms)} atoms, float64, 1 thread; seconds unless marked; medians of {args.repeats}")
-    print(f"| optimiser | ASE load | call 1 | call 2 | call 3 | ASE load + 3 calls | ASE steady µs/atom "
-          f"| bpnn_run single point | bpnn_run --md 2 | lmp run 2 | lmp loop µs/atom/step |")
+    print("| optimiser | ASE load | call 1 | call 2 | call 3 | ASE load + 3 calls | ASE steady µs/atom "
+          "| bpnn_run single point | bpnn_run --md 2 | lmp run 2 | lmp loop µs/atom/step |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, setting in SETTINGS.items():
         env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -117,23 +129,15 @@ def main() -> None:
         steady = statistics.median(times[4:]) / len(atoms) * 1e6
         cells = [f"{t:.2f}" for t in times[:4]] + [f"**{sum(times[:4]):.2f}**", f"{steady:.1f}"]
         if bpnn_run.is_file():
-            single = median_of(args.repeats, lambda: wall([str(bpnn_run), str(model), "box.xyz"], env, folder))
-            md = median_of(args.repeats, lambda: wall([str(bpnn_run), str(model), "box.xyz", "--md", "2", "--dt",
-                                                       "0.5"], env, folder))
+            single = median_wall(args.repeats, [str(bpnn_run), str(model), "box.xyz"], env, folder)
+            md = median_wall(args.repeats, [str(bpnn_run), str(model), "box.xyz", "--md", "2", "--dt", "0.5"], env,
+                             folder)
             cells += [f"**{single:.2f}**", f"{md:.2f}"]
         else:
             cells += ["(no build)"] * 2
         if lmp and plugin.is_file():
-            loops = []
-
-            def lammps() -> float:
-                seconds = wall([lmp, "-in", "in.lmp", "-log", "log.lammps", "-screen", "none"], env, folder)
-                log = (folder / "log.lammps").read_text()
-                loops.append(float(re.search(r"Loop time of ([0-9.eE+-]+) on", log).group(1)) / 2)
-                return seconds
-
-            lammps_wall = median_of(args.repeats, lammps)
-            cells += [f"{lammps_wall:.2f}", f"{statistics.median(loops) / len(atoms) * 1e6:.0f}"]
+            lammps_wall, loop = lammps_runs(args.repeats, lmp, env, folder)
+            cells += [f"{lammps_wall:.2f}", f"{loop / len(atoms) * 1e6:.0f}"]
         else:
             cells += ["(no lmp)"] * 2
         print(f"| {name} | " + " | ".join(cells) + " |")

@@ -26,8 +26,8 @@ def export(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = None
     `format`: "torchscript" (the contract; default) or "pt2" (torch.export + AOTInductor, compiled
     for this machine's CPU: bpnn_ts/formats/pt2.py; needs the fused kernels; a minute or more to
     compile) or "metatomic" (a metatomic model for ASE, i-PI, LAMMPS-metatomic ...:
-    bpnn_ts/formats/metatomic.py; needs `metatomic-torch`; torch path, no op library). None: "pt2"
-    if `path` ends in .pt2, else "torchscript".
+    bpnn_ts/formats/metatomic.py; needs `metatomic-torch`; with the fused kernels, the file names
+    the op library engines load with it). None: "pt2" if `path` ends in .pt2, else "torchscript".
 
     `dtype`: "float64", "float32" or "mixed" (float32 descriptors and nets, float64 inputs,
     outputs and sums; bpnn_ts/precision.py); None keeps the model's.
@@ -56,13 +56,10 @@ def export(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = None
         from .formats.pt2 import export_pt2
         return export_pt2(model, path, dtype, description, provenance)
     if format == "metatomic":
-        if native_kernels:
-            raise ValueError("a metatomic file runs on the torch path (engines load no bpnn_ts op library): "
-                             "native_kernels=True needs the TorchScript or .pt2 format")
         try:
             from .formats.metatomic import export_metatomic
         except ImportError as error:
             raise ModelFileError(f"format='metatomic' needs the package metatomic-torch "
                                  f"(pip install metatomic-torch): {error}") from None
-        return export_metatomic(model, path, dtype, description)
+        return export_metatomic(model, path, dtype, description, native_kernels=native_kernels)
     return write_torchscript(model, path, dtype, description, provenance, native_kernels)

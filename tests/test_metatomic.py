@@ -3,12 +3,14 @@ stress by autograd through the engine's neighbour list) equals what our calculat
 1e-10; committees give energy_uncertainty and energy_ensemble; i-PI runs NVE MD through its
 socket with them."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,26 @@ def files(tmp_path_factory):
         made[name] = {"metatomic": export(model, folder / f"{name}.mta.pt", format="metatomic"),
                       "torchscript": export(model, folder / f"{name}.pt")}
     return made
+
+
+def test_the_file_names_the_op_library_and_loads_it_in_a_process_without_bpnn_ts(files, tmp_path):
+    from bpnn_ts.native import ops_available
+    assert ops_available()  # (the suite's files use the fused kernels where they build)
+    path = files["single"]["metatomic"]
+    with zipfile.ZipFile(path) as archive:
+        extensions = json.loads(archive.read(next(n for n in archive.namelist() if n.endswith("extra/extensions"))))
+    assert [Path(e["path"]).is_file() for e in extensions] == [True]
+    child = ("import sys, warnings, torch; warnings.simplefilter('ignore'); from ase.io import read; "
+             "from metatomic_ase import MetatomicCalculator; atoms = read(sys.argv[2]); "
+             "atoms.calc = MetatomicCalculator(sys.argv[1], device='cpu'); "
+             "assert 'bpnn_ts' not in sys.modules; print(repr(float(atoms.get_potential_energy())))")
+    atoms = water_dimer()
+    atoms.write(tmp_path / "dimer.xyz")
+    out = subprocess.run([sys.executable, "-c", child, str(path), str(tmp_path / "dimer.xyz")], capture_output=True,
+                         text=True, env=dict(os.environ, BPNN_OPS_LIBRARY=""))
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.split()[-1]) == pytest.approx(ours_energies(files["single"]["torchscript"], atoms).sum(),
+                                                          abs=1e-10)
 
 
 def metatomic_calculator(path):
@@ -119,8 +141,10 @@ def test_cli_and_clear_errors(files, tmp_path, capsys):
     atoms = water_dimer()
     atoms.calc = metatomic_calculator(out)
     assert atoms.get_potential_energy() == pytest.approx(ours_energies(source, water_dimer()).sum(), rel=1e-5)
-    assert main(["export", source, "-o", str(tmp_path / "x.pt"), "--format", "metatomic", "--kernels", "native"]) == 2
-    assert "torch path" in capsys.readouterr().err
+    torch_path = tmp_path / "torch-path.mta.pt"
+    assert main(["export", source, "-o", str(torch_path), "--format", "metatomic", "--kernels", "torch"]) == 0
+    atoms.calc = metatomic_calculator(torch_path)
+    assert atoms.get_potential_energy() == pytest.approx(ours_energies(source, water_dimer()).sum(), abs=1e-10)
     with pytest.raises(ModelFileError, match="metatomic-torch"):
         hidden = dict.fromkeys(["bpnn_ts.formats.metatomic"])
         saved = {name: sys.modules.get(name) for name in hidden}

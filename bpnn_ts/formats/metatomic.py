@@ -140,14 +140,29 @@ def capabilities(model: BPNNModel) -> ModelCapabilities:
 
 
 def export_metatomic(model: BPNNModel, path: Union[str, Path], dtype: Optional[str] = None, description: str = "",
-                     references: Optional[List[str]] = None) -> Path:
+                     references: Optional[List[str]] = None, native_kernels: Optional[bool] = None) -> Path:
     """Write `model` (a BPNNModel in eval mode) as a metatomic model file at `path`; returns the
-    path. It runs on the model's torch path, so engines need no bpnn_ts op library. `dtype`:
-    "float64", "float32" or "mixed" (None: the model's)."""
-    frozen = frozen_copy(model, dtype, False)
+    path. `dtype`: "float64", "float32" or "mixed" (None: the model's). `native_kernels` (None:
+    where they build here; True: an error where they do not): the file runs the fused C++
+    kernels, and metatomic records the op library's path in it (`extensions`), which engines load
+    before the model (docs/metatomic.md); False: the torch path, which needs no library and is
+    12-17x slower."""
+    kernels = native_kernels is not False and _kernels_load(native_kernels is True)
+    frozen = frozen_copy(model, dtype, kernels)
     metadata = ModelMetadata(name="bpnn_ts model", description=description or "Behler-Parrinello neural network "
                              "potential written by bpnn_ts",
                              references={"model": references} if references else {})
     path = Path(path)
     AtomisticModel(MetatomicBPNN(frozen).eval(), metadata, capabilities(frozen)).save(str(path))
     return path
+
+
+def _kernels_load(required: bool) -> bool:
+    """Whether the fused kernels are registered in this process (built on first use); where they
+    cannot be, a ValueError if `required`, else False."""
+    from ..native import load_error, load_ops
+    if load_ops():
+        return True
+    if required:
+        raise ValueError(f"native_kernels=True: the fused C++ kernels cannot be built here ({load_error()})")
+    return False
