@@ -79,6 +79,28 @@ def test_batch_equals_one_call_per_system(model, name, tmp_path_factory):
     assert float(result[keys.ENERGY][1]) == 0.0 and bool(result[keys.EXTRAPOLATION].sum() >= 0)
 
 
+@pytest.mark.parametrize("name", ["native", "loaded"])
+def test_open_systems_share_one_search_and_never_see_each_other(model, name, tmp_path_factory):
+    """Molecules on top of each other, far apart (1e4 Å) and between periodic systems: each gets
+    what its own call gives (the open ones are searched side by side in one search)."""
+    evaluated = variant(model, name, tmp_path_factory)
+    structures = []
+    for k in range(12):
+        molecule = water_dimer()
+        molecule.rattle(0.05, seed=k)
+        if k % 3 == 1:
+            molecule.positions += 1e4
+        structures.append(molecule)
+        if k == 5:
+            structures.append(triclinic_water(seed=2))
+    structures[3] = structures[2].copy()  # the same coordinates in two systems
+    result = evaluated.forward_batch(*batch_inputs(structures, torch.float64), **FLAGS)
+    for k, (atoms, batched) in enumerate(zip(structures, split_results(result, [len(a) for a in structures]))):
+        single = evaluate(evaluated, atoms, **FLAGS)
+        for key in PER_ATOM + PER_SYSTEM:
+            assert_close(batched[key], single[key], f"system {k}: {key}")
+
+
 def test_single_system_and_empty_batch(model):
     atoms = triclinic_water(seed=1)
     one = model.forward_batch(*batch_inputs([atoms], torch.float64), compute_virial=True)

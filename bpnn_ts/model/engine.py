@@ -11,7 +11,7 @@ from .. import keys
 from ..elements import SYMBOLS, species_table
 from .element import ElementParts
 from .inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
-from .multi_system import check_batch, per_system, system_of_pairs
+from .multi_system import check_batch, per_system, side_by_side
 from .neighbors import NativePairSearch, PairSearch, TorchPairSearch, check_cell
 from .pairs import PairList, Request, local_pairs
 from .potential import BPNNPotential
@@ -348,53 +348,68 @@ class BPNNModel(torch.nn.Module):
 
         positions (N, 3) Å and atomic_numbers (N,) of every system, concatenated; system_index
         (N,) int, non-decreasing, in [0, B): each atom's system; cells (B, 3, 3) rows = lattice
-        vectors; pbc (B, 3) bool. Each system gets the model's own neighbour search; one pass
-        of the potential covers them all. Committees: per-system `committee_energy` (K, B) and
+        vectors; pbc (B, 3) bool. The open systems (no periodic axis) share one neighbour search, each
+        periodic system gets its own; one pass of the potential covers them all. Committees: per-system `committee_energy` (K, B) and
         `energy_uncertainty` (B,); no `committee_virial`.
         """
         check_requests(compute_uncertainty, self.potential.n_members, count_extrapolation,
                        self.potential.training_range_known())
         first = check_batch(positions, atomic_numbers, system_index, cells, pbc, self.validate_inputs)
-        pair_list, min_distance = self._batch_pair_list(positions, atomic_numbers, cells, pbc, first)
+        system_index = system_index.long()
+        pair_list, min_distance = self._batch_pair_list(positions, atomic_numbers, cells, pbc, first, system_index)
         request = Request(compute_forces, compute_virial, False, False, count_extrapolation)
-        result = per_system(self.potential(pair_list, request, compute_uncertainty), system_index.long(),
+        result = per_system(self.potential(pair_list, request, compute_uncertainty), system_index,
                             len(first) - 1)
         result[keys.MIN_DISTANCE] = min_distance
         return result
 
     def _batch_pair_list(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cells: torch.Tensor,
-                         pbc: torch.Tensor, first: List[int]) -> Tuple[PairList, torch.Tensor]:
+                         pbc: torch.Tensor, first: List[int], system_index: torch.Tensor) -> Tuple[PairList, torch.Tensor]:
         """One PairList (global atom indices) of the systems whose atoms start at `first` (B + 1,),
-        each searched on its own, and each system's closest-pair distance (B,) (Å; inf without
-        pairs or validation)."""
+        and each system's closest-pair distance (B,) (Å; inf without pairs or validation). The
+        open systems (no periodic axis: molecules, path-integral beads) share one neighbour search,
+        side by side along x; each periodic system gets its own."""
         dtype = self.potential.sums_dtype()
         device = positions.device
+        cutoff = self.potential.cutoff_radius
+        n_systems = len(first) - 1
         species = self._species(atomic_numbers)
         positions = positions.to(dtype).detach()
         cells = cells.to(dtype).detach()
         pair_parts: List[torch.Tensor] = [torch.zeros((2, 0), dtype=torch.long, device=device)]
         vector_parts: List[torch.Tensor] = [torch.zeros((0, 3), dtype=dtype, device=device)]
-        pair_counts: List[int] = []
-        for b in range(len(first) - 1):
+        periodic_systems: List[bool] = pbc.any(dim=1).tolist()
+        if not all(periodic_systems):
+            atoms = torch.nonzero(~pbc.any(dim=1)[system_index]).squeeze(1)  # (M,) atoms of open systems
+            moved = positions[atoms]
+            if periodic_systems.count(False) > 1:
+                moved = side_by_side(moved, system_index[atoms], n_systems, 2.0 * cutoff + 1.0)
+            no_cell = torch.zeros((3, 3), dtype=dtype, device=device)
+            # searched a little wider (moving rounds: 1e-6 of the span covers float32), then cut at
+            # the cutoff on the unmoved positions
+            margin = 0.01 + 1e-6 * float(moved[:, 0].max()) if moved.shape[0] > 0 else 0.01
+            found, _ = self.pair_search(moved, no_cell, torch.zeros(3, dtype=torch.bool, device=device), cutoff + margin)
+            pairs = atoms[found]  # (2, P_open) global indices
+            vectors = positions[pairs[1]] - positions[pairs[0]]
+            kept = torch.nonzero((vectors * vectors).sum(dim=1) < cutoff * cutoff).squeeze(1)
+            pair_parts.append(pairs[:, kept])
+            vector_parts.append(vectors[kept])
+        for b in range(n_systems):
             a0, a1 = first[b], first[b + 1]
-            n_pairs = 0
-            if a1 > a0:  # (TorchScript: no `continue`)
+            if periodic_systems[b] and a1 > a0:  # (TorchScript: no `continue`)
                 periodic: List[bool] = pbc[b].tolist()
                 check_cell(cells[b], periodic, "cells[" + str(b) + "]")
                 own = positions[a0:a1]  # (n_b, 3)
-                pairs, shifts = self.pair_search(own, cells[b], pbc[b], self.potential.cutoff_radius)
+                pairs, shifts = self.pair_search(own, cells[b], pbc[b], cutoff)
                 none_local = torch.zeros((), dtype=torch.long, device=device)
-                vector_parts.append(local_pairs(own, cells[b], pairs, shifts, none_local, self.potential.cutoff_radius,
-                                                True, False).vectors)  # (P_b, 3)
+                vector_parts.append(local_pairs(own, cells[b], pairs, shifts, none_local, cutoff, True, False).vectors)
                 pair_parts.append(pairs + a0)
-                n_pairs = pairs.shape[1]
-            pair_counts.append(n_pairs)
         pairs = torch.cat(pair_parts, dim=1)  # (2, P)
         vectors = torch.cat(vector_parts)  # (P, 3)
-        min_distance = torch.full((len(pair_counts),), float("inf"), dtype=dtype, device=device)
+        min_distance = torch.full((n_systems,), float("inf"), dtype=dtype, device=device)
         if self.validate_inputs and vectors.shape[0] > 0:
             distances = torch.linalg.norm(vectors, dim=1)  # (P,)
             closest = int(torch.argmin(distances))
             check_overlap(distances[closest], pairs[:, closest])
-            min_distance = min_distance.scatter_reduce(0, system_of_pairs(pair_counts, device), distances, "amin")
+            min_distance = min_distance.scatter_reduce(0, system_index[pairs[0]], distances, "amin")
         return PairList(pairs[0], pairs[1], vectors, species, positions.shape[0]), min_distance

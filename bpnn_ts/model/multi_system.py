@@ -86,8 +86,17 @@ def per_system(result: Dict[str, torch.Tensor], system_index: torch.Tensor,
     return out
 
 
-def system_of_pairs(pair_counts: List[int], device: torch.device) -> torch.Tensor:
-    """(P,) int64 system of each pair, for pairs concatenated system by system with
-    `pair_counts` (B,) pairs per system."""
-    systems = torch.arange(len(pair_counts), dtype=torch.long, device=device)
-    return torch.repeat_interleave(systems, torch.tensor(pair_counts, dtype=torch.long, device=device))
+def side_by_side(positions: torch.Tensor, systems: torch.Tensor, n_systems: int, gap: float) -> torch.Tensor:
+    """Positions (M, 3) of atoms of open (non-periodic) systems, `systems` (M,) naming each atom's,
+    moved so that the systems lie one after another along x, at least `gap` (Å) apart: one
+    neighbour search over them all then finds each system's pairs and no pair joins two."""
+    index = systems.unsqueeze(1).expand(-1, 3)
+    inf = torch.full((n_systems, 3), float("inf"), dtype=positions.dtype, device=positions.device)
+    low = inf.scatter_reduce(0, index, positions, "amin")  # (B, 3); inf for systems without atoms here
+    high = (-inf).scatter_reduce(0, index, positions, "amax")
+    width = high[:, 0] - low[:, 0] + gap
+    width = torch.where(torch.isfinite(width), width, torch.zeros_like(width))  # (B,)
+    start = torch.cumsum(width, 0) - width
+    moved = positions - low[systems]
+    return moved + torch.stack([start[systems], torch.zeros_like(start[systems]), torch.zeros_like(start[systems])],
+                               dim=1)
