@@ -348,9 +348,10 @@ class BPNNModel(torch.nn.Module):
 
         positions (N, 3) Å and atomic_numbers (N,) of every system, concatenated; system_index
         (N,) int, non-decreasing, in [0, B): each atom's system; cells (B, 3, 3) rows = lattice
-        vectors; pbc (B, 3) bool. The open systems (no periodic axis) share one neighbour search, each
-        periodic system gets its own; one pass of the potential covers them all. Committees: per-system `committee_energy` (K, B) and
-        `energy_uncertainty` (B,); no `committee_virial`.
+        vectors; pbc (B, 3) bool. The open systems (no periodic axis) share one neighbour
+        search, each periodic system gets its own; one pass of the potential covers them all.
+        Committees: per-system `committee_energy` (K, B) and `energy_uncertainty` (B,); no
+        `committee_virial`.
         """
         check_requests(compute_uncertainty, self.potential.n_members, count_extrapolation,
                        self.potential.training_range_known())
