@@ -42,3 +42,10 @@ def write_atomically(path: Union[str, Path], write: Callable[[str], None]) -> Pa
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def write_text_atomically(path: Union[str, Path], text: str) -> Path:
+    """`text` into the file `path`, atomically (write_atomically)."""
+    def write(temporary: str) -> None:
+        Path(temporary).write_text(text)
+    return write_atomically(path, write)

@@ -157,6 +157,20 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_learn(args) -> int:
+    from .learning import ActiveLearning, load_learn_config
+    config = load_learn_config(args.config)
+    try:
+        ActiveLearning(config, resume=args.resume).run()
+    except KeyboardInterrupt:
+        return 130
+    except FileExistsError as error:
+        print(f"bpnn-ts learn: error: {error}", file=sys.stderr)
+        return 2
+    print(f"finished; files in {config.output} (learning.csv: a row per round)")
+    return 0
+
+
 def _cmd_eval(args) -> int:
     from .training.metrics import described, evaluate_model_file
     metrics = evaluate_model_file(args.model, args.data, args.format, args.length_unit, args.energy_unit,
@@ -245,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train K members (model seeds seed..seed+K-1) into output/member_k, then output/committee.pt")
     _add_threads_option(p)
     p.set_defaults(run=_cmd_train)
+    p = sub.add_parser("learn", help="active learning: explore with MD, label what the committee does not know "
+                                     "(any ASE calculator), retrain, until the committee knows what MD visits")
+    p.add_argument("config", help="learning YAML (labeller, start, train, explore, select, stop, output; "
+                                  "docs/active-learning.md)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the config's output folder")
+    p.set_defaults(run=_cmd_learn)
     from .io.datasets import FORMATS
     p = sub.add_parser("eval", help="energy and force errors of a model file on a data set")
     p.add_argument("model")

@@ -1,0 +1,222 @@
+"""The active-learning config (`bpnn-ts learn CONFIG`, YAML), validated up front with messages
+that name the key.
+
+    output: learning                  # the run's folder (round-K/ per round, learning.csv, state.json)
+    seed: 0
+    labeller:
+      calculator: ase.calculators.emt:EMT   # module:factory, a function (or class) returning an ASE calculator
+      # model: water.pt                     # or a bpnn_ts model file as the stand-in for DFT
+      workers: 1                            # labelling processes
+    start:
+      structures: start.xyz                 # labelled or not: each is labelled once
+      # generate: {from: cell.xyz, count: 5, rattle: 0.05, strain: 0.02}   # or generated ones
+    train:                                  # a training config without `data` and `output`
+      committee: 4                          # members (>= 2: their spread selects)
+      model: {...}
+      training: {epochs: 30}
+    explore:
+      temperatures: [300, 400]              # K, Langevin MD with the round's committee (ASE)
+      steps: 200
+      timestep: 0.5                         # fs
+      friction: 0.02                        # 1/fs
+      every: 10                             # steps between frames kept as candidates
+      trajectories: 2                       # per temperature, each from a labelled structure
+      workers: 1                            # MD processes
+    select:
+      strategy: spread                      # spread | random (the baseline: random frames, same budget)
+      lower: 0.05                           # eV/Å: committee force spread (max over atoms) of a candidate
+      upper: 1.0                            # frames above it are broken, not candidates
+      per_round: 10                         # at most this many new labels per round
+    stop:
+      fraction: 0.02                        # stop when fewer frames than this fraction are above `lower`
+      max_labels: 500
+      max_rounds: 20
+    test: null                              # labelled structures: test errors per round in learning.csv
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from ..config import read_yaml
+from ..errors import ConfigError
+from ..training.config import parse_train_config
+
+_TOP_KEYS = {"output", "seed", "labeller", "start", "train", "explore", "select", "stop", "test"}
+STRATEGIES = ("spread", "random")
+
+
+@dataclass(frozen=True)
+class Labeller:
+    calculator: Optional[str] = None  # "module:factory"
+    model: Optional[str] = None  # a model file (bpnn_ts or an n2p2 folder's export)
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class Start:
+    structures: Optional[str] = None
+    generate_from: Optional[str] = None
+    count: int = 5
+    rattle: float = 0.05  # Å, standard deviation
+    strain: float = 0.02  # largest relative strain of each cell component
+
+
+@dataclass(frozen=True)
+class Explore:
+    temperatures: Tuple[float, ...] = (300.0,)
+    steps: int = 200
+    timestep: float = 0.5  # fs
+    friction: float = 0.02  # 1/fs
+    every: int = 10
+    trajectories: int = 1
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class Select:
+    strategy: str = "spread"
+    lower: float = 0.05  # eV/Å
+    upper: float = 1.0  # eV/Å
+    per_round: int = 10
+
+
+@dataclass(frozen=True)
+class Stop:
+    fraction: float = 0.02
+    max_labels: int = 500
+    max_rounds: int = 20
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    output: str
+    labeller: Labeller
+    start: Start
+    train: Dict[str, Any]  # a training config mapping without `data` and `output`
+    committee: int
+    explore: Explore = Explore()
+    select: Select = Select()
+    stop: Stop = Stop()
+    test: Optional[str] = None
+    seed: int = 0
+    base: str = "."
+    raw: Dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _section(data: Dict[str, Any], name: str, allowed: List[str]) -> Dict[str, Any]:
+    section = data.get(name) or {}
+    _require(isinstance(section, dict), f"`{name}` must be a mapping, got {section!r}")
+    unknown = sorted(set(section) - set(allowed))
+    _require(not unknown, f"unknown keys in `{name}`: {unknown}; allowed: {sorted(allowed)}")
+    return section
+
+
+def _number(section: Dict[str, Any], key: str, default: float, where: str, minimum: float = 0.0,
+            integer: bool = False, positive: bool = False) -> Any:
+    value = section.get(key, default)
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    _require(ok and not isinstance(value, bool), f"`{where}.{key}` must be {kind}, got {value!r}")
+    _require(value > minimum if positive else value >= minimum,
+             f"`{where}.{key}` must be {'>' if positive else '>='} {minimum:g}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _path(value: Any, where: str, base: Path) -> str:
+    _require(isinstance(value, (str, Path)), f"`{where}` must be a file name, got {value!r}")
+    path = Path(value) if Path(value).is_absolute() else base / value
+    _require(path.exists(), f"`{where}`: {path} does not exist")
+    return str(path)
+
+
+def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> LearnConfig:
+    """Validate an active-learning config mapping; relative file names are taken from `base`."""
+    base = Path(base)
+    _require(isinstance(data, dict), f"the learning config must be a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    _require(not unknown, f"unknown config keys {unknown}; allowed: {sorted(_TOP_KEYS)}")
+    for required in ("labeller", "start", "train"):
+        _require(required in data, f"the config needs a `{required}` section")
+
+    labeller = _section(data, "labeller", ["calculator", "model", "workers"])
+    _require(("calculator" in labeller) != ("model" in labeller),
+             "`labeller` needs exactly one of `calculator` (module:factory returning an ASE calculator, e.g. "
+             "ase.calculators.emt:EMT) and `model` (a model file standing in for DFT)")
+    calculator = labeller.get("calculator")
+    _require(calculator is None or (isinstance(calculator, str) and calculator.count(":") == 1
+                                    and all(calculator.split(":"))),
+             f"`labeller.calculator` must be module:factory (e.g. ase.calculators.emt:EMT), got {calculator!r}")
+    labeller_config = Labeller(calculator, _path(labeller["model"], "labeller.model", base) if "model" in labeller
+                               else None, _number(labeller, "workers", 1, "labeller", 1, integer=True))
+
+    start = _section(data, "start", ["structures", "generate"])
+    _require(("structures" in start) != ("generate" in start),
+             "`start` needs exactly one of `structures` (a file) and `generate` ({from: cell file, count, rattle, "
+             "strain})")
+    if "generate" in start:
+        generate = _section(start, "generate", ["from", "count", "rattle", "strain"])
+        _require("from" in generate, "`start.generate.from` is required: the structure file to rattle and strain")
+        start_config = Start(None, _path(generate["from"], "start.generate.from", base),
+                             _number(generate, "count", 5, "start.generate", 1, integer=True),
+                             _number(generate, "rattle", 0.05, "start.generate"),
+                             _number(generate, "strain", 0.02, "start.generate"))
+    else:
+        start_config = Start(_path(start["structures"], "start.structures", base))
+
+    train = dict(_section(data, "train", ["committee", "model", "loss", "training"]))
+    committee = _number(train, "committee", 4, "train", 2, integer=True)
+    train.pop("committee", None)
+    _require("model" in train, "`train.model` is required (the schema `bpnn-ts export` takes)")
+    try:  # validated now (with a placeholder data file), not after the first labels
+        parse_train_config(dict(train, data={"train": str(Path(__file__))}), base)
+    except ConfigError as error:
+        raise ConfigError(f"`train`: {error}") from None
+
+    explore = _section(data, "explore", ["temperatures", "steps", "timestep", "friction", "every", "trajectories",
+                                         "workers"])
+    temperatures = explore.get("temperatures", [300.0])
+    if isinstance(temperatures, (int, float)) and not isinstance(temperatures, bool):
+        temperatures = [temperatures]
+    _require(isinstance(temperatures, list) and len(temperatures) > 0
+             and all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temperatures),
+             f"`explore.temperatures` must be a list of temperatures in K (> 0), got {temperatures!r}")
+    explore_config = Explore(tuple(float(t) for t in temperatures),
+                             _number(explore, "steps", 200, "explore", 1, integer=True),
+                             _number(explore, "timestep", 0.5, "explore", positive=True),
+                             _number(explore, "friction", 0.02, "explore", positive=True),
+                             _number(explore, "every", 10, "explore", 1, integer=True),
+                             _number(explore, "trajectories", 1, "explore", 1, integer=True),
+                             _number(explore, "workers", 1, "explore", 1, integer=True))
+
+    select = _section(data, "select", ["strategy", "lower", "upper", "per_round"])
+    _require(select.get("strategy", "spread") in STRATEGIES,
+             f"`select.strategy` must be one of {list(STRATEGIES)}, got {select.get('strategy')!r}")
+    select_config = Select(select.get("strategy", "spread"), _number(select, "lower", 0.05, "select", positive=True),
+                           _number(select, "upper", 1.0, "select", positive=True),
+                           _number(select, "per_round", 10, "select", 1, integer=True))
+    _require(select_config.upper > select_config.lower,
+             f"`select.upper` ({select_config.upper:g}) must be above `select.lower` ({select_config.lower:g})")
+
+    stop = _section(data, "stop", ["fraction", "max_labels", "max_rounds"])
+    stop_config = Stop(_number(stop, "fraction", 0.02, "stop"), _number(stop, "max_labels", 500, "stop", 1, integer=True),
+                       _number(stop, "max_rounds", 20, "stop", 1, integer=True))
+    _require(stop_config.fraction < 1.0, f"`stop.fraction` must be below 1, got {stop_config.fraction:g}")
+
+    output = data.get("output", "learning")
+    _require(isinstance(output, (str, Path)), f"`output` must be a folder name, got {output!r}")
+    output = str(Path(output) if Path(output).is_absolute() else base / output)
+    test = _path(data["test"], "test", base) if data.get("test") is not None else None
+    seed = _number(data, "seed", 0, "config", integer=True)
+    return LearnConfig(output, labeller_config, start_config, train, committee, explore_config, select_config,
+                       stop_config, test, seed, str(base), raw=data)
+
+
+def load_learn_config(path: Union[str, Path]) -> LearnConfig:
+    """Read and validate a YAML learning config (relative names from its folder)."""
+    return parse_learn_config(read_yaml(path), Path(path).resolve().parent)

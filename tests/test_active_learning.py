@@ -1,0 +1,247 @@
+"""Active learning (`bpnn-ts learn`): the config is validated naming the key; labelling records
+failures and never labels a structure twice; selection takes the uncertain frames without
+near-duplicates; a small EMT loop runs to its stop criterion and writes its files; killed with
+SIGKILL while labelling, training or exploring, `--resume` ends with the labels of an
+uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+import yaml
+from ase import Atoms
+from ase.build import bulk
+
+from bpnn_ts.errors import ConfigError
+from bpnn_ts.learning import ActiveLearning, parse_learn_config
+from bpnn_ts.learning.config import Labeller, Select
+from bpnn_ts.learning.exploration import SPREAD
+from bpnn_ts.learning.labelling import label_all
+from bpnn_ts.learning.selection import farthest_points, select
+
+TESTS = Path(__file__).parent
+
+
+def loop_config(folder: Path, **changes) -> dict:
+    """A small Cu loop (EMT labels, 2 members, short MD): seconds per round."""
+    bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1)).write(folder / "cell.xyz")
+    config = {"output": str(folder / "run"), "seed": 0,
+              "labeller": {"calculator": "ase.calculators.emt:EMT"},
+              "start": {"generate": {"from": "cell.xyz", "count": 4, "rattle": 0.05, "strain": 0.02}},
+              "train": {"committee": 2, "model": {"elements": ["Cu"], "cutoff": 4.5, "hidden_layers": [6, 6],
+                                                  "symmetry_functions": {"auto": {"n_radial": 4,
+                                                                                  "angular_eta": [0.02]}}},
+                        "training": {"epochs": 4}},
+              "explore": {"temperatures": [300, 900], "steps": 20, "every": 5, "timestep": 2.0},
+              "select": {"lower": 0.02, "upper": 3.0, "per_round": 3},
+              "stop": {"fraction": 0.05, "max_rounds": 2}}
+    config.update(changes)
+    return config
+
+
+def test_config_errors_name_the_key(tmp_path):
+    good = loop_config(tmp_path)
+    cases = [({"labeller": {"calculator": "EMT"}}, "labeller.calculator` must be module:factory"),
+             ({"labeller": {}}, "exactly one of `calculator`"),
+             ({"select": {"lower": 1.0, "upper": 0.5}}, "`select.upper` (0.5) must be above"),
+             ({"select": {"strategy": "best"}}, "`select.strategy` must be one of"),
+             ({"explore": {"temperatures": [-5]}}, "`explore.temperatures` must be a list"),
+             ({"explore": {"steps": 0}}, "`explore.steps` must be >= 1"),
+             ({"train": {"committee": 1, "model": good["train"]["model"]}}, "`train.committee` must be >= 2"),
+             ({"train": {"model": {"elements": ["Cu"]}, "training": {"epochs": 0}}}, "`train`: "),
+             ({"start": {"structures": "missing.xyz"}}, "`start.structures`: "),
+             ({"stop": {"fraction": 1.5}}, "`stop.fraction` must be below 1"),
+             ({"labels": 3}, "unknown config keys ['labels']")]
+    for change, message in cases:
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+            parse_learn_config({**good, **change}, tmp_path)
+    assert parse_learn_config(good, tmp_path).committee == 2
+
+
+def test_labelling_records_failures_and_never_labels_twice(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    from labellers import PickyEMT
+    structures = []
+    for k in range(4):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        atoms.info["fail"] = int(k == 2)
+        structures.append(atoms)
+    labeller = Labeller(calculator="labellers:picky_emt")
+    lines = []
+    labelled, failures = label_all(labeller, structures, tmp_path / "labels", lines.append)
+    assert failures == 1 and len(labelled) == 3
+    assert "the labeller failed on this structure" in (tmp_path / "labels" / "00002.extxyz.failed").read_text()
+    assert any("structure 2 could not be labelled (skipped)" in line for line in lines)
+    assert labelled[0].get_potential_energy() != 0.0 and labelled[0].get_forces().shape == (4, 3)
+    calls = PickyEMT.calls
+    again, failures = label_all(labeller, structures, tmp_path / "labels", lines.append)
+    assert PickyEMT.calls == calls and failures == 1  # nothing labelled twice, the failure not retried
+    assert [a.positions.tolist() for a in again] == [a.positions.tolist() for a in labelled]
+
+
+def test_labelling_in_worker_processes(tmp_path):
+    structures = []
+    for k in range(3):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        structures.append(atoms)
+    labelled, failures = label_all(Labeller(calculator="ase.calculators.emt:EMT", workers=2), structures,
+                                   tmp_path, lambda line: None)
+    from ase.calculators.emt import EMT
+    assert failures == 0 and len(labelled) == 3
+    for atoms, original in zip(labelled, structures):
+        reference = original.copy()
+        reference.calc = EMT()
+        assert atoms.get_potential_energy() == pytest.approx(reference.get_potential_energy(), abs=1e-6)
+
+
+def test_selection_takes_uncertain_frames_without_duplicates():
+    points = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [5.0, 0.0], [0.0, 3.0], [0.1, 0.0]])
+    assert farthest_points(points, 3, 0) == [0, 3, 4]
+    assert farthest_points(points[:3], 3, 0) == [0]  # only duplicates: one
+
+    class Descriptors:  # a model whose fingerprint of a frame is its first position
+        def atomic_numbers(self):
+            return [29]
+
+        def compute_descriptors(self, positions, numbers, cell, pbc):
+            return {"scaled_descriptors": positions[:1].repeat(len(numbers), 1)}
+
+    frames = []
+    for k, spread in enumerate([0.01, 0.5, 0.5, 0.6, 5.0, 0.3]):
+        atoms = Atoms("Cu", positions=[[float(k % 3), 0.0, 0.0]])
+        atoms.info[SPREAD] = spread
+        frames.append(atoms)
+    settings = Select(lower=0.1, upper=1.0, per_round=3)
+    chosen = select(Descriptors(), frames, settings, seed=0)
+    assert 0 not in chosen and 4 not in chosen  # below lower, above upper
+    assert chosen == [1, 2, 3]  # the largest spread (3) first; 2 and 5 share a fingerprint: one of them
+    randomly = select(Descriptors(), frames, Select(strategy="random", per_round=4), seed=1)
+    assert len(randomly) == 4 and len(set(randomly)) == 4
+
+
+def test_a_loop_runs_to_its_stop_criterion_and_writes_its_files(tmp_path):
+    config = loop_config(tmp_path, test=None)
+    bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1)).write(tmp_path / "test_cell.xyz")
+    test = []
+    for k in range(3):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+        atoms.rattle(0.08, seed=50 + k)
+        from ase.calculators.emt import EMT
+        atoms.calc = EMT()
+        atoms.get_forces()
+        test.append(atoms)
+    ase.io.write(tmp_path / "test.xyz", test)
+    config["test"] = "test.xyz"
+    lines = []
+    figures = ActiveLearning(parse_learn_config(config, tmp_path), log=lines.append).run()
+    run = tmp_path / "run"
+    assert figures["stop"] and json.loads((run / "state.json").read_text())["stage"] == "done"
+    rows = (run / "learning.csv").read_text().splitlines()
+    assert rows[0].startswith("round,labels,new_labels") and len(rows) == 1 + figures["round"] + 1
+    assert np.isfinite(figures["test_force_rmse_mev_a"]) and figures["labels"] >= 4
+    for name in ("committee.pt", "labelled.extxyz", "explored.extxyz", "selected.extxyz", "log.txt", "round.json"):
+        assert (run / "round-0" / name).is_file(), name
+    assert any("round 0:" in line for line in lines)
+    with pytest.raises(FileExistsError, match="--resume"):
+        ActiveLearning(parse_learn_config(config, tmp_path))
+    # a threshold nothing reaches: the loop stops after its first round, saying why
+    quiet = parse_learn_config(dict(config, output=str(tmp_path / "quiet"), select={"lower": 50.0, "upper": 60.0}),
+                               tmp_path)
+    figures = ActiveLearning(quiet, log=lambda line: None).run()
+    assert figures["round"] == 0 and "of the explored frames above 50 eV/Å" in figures["stop"]
+
+
+def every_label(run: Path) -> list:
+    """Positions of every labelled structure of a run, round by round."""
+    positions = []
+    k = 0
+    while (run / f"round-{k}" / "labelled.extxyz").is_file():
+        positions += [a.positions.tolist() for a in ase.io.read(run / f"round-{k}" / "labelled.extxyz", ":")]
+        k += 1
+    return positions
+
+
+def learn(config_path: Path, resume: bool = False, kill_when=None) -> bool:
+    """`bpnn-ts learn` in a process; with `kill_when(run folder)`, SIGKILL as soon as it holds.
+    True if the process was killed."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, "-m", "bpnn_ts.cli", "learn", str(config_path)] + (["--resume"] if resume else [])
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = config_path.parent / "run"
+    deadline = time.time() + 300
+    while process.poll() is None and time.time() < deadline:
+        if kill_when is not None and kill_when(run):
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.005)
+    stderr = process.communicate()[1].decode()
+    assert process.returncode == 0, stderr[-3000:]
+    return False
+
+
+def stage(run: Path) -> tuple:
+    try:
+        state = json.loads((run / "state.json").read_text())
+        return state["round"], state["stage"]
+    except (OSError, ValueError):
+        return None, None
+
+
+KILL_POINTS = {
+    "labelling": lambda run: (run / "round-1" / "labels" / "00000.extxyz").is_file()
+    and not (run / "round-1" / "labels" / "00002.extxyz").is_file(),
+    "training": lambda run: (run / "round-1" / "member_0").is_dir() and not (run / "round-1" / "committee.pt").is_file(),
+    "exploration": lambda run: stage(run) == (1, "explore")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    config = loop_config(folder, labeller={"calculator": "labellers:slow_emt"})
+    (folder / "learn.yaml").write_text(yaml.safe_dump(config))
+    assert not learn(folder / "learn.yaml")
+    return every_label(folder / "run")
+
+
+@pytest.mark.parametrize("during", sorted(KILL_POINTS))
+def test_killed_and_resumed_ends_with_the_labels_of_an_uninterrupted_run(tmp_path, uninterrupted, during):
+    config = loop_config(tmp_path, labeller={"calculator": "labellers:slow_emt"})
+    (tmp_path / "learn.yaml").write_text(yaml.safe_dump(config))
+    assert learn(tmp_path / "learn.yaml", kill_when=KILL_POINTS[during]), f"never saw {during}"
+    assert not learn(tmp_path / "learn.yaml", resume=True)
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["stage"] == "done"
+    labelled = every_label(tmp_path / "run")
+    assert len(labelled) == len(uninterrupted) and np.allclose(labelled, uninterrupted, atol=1e-12, rtol=0)
+    assert len({str(p) for p in labelled}) == len(labelled)  # no structure labelled twice
+
+
+def test_the_worked_example_of_the_docs_runs_as_written(tmp_path, monkeypatch):
+    """docs/active-learning.md: its Python block, its learn.yaml and `bpnn-ts learn learn.yaml`;
+    the loop stops by its own criterion with a test error far below the first round's."""
+    import re
+
+    from bpnn_ts.cli import main
+    page = (TESTS.parent / "docs" / "active-learning.md").read_text()
+    python = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    config = re.findall(r"```yaml\n(.*?)```", page, flags=re.S)
+    assert len(python) == 1 and len(config) == 1
+    monkeypatch.chdir(tmp_path)
+    exec(compile(python[0], "docs/active-learning.md", "exec"), {})  # noqa: S102 (our own docs)
+    (tmp_path / "learn.yaml").write_text(config[0])
+    assert main(["learn", "learn.yaml"]) == 0
+    state = json.loads((tmp_path / "cuni-learning" / "state.json").read_text())
+    assert "of the explored frames above" in state["stop"], state["stop"]  # its own criterion, not a budget
+    rows = (tmp_path / "cuni-learning" / "learning.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    errors = [float(row.split(",")[header.index("test_force_rmse_mev_a")]) for row in rows[1:]]
+    assert errors[-1] < 0.2 * errors[0], errors
