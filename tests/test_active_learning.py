@@ -124,6 +124,9 @@ def test_selection_takes_uncertain_frames_without_duplicates():
     chosen = select(Descriptors(), frames, settings, seed=0)
     assert 0 not in chosen and 4 not in chosen  # below lower, above upper
     assert chosen == [1, 2, 3]  # the largest spread (3) first; 2 and 5 share a fingerprint: one of them
+    for frame, spread in zip(frames, [0.01, 2.0, 9.0, 3.0, 5.0, 0.02]):  # nothing in the window, some above it
+        frame.info[SPREAD] = spread
+    assert select(Descriptors(), frames, settings, seed=0) == [1, 3, 4]  # the least uncertain above it
     randomly = select(Descriptors(), frames, Select(strategy="random", per_round=4), seed=1)
     assert len(randomly) == 4 and len(set(randomly)) == 4
 
@@ -245,3 +248,13 @@ def test_the_worked_example_of_the_docs_runs_as_written(tmp_path, monkeypatch):
     header = rows[0].split(",")
     errors = [float(row.split(",")[header.index("test_force_rmse_mev_a")]) for row in rows[1:]]
     assert errors[-1] < 0.2 * errors[0], errors
+
+
+def test_warm_starts_begin_each_member_from_the_last_rounds(tmp_path):
+    config = loop_config(tmp_path)
+    config["train"] = dict(config["train"], warm_start=True)
+    ActiveLearning(parse_learn_config(config, tmp_path), log=lambda line: None).run()
+    log = (tmp_path / "run" / "round-1" / "log.txt").read_text()
+    assert "(each member from round 0's)" in log
+    assert log.count("initial weights: the networks of") == 2 and "round-0/member_1/best.ckpt" in log
+    assert "initial weights" not in (tmp_path / "run" / "round-0" / "log.txt").read_text()

@@ -62,7 +62,8 @@ def test_the_file_names_the_op_library_and_loads_it_in_a_process_without_bpnn_ts
     path = files["single"]["metatomic"]
     with zipfile.ZipFile(path) as archive:
         extensions = json.loads(archive.read(next(n for n in archive.namelist() if n.endswith("extra/extensions"))))
-    assert [Path(e["path"]).is_file() for e in extensions] == [True]
+    # metatomic records every op library loaded in the exporting process (here maybe the tests' own too)
+    assert any("bpnn" in e["name"] for e in extensions) and all(Path(e["path"]).is_file() for e in extensions)
     child = ("import sys, warnings, torch; warnings.simplefilter('ignore'); from ase.io import read; "
              "from metatomic_ase import MetatomicCalculator; atoms = read(sys.argv[2]); "
              "atoms.calc = MetatomicCalculator(sys.argv[1], device='cpu'); "

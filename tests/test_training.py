@@ -499,3 +499,44 @@ def test_scaling_statistics_merged_over_structures_equal_those_of_all_atoms_at_o
         data = torch.cat(rows)
         direct = torch.stack([data.min(0).values, data.max(0).values, data.mean(0), data.std(0, unbiased=False)], 1)
         assert torch.allclose(merged[int(z)], direct, rtol=1e-12, atol=1e-14)
+
+
+def test_a_warm_start_begins_from_the_source_models_energies_and_forces(cu_data, tmp_path):
+    """`training.initial_weights`: the new run fits its own scaling, reference energies and
+    Kalman energy unit to other data, and its model still starts from the source's numbers."""
+    from bpnn_ts.training.trainer import model_from_checkpoint
+    path, structures = cu_data
+
+    def config_of(folder, data, **training):  # the functions pinned (auto ones follow the data's closest pair)
+        raw = cu_raw_config(folder, data, optimizer="kalman", **training)
+        raw["model"]["symmetry_functions"]["auto"]["r_lower"] = 1.2
+        return raw
+    Trainer(parse_train_config(config_of(tmp_path / "first", path)), log=quiet).run()
+    source_file = tmp_path / "first" / "run" / "best.ckpt"
+    source = model_from_checkpoint(source_file)
+    hotter = md_snapshots(bulk("Cu", "fcc", a=3.58, cubic=True).repeat(2), 1500, 6, 5, seed=7)  # other ranges
+    other = tmp_path / "other.xyz"
+    ase.io.write(other, hotter)
+    started = Trainer(parse_train_config(config_of(tmp_path / "second", other, initial_weights=str(source_file))),
+                      log=quiet).model.eval()
+    assert started.spec().energy_scale != source.spec().energy_scale  # re-expressed, not copied
+    assert not torch.equal(started.scaling_factors()[29], source.scaling_factors()[29])
+    for atoms in structures[:2] + hotter[:2]:
+        a, b = evaluate_model(started, atoms), evaluate_model(source, atoms)
+        assert abs(a[keys.ENERGY] - b[keys.ENERGY]) < 1e-9 * len(atoms)
+        torch.testing.assert_close(a[keys.FORCES], b[keys.FORCES], rtol=0, atol=1e-9)
+    cold = Trainer(parse_train_config(config_of(tmp_path / "cold", other)), log=quiet).model.eval()
+    assert abs(evaluate_model(cold, hotter[0])[keys.ENERGY] - evaluate_model(source, hotter[0])[keys.ENERGY]) > 1e-3
+    different = config_of(tmp_path / "third", other, initial_weights=str(source_file))
+    different["model"]["hidden_layers"] = [6, 6]
+    with pytest.raises(ValueError, match="differs from this one in its hidden layers"):
+        Trainer(parse_train_config(different), log=quiet)
+    with pytest.raises(ConfigError, match="`training.initial_weights`: .*missing.ckpt does not exist"):
+        cu_config(tmp_path / "fourth", other, initial_weights=str(tmp_path / "missing.ckpt"))
+
+
+def evaluate_model(model, atoms):
+    """Energy (float, eV) and forces (N, 3) of an eager model on `atoms`."""
+    out = model(torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array),
+                torch.tensor(atoms.pbc))
+    return {keys.ENERGY: float(out[keys.ENERGY]), keys.FORCES: out[keys.FORCES].detach()}

@@ -196,11 +196,34 @@ class ActiveLearning:
         training.setdefault("progress", False)
         training.setdefault("plots", False)
         training.setdefault("seed", self.config.seed)
-        raw = dict(self.config.train, training=training, output=str(folder),
+        model = self._pinned_model() if self.config.warm_start else self.config.train["model"]
+        raw = dict(self.config.train, model=model, training=training, output=str(folder),
                    data={"train": str(folder / "train.extxyz"), "split": {"validation": 0.1, "test": 0.0}})
         config = parse_train_config(raw, self.config.base)
-        log(f"training a committee of {self.config.committee} on {len(every_label)} structures")
-        return train_committee(config, self.config.committee, resume=True, log=log)
+        k = int(folder.name.split("-")[1])
+        previous = [self._round(k - 1) / f"member_{m}" / "best.ckpt" for m in range(self.config.committee)]
+        warm = self.config.warm_start and k > 0 and all(path.is_file() for path in previous)
+        log(f"training a committee of {self.config.committee} on {len(every_label)} structures"
+            + (f" (each member from round {k - 1}'s)" if warm else ""))
+        return train_committee(config, self.config.committee, resume=True, log=log,
+                               initial_weights=[str(path) for path in previous] if warm else ())
+
+    def _pinned_model(self) -> Dict[str, Any]:
+        """The `train.model` mapping with automatic symmetry functions pinned to the start labels'
+        closest pairs (`r_lower`), so that every round has the same functions (warm starts; from
+        scratch, each round's functions start at its own data's closest pair)."""
+        from ..config import parse_model_config
+        from ..function_pool import closest_pair_start
+        from ..function_selection import without_selection
+        model = dict(self.config.train["model"])
+        functions = model.get("symmetry_functions", "auto")
+        options = dict(functions["auto"] or {}) if isinstance(functions, dict) and "auto" in functions else None
+        if functions == "auto" or (options is not None and "r_lower" not in options):
+            start = read_frames(self._round(0) / "labelled.extxyz")
+            cutoff = parse_model_config(without_selection(model), self.config.base).cutoff
+            options = dict(options or {}, r_lower=closest_pair_start(start, cutoff))
+            model["symmetry_functions"] = {"auto": options}
+        return model
 
     def _figures(self, k: int, committee: Path, every_label: List[Atoms], labelled: List[Atoms], failures: int,
                  frames: List[Atoms], selected: List[Atoms], seconds: Dict[str, float]) -> Dict[str, Any]:
@@ -227,7 +250,7 @@ class ActiveLearning:
             reason = f"{100 * above:.2f} % of the explored frames above {self.config.select.lower:g} eV/Å " \
                      f"(stop.fraction {100 * stop.fraction:g} %)"
         elif not selected:
-            reason = "nothing selected (no frame between select.lower and select.upper)"
+            reason = "nothing selected (no frame explored)"
         elif len(every_label) + len(selected) > stop.max_labels:
             reason = f"the next round would exceed stop.max_labels ({stop.max_labels})"
         elif k + 1 >= stop.max_rounds:

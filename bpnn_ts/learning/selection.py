@@ -4,8 +4,10 @@
 most `per_round` of them are taken by farthest-point sampling in descriptor space (a frame's
 fingerprint: per element, the mean of its atoms' scaled symmetry functions), starting from the
 candidate with the largest spread, so near-duplicates of one trajectory are not labelled twice.
-`random`: `per_round` frames drawn uniformly from all explored frames (the baseline with the
-same label budget)."""
+Where no frame lies in the window but some lie above it (a committee that fails in the MD it
+drives), the `per_round` frames with the lowest spreads above it are taken: the loop learns from
+where its MD went wrong instead of stopping. `random`: `per_round` frames drawn uniformly from
+all explored frames (the baseline with the same label budget)."""
 
 from typing import Any, List, Sequence
 
@@ -58,8 +60,9 @@ def select(model: Any, frames: Sequence[Atoms], settings: Select, seed: int) -> 
         count = min(settings.per_round, len(frames))
         return sorted(int(k) for k in rng.choice(len(frames), size=count, replace=False))
     pool = candidates(frames, settings)
-    if not pool:
-        return []
+    if not pool:  # nothing in the window: the least uncertain of the frames above it, if any
+        above = sorted((frames[k].info[SPREAD], k) for k in range(len(frames)) if frames[k].info[SPREAD] >= settings.upper)
+        return sorted(k for _, k in above[:settings.per_round])
     spreads = np.array([frames[k].info[SPREAD] for k in pool])
     chosen = farthest_points(fingerprints(model, [frames[k] for k in pool]), settings.per_round, int(np.argmax(spreads)))
     return sorted(pool[k] for k in chosen)

@@ -26,6 +26,9 @@
       min_learning_rate: 1.0e-6
       early_stopping: 30          # epochs without validation improvement (0: off)
       average_from: 0.5           # keep the mean of the weights after each epoch past this fraction of the run (1: off)
+      initial_weights: null       # a checkpoint (.ckpt) or model file with the same functions and layers: start
+                                  # from its networks (re-expressed for this run's scaling and energies) instead
+                                  # of random ones (fine-tuning; bpnn-ts learn's later rounds)
       clip_grad_norm: 10.0        # 0: off
       seed: 0
       device: cpu                 # cpu | cuda
@@ -102,6 +105,7 @@ class TrainingOptions:
     model_file: bool = True
     kalman: KalmanSettings = KalmanSettings()
     kalman_plan: KalmanPlan = KalmanPlan()
+    initial_weights: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,8 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
         plots=t.get("plots", defaults.plots),
         model_file=t.get("model_file", defaults.model_file),
         kalman=_kalman_settings(t.get("kalman", {}) or {}),
-        kalman_plan=_kalman_plan(t.get("kalman", {}) or {}, weights))
+        kalman_plan=_kalman_plan(t.get("kalman", {}) or {}, weights),
+        initial_weights=_initial_weights(t.get("initial_weights"), base))
     _require(not (data_config.stream and options.cache_descriptors),
              "`data.stream: true` reads structures on demand, so descriptors cannot be cached for every structure: "
              "set `training.cache_descriptors: false`")
@@ -240,6 +245,16 @@ def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Tr
     _require(isinstance(output, (str, Path)), f"`output` must be a folder name, got {output!r}")
     output = str(base / output) if not Path(output).is_absolute() else str(output)
     return TrainConfig(model, data_config, weights, options, output, raw=data, base=str(base))
+
+
+def _initial_weights(value: Any, base: Path) -> Optional[str]:
+    """`training.initial_weights`: an existing file (relative to the config's folder), or None."""
+    if value is None:
+        return None
+    _require(isinstance(value, (str, Path)), f"`training.initial_weights` must be a file name, got {value!r}")
+    path = Path(value) if Path(value).is_absolute() else base / value
+    _require(path.is_file(), f"`training.initial_weights`: {path} does not exist")
+    return str(path)
 
 
 _PLAN_KEYS = ("energy_fraction", "force_fraction", "force_components", "force_threshold", "structures_per_update")

@@ -40,6 +40,7 @@ from .loss import Loss
 from .metrics import accumulate, summarize
 from .output import check_output, clear_outputs, write_metrics_csv
 from .setup import fit_atomic_energies, split_structures, with_energy_scale
+from .warm_start import warm_start
 
 
 def _subset(structures: Sequence[Atoms], indices: List[int]) -> Sequence[Atoms]:
@@ -171,6 +172,10 @@ class Trainer:
                      f"{time.perf_counter() - started:.1f} s")
         for line in scaling_report(model):
             self.log(line)
+        if self.options.initial_weights:
+            warm_start(model, source_model(self.options.initial_weights))
+            self.log(f"initial weights: the networks of {self.options.initial_weights}, re-expressed for this run's "
+                     "input scaling and energies (a warm start)")
         return model.to(self.device).train()
 
     def _read(self, files: Sequence[str]) -> Sequence[Atoms]:
@@ -428,6 +433,19 @@ class Trainer:
 def checkpoint_weights(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """A checkpoint's state dict with current names (checkpoints of bpnn_ts 0.1: format 1)."""
     return state_dict_from_format1(state) if is_format1_state(state) else state
+
+
+def source_model(path: Union[str, Path]) -> BPNNModel:
+    """A warm start's source (`training.initial_weights`): the best model of a checkpoint (.ckpt)
+    or a model file's, as an eager model."""
+    from ..export import is_model_file, load
+    from ..formats.eager import eager_copy
+    from .checkpoint import is_checkpoint
+    if is_checkpoint(path):
+        return model_from_checkpoint(path)
+    if is_model_file(path):
+        return eager_copy(load(path))
+    raise ValueError(f"`training.initial_weights`: {path} is neither a training checkpoint (.ckpt) nor a model file")
 
 
 def model_from_checkpoint(path) -> BPNNModel:
