@@ -258,3 +258,38 @@ def test_warm_starts_begin_each_member_from_the_last_rounds(tmp_path):
     assert "(each member from round 0's)" in log
     assert log.count("initial weights: the networks of") == 2 and "round-0/member_1/best.ckpt" in log
     assert "initial weights" not in (tmp_path / "run" / "round-0" / "log.txt").read_text()
+
+
+def test_exploration_runs_every_protocol_npt_and_strained(tmp_path):
+    """Temperatures x pressures x strains, each its own seeded trajectory: NPT moves the cell,
+    strains scale the start, and the frames say their conditions."""
+    import warnings
+
+    from bpnn_ts import build_committee, export, fit_scaling, parse_model_config
+    from bpnn_ts.learning.config import Explore
+    from bpnn_ts.learning.exploration import explore
+    cell = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+    members = []
+    for seed in (0, 1):
+        model = parse_model_config({"elements": ["Cu"], "cutoff": 4.0, "seed": seed, "hidden_layers": [4],
+                                    "symmetry_functions": {"auto": {"n_radial": 3, "angular_eta": [0.02]}}}).build()
+        rattled = [cell.copy() for _ in range(3)]
+        for k, atoms in enumerate(rattled):
+            atoms.rattle(0.1, seed=k)
+        fit_scaling(model, rattled)
+        members.append(model.eval())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights: this is about the MD, not the numbers
+        committee = export(build_committee(members).eval(), tmp_path / "committee.pt")
+    settings = Explore(temperatures=(300.0,), ensemble="npt", pressures=(0.0, 10.0), strains=(0.0, 0.03), steps=10,
+                       every=5, timestep=1.0)
+    frames = explore(str(committee), [cell], settings, upper=1e6, seed=0, log=lambda line: None)
+    conditions = sorted({(f.info["pressure"], f.info["strain"]) for f in frames})
+    assert conditions == [(0.0, 0.0), (0.0, 0.03), (10.0, 0.0), (10.0, 0.03)]
+    volume = cell.get_volume()
+    for frame in frames:
+        assert frame.info["temperature"] == 300.0 and frame.info[SPREAD] >= 0.0
+        assert frame.get_volume() != pytest.approx(volume * (1 + frame.info["strain"]) ** 3, rel=1e-12)  # the barostat
+        assert frame.get_volume() == pytest.approx(volume * (1 + frame.info["strain"]) ** 3, rel=0.1)
+    again = explore(str(committee), [cell], settings, upper=1e6, seed=0, log=lambda line: None)
+    assert [f.positions.tolist() for f in again] == [f.positions.tolist() for f in frames]  # seeded

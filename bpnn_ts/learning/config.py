@@ -17,7 +17,10 @@ that name the key.
       model: {...}
       training: {epochs: 30}
     explore:
-      temperatures: [300, 400]              # K, Langevin MD with the round's committee (ASE)
+      ensemble: nvt                         # nvt (Langevin) | npt (Berendsen; periodic structures)
+      temperatures: [300, 400]              # K, MD with the round's committee (ASE)
+      pressures: [0.0]                      # GPa (npt); compressibility: 0.5 (1/GPa), barostat time 1000 fs
+      strains: [0.0]                        # relative isotropic strains of the starting cells (periodic ones)
       steps: 200
       timestep: 0.5                         # fs
       friction: 0.02                        # 1/fs
@@ -38,7 +41,7 @@ that name the key.
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ..config import read_yaml
 from ..errors import ConfigError
@@ -46,6 +49,7 @@ from ..training.config import parse_train_config
 
 _TOP_KEYS = {"output", "seed", "labeller", "start", "train", "explore", "select", "stop", "test"}
 STRATEGIES = ("spread", "random")
+ENSEMBLES = ("nvt", "npt")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class Start:
 @dataclass(frozen=True)
 class Explore:
     temperatures: Tuple[float, ...] = (300.0,)
+    ensemble: str = "nvt"
+    pressures: Tuple[float, ...] = (0.0,)  # GPa (npt)
+    strains: Tuple[float, ...] = (0.0,)  # relative, isotropic
+    compressibility: float = 0.5  # 1/GPa (npt: the Berendsen barostat's)
     steps: int = 200
     timestep: float = 0.5  # fs
     friction: float = 0.02  # 1/fs
@@ -131,6 +139,18 @@ def _number(section: Dict[str, Any], key: str, default: float, where: str, minim
     return int(value) if integer else float(value)
 
 
+def _numbers(section: Dict[str, Any], key: str, default: List[float], what: str,
+             valid: Callable[[float], bool]) -> Tuple[float, ...]:
+    """`explore.<key>`: a number or a non-empty list of them, each `valid`."""
+    values = section.get(key, default)
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = [values]
+    _require(isinstance(values, list) and len(values) > 0
+             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and valid(v) for v in values),
+             f"`explore.{key}` must be a list of {what}, got {values!r}")
+    return tuple(float(v) for v in values)
+
+
 def _path(value: Any, where: str, base: Path) -> str:
     _require(isinstance(value, (str, Path)), f"`{where}` must be a file name, got {value!r}")
     path = Path(value) if Path(value).is_absolute() else base / value
@@ -183,15 +203,15 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     except ConfigError as error:
         raise ConfigError(f"`train`: {error}") from None
 
-    explore = _section(data, "explore", ["temperatures", "steps", "timestep", "friction", "every", "trajectories",
-                                         "workers"])
-    temperatures = explore.get("temperatures", [300.0])
-    if isinstance(temperatures, (int, float)) and not isinstance(temperatures, bool):
-        temperatures = [temperatures]
-    _require(isinstance(temperatures, list) and len(temperatures) > 0
-             and all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temperatures),
-             f"`explore.temperatures` must be a list of temperatures in K (> 0), got {temperatures!r}")
-    explore_config = Explore(tuple(float(t) for t in temperatures),
+    explore = _section(data, "explore", ["ensemble", "temperatures", "pressures", "strains", "compressibility", "steps",
+                                         "timestep", "friction", "every", "trajectories", "workers"])
+    _require(explore.get("ensemble", "nvt") in ENSEMBLES,
+             f"`explore.ensemble` must be one of {list(ENSEMBLES)}, got {explore.get('ensemble')!r}")
+    temperatures = _numbers(explore, "temperatures", [300.0], "temperatures in K", lambda t: t > 0)
+    explore_config = Explore(temperatures, explore.get("ensemble", "nvt"),
+                             _numbers(explore, "pressures", [0.0], "pressures in GPa", lambda p: True),
+                             _numbers(explore, "strains", [0.0], "relative strains (> -1)", lambda e: e > -1),
+                             _number(explore, "compressibility", 0.5, "explore", positive=True),
                              _number(explore, "steps", 200, "explore", 1, integer=True),
                              _number(explore, "timestep", 0.5, "explore", positive=True),
                              _number(explore, "friction", 0.02, "explore", positive=True),

@@ -138,7 +138,7 @@ class ActiveLearning:
 
         self._state(k, "train")
         started = time.perf_counter()
-        committee = self._train(folder, every_label, log)
+        committee = self._train(k, every_label, log)
         self._timed(folder, seconds, "train", started)
 
         self._state(k, "explore")
@@ -186,8 +186,10 @@ class ActiveLearning:
             write_structures(path, structures)
         return read_frames(path)
 
-    def _train(self, folder: Path, every_label: List[Atoms], log: Callable[[str], None]) -> Path:
+    def _train(self, k: int, every_label: List[Atoms], log: Callable[[str], None]) -> Path:
+        """Round k's committee (trained here unless its file exists; resumes an interrupted one)."""
         from ..training import train_committee
+        folder = self._round(k)
         committee = folder / "committee.pt"
         if committee.is_file():
             return committee
@@ -200,7 +202,6 @@ class ActiveLearning:
         raw = dict(self.config.train, model=model, training=training, output=str(folder),
                    data={"train": str(folder / "train.extxyz"), "split": {"validation": 0.1, "test": 0.0}})
         config = parse_train_config(raw, self.config.base)
-        k = int(folder.name.split("-")[1])
         previous = [self._round(k - 1) / f"member_{m}" / "best.ckpt" for m in range(self.config.committee)]
         warm = self.config.warm_start and k > 0 and all(path.is_file() for path in previous)
         log(f"training a committee of {self.config.committee} on {len(every_label)} structures"
