@@ -141,7 +141,8 @@ def _cmd_train(args) -> int:
     try:
         if args.committee:
             from .training import train_committee
-            train_committee(config, args.committee, resume=args.resume, overwrite=args.overwrite)
+            train_committee(config, args.committee, resume=args.resume, overwrite=args.overwrite,
+                            workers=args.workers)
             return 0
         results = Trainer(config, resume=args.resume, overwrite=args.overwrite).run()
     except KeyboardInterrupt:
@@ -257,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace the run already in the output folder (without it, such a folder is refused)")
     p.add_argument("--committee", type=int, default=0, metavar="K",
                    help="train K members (model seeds seed..seed+K-1) into output/member_k, then output/committee.pt")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="with --committee: train N members at a time, each in its own process with one thread "
+                        "(logs in output/member_k/train.log)")
     _add_threads_option(p)
     p.set_defaults(run=_cmd_train)
     p = sub.add_parser("learn", help="active learning: explore with MD, label what the committee does not know "

@@ -307,6 +307,21 @@ def test_train_committee_writes_one_file_of_all_members(cu_data, tmp_path):
     assert (tmp_path / "run" / "member_0" / "best.ckpt").stat().st_mtime_ns == stamp
 
 
+def test_committee_members_trained_in_worker_processes_are_those_trained_in_turn(cu_data, tmp_path):
+    from bpnn_ts.training import train_committee
+    from bpnn_ts.training.trainer import model_from_checkpoint
+    runs = {}
+    for workers in (1, 2):
+        config = cu_config(tmp_path / f"workers_{workers}", cu_data[0], epochs=2)
+        train_committee(config, 2, log=quiet, workers=workers)
+        runs[workers] = [model_from_checkpoint(tmp_path / f"workers_{workers}" / "run" / f"member_{k}" / "best.ckpt")
+                         for k in range(2)]
+    for sequential, parallel in zip(runs[1], runs[2]):
+        for name, value in sequential.state_dict().items():
+            torch.testing.assert_close(parallel.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    assert "epoch" in (tmp_path / "workers_2" / "run" / "member_1" / "train.log").read_text()
+
+
 def test_checkpoints_of_0_1_load_resume_and_export(tmp_path):
     """A training checkpoint written by bpnn_ts 0.1 (tests/fixtures/format1/checkpoint.ckpt: Cu,
     2 epochs) gives the model 0.1 gave, resumes, and exports in the current format."""

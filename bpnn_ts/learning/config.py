@@ -12,6 +12,7 @@ that name the key.
       # generate: {from: cell.xyz, count: 5, rattle: 0.05, strain: 0.02}   # or generated ones
     train:                                  # a training config without `data` and `output`
       committee: 4                          # members (>= 2: their spread selects)
+      workers: 1                            # members trained at a time (processes of one thread each)
       warm_start: false                     # true: rounds after the first start each member from the last
                                             # round's (training.initial_weights; worse in our Cu-Ni test)
       model: {...}
@@ -106,6 +107,7 @@ class LearnConfig:
     train: Dict[str, Any]  # a training config mapping without `data` and `output`
     committee: int
     warm_start: bool = False
+    train_workers: int = 1
     explore: Explore = Explore()
     select: Select = Select()
     stop: Stop = Stop()
@@ -192,8 +194,10 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     else:
         start_config = Start(_path(start["structures"], "start.structures", base))
 
-    train = dict(_section(data, "train", ["committee", "warm_start", "model", "loss", "training"]))
+    train = dict(_section(data, "train", ["committee", "warm_start", "workers", "model", "loss", "training"]))
     committee = _number(train, "committee", 4, "train", 2, integer=True)
+    train_workers = _number(train, "workers", 1, "train", 1, integer=True)
+    train.pop("workers", None)
     warm_start = train.pop("warm_start", False)
     _require(isinstance(warm_start, bool), f"`train.warm_start` must be true or false, got {warm_start!r}")
     train.pop("committee", None)
@@ -238,8 +242,8 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     output = str(Path(output) if Path(output).is_absolute() else base / output)
     test = _path(data["test"], "test", base) if data.get("test") is not None else None
     seed = _number(data, "seed", 0, "config", integer=True)
-    return LearnConfig(output, labeller_config, start_config, train, committee, warm_start, explore_config,
-                       select_config, stop_config, test, seed, str(base), raw=data)
+    return LearnConfig(output, labeller_config, start_config, train, committee, warm_start, train_workers,
+                       explore_config, select_config, stop_config, test, seed, str(base), raw=data)
 
 
 def load_learn_config(path: Union[str, Path]) -> LearnConfig:

@@ -207,7 +207,8 @@ class ActiveLearning:
         log(f"training a committee of {self.config.committee} on {len(every_label)} structures"
             + (f" (each member from round {k - 1}'s)" if warm else ""))
         return train_committee(config, self.config.committee, resume=True, log=log,
-                               initial_weights=[str(path) for path in previous] if warm else ())
+                               initial_weights=[str(path) for path in previous] if warm else (),
+                               workers=self.config.train_workers)
 
     def _pinned_model(self) -> Dict[str, Any]:
         """The `train.model` mapping with automatic symmetry functions pinned to the start labels'

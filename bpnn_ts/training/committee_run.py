@@ -1,8 +1,10 @@
 """Training a committee: K members from one training config, then one committee file."""
 
 import dataclasses
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..committee_merge import build_committee
 from ..export import export
@@ -25,6 +27,19 @@ def member_config(config: TrainConfig, k: int, initial_weights: Optional[str] = 
                                output=str(Path(config.output) / f"member_{k}"), raw=raw)
 
 
+def _train_member_in_process(member: TrainConfig, resume: bool, overwrite: bool) -> None:
+    """One member's training in a worker process: one torch thread, the log in <member>/train.log."""
+    import torch
+    torch.set_num_threads(1)
+    output = Path(member.output)
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / "train.log", "a") as handle:
+        def log(line: str) -> None:
+            handle.write(line + "\n")
+            handle.flush()
+        Trainer(member, resume=resume, log=log, overwrite=overwrite).run()
+
+
 def check_committee_output(config: TrainConfig, size: int, resume: bool, overwrite: bool) -> None:
     """Before any member trains: refuse a folder that holds a committee run (committee.pt, or a
     member folder with checkpoints or model.pt) unless `resume` or `overwrite`."""
@@ -34,9 +49,10 @@ def check_committee_output(config: TrainConfig, size: int, resume: bool, overwri
 
 
 def train_committee(config: TrainConfig, size: int, resume: bool = False, log: Callable[[str], None] = print,
-                    overwrite: bool = False, initial_weights: Sequence[str] = ()) -> Path:
-    """Train `size` members (member_config) one after the other, then write <output>/committee.pt
-    from their best checkpoints; returns its path. With `resume`, finished members are kept, an
+                    overwrite: bool = False, initial_weights: Sequence[str] = (), workers: int = 1) -> Path:
+    """Train `size` members (member_config), one after the other or `workers` at a time in
+    processes of their own (one torch thread each; their logs go to <member>/train.log), then
+    write <output>/committee.pt from their best checkpoints; returns its path. With `resume`, finished members are kept, an
     interrupted one continues from its checkpoint and one with no checkpoint starts afresh.
     A folder holding an earlier committee run is refused unless `resume` or `overwrite`
     (which replaces every member's files). `initial_weights`: one checkpoint or model file per
@@ -48,19 +64,28 @@ def train_committee(config: TrainConfig, size: int, resume: bool = False, log: C
     check_committee_output(config, size, resume, overwrite)
     if overwrite:
         (Path(config.output) / "committee.pt").unlink(missing_ok=True)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     best: List[Path] = []
+    todo: List[Tuple[TrainConfig, bool, bool]] = []  # (member, resume from its checkpoint, overwrite its folder)
     for k in range(size):
         member = member_config(config, k, initial_weights[k] if initial_weights else None)
         output = Path(member.output)
+        best.append(output / "best.ckpt")
         finished = resume and (output / "best.ckpt").is_file() and load_checkpoint(output / "best.ckpt").get("finished")
         if finished:
             log(f"member {k}: finished earlier ({output / 'best.ckpt'})")
-        else:
-            log(f"member {k} of {size}: model seed {member.model.seed}, output {output}")
-            resumable = resume and (output / "checkpoint.ckpt").is_file()
-            # under `resume`, a member with nothing to resume from replaces whatever is left in its folder
-            Trainer(member, resume=resumable, log=log, overwrite=overwrite or (resume and not resumable)).run()
-        best.append(output / "best.ckpt")
+            continue
+        log(f"member {k} of {size}: model seed {member.model.seed}, output {output}")
+        resumable = resume and (output / "checkpoint.ckpt").is_file()
+        # under `resume`, a member with nothing to resume from replaces whatever is left in its folder
+        todo.append((member, resumable, overwrite or (resume and not resumable)))
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+            list(pool.map(_train_member_in_process, *zip(*todo)))
+    else:
+        for member, resumable, replace in todo:
+            Trainer(member, resume=resumable, log=log, overwrite=replace).run()
     committee = build_committee([model_from_checkpoint(path) for path in best])
     path = export(committee, Path(config.output) / "committee.pt", description=f"committee of {size} members",
                   provenance={"members": [str(path.resolve()) for path in best]})
