@@ -60,7 +60,7 @@ def labeller_md(model: Path, start, temperatures: List[float], frames: int, ever
 def train_settings(args: argparse.Namespace) -> Dict:
     functions = {"from": str(SHARED / "H2O_RPBE-D3-train" / "input.nn"), "length_unit": "bohr",
                  "energy_unit": "hartree"}
-    return {"committee": args.committee,
+    return {"committee": args.committee, "workers": args.workers,
             "model": {"symmetry_functions": functions, "hidden_layers": [25, 25], "activation": "tanh"},
             "training": {"epochs": args.epochs}}
 
@@ -97,7 +97,8 @@ def reference(folder: Path, args: argparse.Namespace, cell, seed: int) -> Dict:
     raw = {"model": settings["model"], "training": dict(settings["training"], progress=False, plots=False, seed=seed),
            "data": {"train": str(folder.parent / f"reference-{seed}.xyz"), "split": {"validation": 0.1, "test": 0.0}},
            "output": str(folder)}
-    committee = train_committee(parse_train_config(raw, folder.parent), args.committee, log=lambda line: None)
+    committee = train_committee(parse_train_config(raw, folder.parent), args.committee, log=lambda line: None,
+                                workers=args.workers)
     metrics = evaluate_structures(load(committee), ase.io.read(folder.parent / "test.xyz", ":"))
     return {"labels": len(structures), "rounds": "", "wall": time.perf_counter() - started,
             "test_energy_rmse_mev_atom": metrics["energy_rmse_mev_atom"],
