@@ -131,6 +131,7 @@ def test_selection_takes_uncertain_frames_without_duplicates():
     assert len(randomly) == 4 and len(set(randomly)) == 4
 
 
+@pytest.mark.loop
 def test_a_loop_runs_to_its_stop_criterion_and_writes_its_files(tmp_path):
     config = loop_config(tmp_path, test=None)
     bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1)).write(tmp_path / "test_cell.xyz")
@@ -216,6 +217,7 @@ def uninterrupted(tmp_path_factory):
     return every_label(folder / "run")
 
 
+@pytest.mark.loop
 @pytest.mark.parametrize("during", sorted(KILL_POINTS))
 def test_killed_and_resumed_ends_with_the_labels_of_an_uninterrupted_run(tmp_path, uninterrupted, during):
     config = loop_config(tmp_path, labeller={"calculator": "labellers:slow_emt"})
@@ -228,6 +230,7 @@ def test_killed_and_resumed_ends_with_the_labels_of_an_uninterrupted_run(tmp_pat
     assert len({str(p) for p in labelled}) == len(labelled)  # no structure labelled twice
 
 
+@pytest.mark.loop
 def test_the_worked_example_of_the_docs_runs_as_written(tmp_path, monkeypatch):
     """docs/active-learning.md: its Python block, its learn.yaml and `bpnn-ts learn learn.yaml`;
     the loop stops by its own criterion with a test error far below the first round's."""
@@ -250,6 +253,7 @@ def test_the_worked_example_of_the_docs_runs_as_written(tmp_path, monkeypatch):
     assert errors[-1] < 0.2 * errors[0], errors
 
 
+@pytest.mark.loop
 def test_warm_starts_begin_each_member_from_the_last_rounds(tmp_path):
     config = loop_config(tmp_path)
     config["train"] = dict(config["train"], warm_start=True)
