@@ -1,4 +1,5 @@
-"""Training checkpoints: written atomically (temporary file, then rename), read with checks."""
+"""Training checkpoints: written atomically (temporary file, then rename), read with checks, and the
+model they keep (`model_from_checkpoint`)."""
 
 from pathlib import Path
 from typing import Any, Dict, Union
@@ -6,6 +7,9 @@ from typing import Any, Dict, Union
 import torch
 
 from ..atomic_write import write_atomically
+from ..formats.format1 import is_format1_state, state_dict_from_format1
+from ..model.engine import BPNNModel
+from ..model.spec import ModelSpec
 
 CHECKPOINT_FORMAT = "bpnn_ts-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -36,3 +40,18 @@ def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
 def is_checkpoint(path: Union[str, Path]) -> bool:
     """True for files named *.ckpt (what the trainer writes)."""
     return Path(path).suffix == ".ckpt"
+
+
+def checkpoint_weights(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A checkpoint's state dict with current names (checkpoints of bpnn_ts 0.1: format 1)."""
+    return state_dict_from_format1(state) if is_format1_state(state) else state
+
+
+def model_from_checkpoint(path) -> BPNNModel:
+    """The best model of a checkpoint (eval mode, float64 or the trained dtype)."""
+    state = load_checkpoint(path)
+    model = BPNNModel.from_spec(ModelSpec.from_json(state["model_spec"]))
+    weights = checkpoint_weights(state.get("best_state") or state["model_state"])
+    model = model.to(weights["potential.atomic_energy_shift"].dtype)
+    model.load_state_dict(weights)
+    return model.eval()

@@ -20,7 +20,6 @@ from ase import Atoms
 from ..config import DTYPES, parse_model_config
 from ..elements import symbol
 from ..export import export
-from ..formats.format1 import is_format1_state, state_dict_from_format1
 from ..function_pool import closest_pair_start
 from ..function_selection import resolve_symmetry_functions
 from ..input_scaling import fit_scaling, scaling_report
@@ -32,7 +31,7 @@ from ..potential_sources import imported_scaling_statistics
 from .adam_epoch import AdamEpochs
 from .averaging import WeightAverage
 from .batch import Batch, StreamedBatches, concatenate, make_batches, predict
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import LossWeights, TrainConfig
 from .distributed import ProcessGroup
 from .kalman_epoch import KalmanEpochs, data_spreads
@@ -40,7 +39,7 @@ from .loss import Loss
 from .metrics import accumulate, summarize
 from .output import check_output, clear_outputs, write_metrics_csv
 from .setup import fit_atomic_energies, split_structures, with_energy_scale
-from .warm_start import warm_start
+from .warm_start import source_model, warm_start
 
 
 def _subset(structures: Sequence[Atoms], indices: List[int]) -> Sequence[Atoms]:
@@ -428,31 +427,3 @@ class Trainer:
         unit = ("mean squared errors in units of the training data's spreads" if isinstance(self.stepper, KalmanEpochs)
                 else "weighted sum of squared errors: eV²/atom², (eV/Å)², (eV/Å³)²")
         learning_curve(self.history, self.output / "learning_curve.png", unit)
-
-
-def checkpoint_weights(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """A checkpoint's state dict with current names (checkpoints of bpnn_ts 0.1: format 1)."""
-    return state_dict_from_format1(state) if is_format1_state(state) else state
-
-
-def source_model(path: Union[str, Path]) -> BPNNModel:
-    """A warm start's source (`training.initial_weights`): the best model of a checkpoint (.ckpt)
-    or a model file's, as an eager model."""
-    from ..export import is_model_file, load
-    from ..formats.eager import eager_copy
-    from .checkpoint import is_checkpoint
-    if is_checkpoint(path):
-        return model_from_checkpoint(path)
-    if is_model_file(path):
-        return eager_copy(load(path))
-    raise ValueError(f"`training.initial_weights`: {path} is neither a training checkpoint (.ckpt) nor a model file")
-
-
-def model_from_checkpoint(path) -> BPNNModel:
-    """The best model of a checkpoint (eval mode, float64 or the trained dtype)."""
-    state = load_checkpoint(path)
-    model = BPNNModel.from_spec(ModelSpec.from_json(state["model_spec"]))
-    weights = checkpoint_weights(state.get("best_state") or state["model_state"])
-    model = model.to(weights["potential.atomic_energy_shift"].dtype)
-    model.load_state_dict(weights)
-    return model.eval()

@@ -11,10 +11,14 @@ E = y c + e_Z (unit c, shift e_Z), the output layer's W_L, b_L become W_L c / c'
 (factor 0) gets a zero column, its source contribution at the new mean G folded into b.
 """
 
+from pathlib import Path
+from typing import Union
+
 import torch
 
 from ..model.engine import BPNNModel
 from ..model.nn import ACTIVATIONS, activation_code
+from .checkpoint import is_checkpoint, model_from_checkpoint
 
 
 def comparable(spec_a, spec_b) -> str:
@@ -24,6 +28,18 @@ def comparable(spec_a, spec_b) -> str:
         if getattr(spec_a, name) != getattr(spec_b, name):
             return name.replace("_", " ")
     return ""
+
+
+def source_model(path: Union[str, Path]) -> BPNNModel:
+    """A warm start's source (`training.initial_weights`): the best model of a checkpoint (.ckpt)
+    or a model file's, as an eager model."""
+    from ..export import is_model_file, load
+    from ..formats.eager import eager_copy
+    if is_checkpoint(path):
+        return model_from_checkpoint(path)
+    if is_model_file(path):
+        return eager_copy(load(path))
+    raise ValueError(f"`training.initial_weights`: {path} is neither a training checkpoint (.ckpt) nor a model file")
 
 
 @torch.no_grad()
