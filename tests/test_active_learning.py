@@ -157,6 +157,9 @@ def test_a_loop_runs_to_its_stop_criterion_and_writes_its_files(tmp_path):
     assert any("round 0:" in line for line in lines)
     with pytest.raises(FileExistsError, match="--resume"):
         ActiveLearning(parse_learn_config(config, tmp_path))
+    with pytest.raises(ValueError, match=r"the config differs from the one .* in \['select'\]"):
+        ActiveLearning(parse_learn_config(dict(config, select={"lower": 0.03}), tmp_path), resume=True)
+    ActiveLearning(parse_learn_config(dict(config, stop={"max_rounds": 3}), tmp_path), resume=True)  # may change
     # a threshold nothing reaches: the loop stops after its first round, saying why
     quiet = parse_learn_config(dict(config, output=str(tmp_path / "quiet"), select={"lower": 50.0, "upper": 60.0}),
                                tmp_path)

@@ -98,11 +98,23 @@ class ActiveLearning:
                                   "--resume, or choose another `output`")
         if resume and not state.is_file():
             raise FileNotFoundError(f"--resume: {self.output} holds no active-learning run (no state.json)")
+        if resume:
+            self._check_same_config()
         self.output.mkdir(parents=True, exist_ok=True)
         if not state.is_file():
             write_text_atomically(self.output / "config.yaml", yaml.safe_dump(config.raw))
             self._state(0, "label")
         self.test: Optional[List[Atoms]] = read_structures(config.test) if config.test else None
+
+    def _check_same_config(self) -> None:
+        """Refuse to resume with another config than the run's (OUT/config.yaml): what earlier
+        rounds did would no longer follow from it. The `stop` section may differ."""
+        saved = yaml.safe_load((self.output / "config.yaml").read_text()) or {}
+        changed = sorted(key for key in set(saved) | set(self.config.raw)
+                         if key != "stop" and saved.get(key) != self.config.raw.get(key))
+        if changed:
+            raise ValueError(f"--resume: the config differs from the one {self.output} was run with (config.yaml) in "
+                             f"{changed}; resume with that config (only `stop` may change), or give a new `output`")
 
     # ---- the run ----
     def run(self) -> Dict[str, Any]:
