@@ -76,7 +76,7 @@ def test_tests_that_need_reference_data_say_where_it_comes_from():
 # Subpackages take their package's floor. docs/architecture.md draws the same map.
 FLOORS = {
     0: ("version", "keys", "units", "elements", "errors", "threads", "precision", "atomic_write", "extrapolation",
-        "graph_optimizer"),
+        "graph_optimizer", "config_checks"),
     1: ("native",),
     2: ("model",),
     3: ("formats", "io", "input_scaling", "committee_merge", "many_structures", "function_pool",

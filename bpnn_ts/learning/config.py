@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ..config import read_yaml
+from ..config_checks import number as _number
+from ..config_checks import require as _require
 from ..errors import ConfigError
 from ..training.config import parse_train_config
 
@@ -117,28 +119,12 @@ class LearnConfig:
     raw: Dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
 def _section(data: Dict[str, Any], name: str, allowed: List[str]) -> Dict[str, Any]:
     section = data.get(name) or {}
     _require(isinstance(section, dict), f"`{name}` must be a mapping, got {section!r}")
     unknown = sorted(set(section) - set(allowed))
     _require(not unknown, f"unknown keys in `{name}`: {unknown}; allowed: {sorted(allowed)}")
     return section
-
-
-def _number(section: Dict[str, Any], key: str, default: float, where: str, minimum: float = 0.0,
-            integer: bool = False, positive: bool = False) -> Any:
-    value = section.get(key, default)
-    kind = "an integer" if integer else "a number"
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    _require(ok and not isinstance(value, bool), f"`{where}.{key}` must be {kind}, got {value!r}")
-    _require(value > minimum if positive else value >= minimum,
-             f"`{where}.{key}` must be {'>' if positive else '>='} {minimum:g}, got {value!r}")
-    return int(value) if integer else float(value)
 
 
 def _numbers(section: Dict[str, Any], key: str, default: List[float], what: str,
@@ -215,10 +201,10 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     explore_config = Explore(temperatures, explore.get("ensemble", "nvt"),
                              _numbers(explore, "pressures", [0.0], "pressures in GPa", lambda p: True),
                              _numbers(explore, "strains", [0.0], "relative strains (> -1)", lambda e: e > -1),
-                             _number(explore, "compressibility", 0.5, "explore", positive=True),
+                             _number(explore, "compressibility", 0.5, "explore", strictly_positive=True),
                              _number(explore, "steps", 200, "explore", 1, integer=True),
-                             _number(explore, "timestep", 0.5, "explore", positive=True),
-                             _number(explore, "friction", 0.02, "explore", positive=True),
+                             _number(explore, "timestep", 0.5, "explore", strictly_positive=True),
+                             _number(explore, "friction", 0.02, "explore", strictly_positive=True),
                              _number(explore, "every", 10, "explore", 1, integer=True),
                              _number(explore, "trajectories", 1, "explore", 1, integer=True),
                              _number(explore, "workers", 1, "explore", 1, integer=True))
@@ -226,8 +212,8 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     select = _section(data, "select", ["strategy", "lower", "upper", "per_round"])
     _require(select.get("strategy", "spread") in STRATEGIES,
              f"`select.strategy` must be one of {list(STRATEGIES)}, got {select.get('strategy')!r}")
-    select_config = Select(select.get("strategy", "spread"), _number(select, "lower", 0.05, "select", positive=True),
-                           _number(select, "upper", 1.0, "select", positive=True),
+    select_config = Select(select.get("strategy", "spread"), _number(select, "lower", 0.05, "select", strictly_positive=True),
+                           _number(select, "upper", 1.0, "select", strictly_positive=True),
                            _number(select, "per_round", 10, "select", 1, integer=True))
     _require(select_config.upper > select_config.lower,
              f"`select.upper` ({select_config.upper:g}) must be above `select.lower` ({select_config.lower:g})")

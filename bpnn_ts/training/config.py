@@ -43,10 +43,11 @@
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Literal, Optional, Tuple, Union, overload
+from typing import Any, Dict, Optional, Tuple, Union
 
 from ..config import ModelConfig, parse_model_config, read_yaml
-from ..errors import ConfigError
+from ..config_checks import number as _number
+from ..config_checks import require as _require
 from ..function_selection import without_selection
 from ..io.datasets import FORMATS
 from ..units import ENERGY_UNITS, LENGTH_UNITS
@@ -119,11 +120,6 @@ class TrainConfig:
     base: str = "."  # the folder relative paths in `raw` start from (the config file's)
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
 def _files(value: Any, key: str, base: Path) -> Tuple[str, ...]:
     if value is None:
         return ()
@@ -131,27 +127,6 @@ def _files(value: Any, key: str, base: Path) -> Tuple[str, ...]:
     _require(isinstance(values, list) and all(isinstance(v, (str, Path)) for v in values),
              f"`data.{key}` must be a file name or a list of file names, got {value!r}")
     return tuple(str((base / v) if not Path(v).is_absolute() else Path(v)) for v in values)
-
-
-@overload
-def _number(section: Dict[str, Any], key: str, default: float, where: str, minimum: float = ..., *,
-            integer: Literal[True], strictly_positive: bool = ...) -> int: ...
-
-
-@overload
-def _number(section: Dict[str, Any], key: str, default: float, where: str, minimum: float = ...,
-            integer: Literal[False] = ..., strictly_positive: bool = ...) -> float: ...
-
-
-def _number(section: Dict[str, Any], key: str, default: float, where: str, minimum: float = 0.0,
-            integer: bool = False, strictly_positive: bool = False) -> Union[int, float]:
-    value = section.get(key, default)
-    kind = int if integer else (int, float)
-    _require(isinstance(value, kind) and not isinstance(value, bool),
-             f"`{where}.{key}` must be {'an integer' if integer else 'a number'}, got {value!r}")
-    _require(value > minimum if strictly_positive else value >= minimum,
-             f"`{where}.{key}` must be {'>' if strictly_positive else '>='} {minimum}, got {value!r}")
-    return int(value) if integer else float(value)
 
 
 def parse_train_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> TrainConfig:
