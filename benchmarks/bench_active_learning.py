@@ -9,7 +9,7 @@ from a labeller MD run at 300-400 K. The same functions (n2p2's), nets (2x25 tan
 settings are used throughout.
 
     python benchmarks/bench_active_learning.py [--seeds 0 1 2] [--strategies spread random]
-        [--reference 500] [--committee 3] [--epochs 20] [--lower 0.1] [--workers 2] [--keep DIR]
+        [--budget N] [--reference 500] [--committee 3] [--epochs 20] [--lower 0.1] [--workers 2] [--keep DIR]
 
 Prints a row per run: rounds, labels, wall time and the test errors (meV/atom, meV/Å); `random`
 runs get the label budget of the `spread` run of the same seed. Long: minutes per round.
@@ -108,7 +108,8 @@ def reference(folder: Path, args: argparse.Namespace, cell, seed: int) -> Dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--strategies", nargs="+", default=["spread", "random"], choices=["spread", "random"])
+    parser.add_argument("--strategies", nargs="*", default=["spread", "random"], choices=["spread", "random"],
+                        help="none: only the --reference committee")
     parser.add_argument("--reference", type=int, default=0, help="structures of the long-MD committee (0: none)")
     parser.add_argument("--committee", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
@@ -118,6 +119,8 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=16)
     parser.add_argument("--max-rounds", type=int, default=12)
     parser.add_argument("--max-labels", type=int, default=400)
+    parser.add_argument("--budget", type=int, default=0,
+                        help="label budget of `random` runs with no `spread` run before them (0: --max-labels)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", default=None, help="folder for the runs (default: a temporary one)")
     args = parser.parse_args()
@@ -146,7 +149,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     rows: List[Dict] = []
     for seed in args.seeds:
-        budget = args.max_labels
+        budget = args.budget or args.max_labels
         for strategy in args.strategies:
             figures = learn(work / f"{strategy}-{seed}", args, strategy, seed, budget)
             if strategy == "spread":

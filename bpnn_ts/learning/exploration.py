@@ -1,4 +1,5 @@
-"""Exploration: MD (ASE; Langevin NVT, or Berendsen NPT at the given pressures) with a round's
+"""Exploration: MD (ASE, or LAMMPS through our plugin: lammps_md.py; Langevin NVT, or Berendsen NPT
+at the given pressures) with a round's
 committee from labelled structures, each optionally strained, keeping a frame every
 `explore.every` steps with its committee force spread (the largest per-atom spread, eV/Å:
 sqrt(mean_k |F_ik - mean F_i|^2)). A trajectory stops early where the committee has left
@@ -6,9 +7,11 @@ all knowledge behind (spread above twice `select.upper`, or the model refuses th
 overlapping atoms, NaN); what it kept until then counts. Trajectories run in worker processes;
 each is seeded (round, protocol, trajectory), so a resumed round explores the same frames."""
 
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Any, Callable, List, NamedTuple, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from ase import Atoms, units
@@ -52,9 +55,10 @@ def dynamics_for(atoms: Atoms, protocol: Protocol, settings: Explore, rng: np.ra
 
 
 def run_trajectory(model: str, start: Atoms, protocol: Protocol, settings: Explore, upper: float,
-                   seed: int) -> List[Atoms]:
+                   seed: int, folder: str = "") -> List[Atoms]:
     """One trajectory under `protocol` with the committee file `model`; the frames kept (every
-    `settings.every` steps), each with info force_spread, temperature, pressure, strain and step."""
+    `settings.every` steps), each with info force_spread, temperature, pressure, strain and step.
+    `folder`: where a LAMMPS trajectory (`settings.engine` lammps) keeps its files."""
     from ase.md import velocitydistribution
 
     from ..calculator import BPNNCalculator
@@ -62,6 +66,23 @@ def run_trajectory(model: str, start: Atoms, protocol: Protocol, settings: Explo
     if protocol.strain != 0.0 and atoms.pbc.any():
         atoms.set_cell(atoms.cell.array * (1.0 + protocol.strain), scale_atoms=True)
     calculator = BPNNCalculator(model, uncertainty=True, extrapolation="ignore")
+    if settings.engine == "lammps":
+        from .lammps_md import lammps_trajectory, model_elements
+        frames = []
+        for frame in lammps_trajectory(model, model_elements(model), atoms, protocol.temperature, protocol.pressure,
+                                       settings, upper, seed, Path(folder)):
+            frame.calc = calculator
+            try:
+                frame.get_forces()
+            except ValueError:  # the model refuses the structure: the trajectory ends here
+                break
+            kept = kept_frame(frame, calculator, protocol, frame.info["step"])
+            if kept is None:
+                break
+            frames.append(kept)
+            if kept.info[SPREAD] > 2.0 * upper:
+                break
+        return frames
     atoms.calc = calculator
     rng = np.random.RandomState(seed)
     if hasattr(velocitydistribution, "thermalize_momenta"):  # ASE >= 3.29 (MaxwellBoltzmannDistribution is deprecated)
@@ -69,31 +90,41 @@ def run_trajectory(model: str, start: Atoms, protocol: Protocol, settings: Explo
     else:
         velocitydistribution.MaxwellBoltzmannDistribution(atoms, temperature_K=protocol.temperature, rng=rng)
     dynamics = dynamics_for(atoms, protocol, settings, rng)
-    frames: List[Atoms] = []
+    frames = []
     for step in range(settings.every, settings.steps + 1, settings.every):
         try:
             dynamics.run(settings.every)
             atoms.get_forces()
         except ValueError:  # the model refuses the structure (overlapping atoms, NaN): the trajectory ends
             break
-        spread = force_spread(calculator)
-        if not np.isfinite(atoms.positions).all() or not np.isfinite(spread):
+        kept = kept_frame(atoms, calculator, protocol, step)
+        if kept is None:
             break
-        frame = Atoms(atoms.numbers, positions=atoms.positions.copy(), cell=atoms.cell.copy(), pbc=atoms.pbc.copy())
-        frame.info.update({SPREAD: spread, "temperature": protocol.temperature, "pressure": protocol.pressure,
-                           "strain": protocol.strain, "step": step})
-        frame.calc = SinglePointCalculator(frame, energy=calculator.results["energy"],
-                                           forces=calculator.results["forces"].copy())
-        frames.append(frame)
-        if spread > 2.0 * upper:
+        frames.append(kept)
+        if kept.info[SPREAD] > 2.0 * upper:
             break
     return frames
 
 
+def kept_frame(atoms: Atoms, calculator: Any, protocol: Protocol, step: int) -> Optional[Atoms]:
+    """A copy of `atoms` with the committee's energy and forces of its last call and info
+    force_spread, temperature, pressure, strain and step; None where positions or spread are not finite."""
+    spread = force_spread(calculator)
+    if not np.isfinite(atoms.positions).all() or not np.isfinite(spread):
+        return None
+    frame = Atoms(atoms.numbers, positions=atoms.positions.copy(), cell=atoms.cell.copy(), pbc=atoms.pbc.copy())
+    frame.info.update({SPREAD: spread, "temperature": protocol.temperature, "pressure": protocol.pressure,
+                       "strain": protocol.strain, "step": step})
+    frame.calc = SinglePointCalculator(frame, energy=calculator.results["energy"],
+                                       forces=calculator.results["forces"].copy())
+    return frame
+
+
 def explore(model: str, starts: Sequence[Atoms], settings: Explore, upper: float, seed: int,
-            log: Callable[[str], None] = print) -> List[Atoms]:
+            log: Callable[[str], None] = print, folder: Optional[Path] = None) -> List[Atoms]:
     """Every trajectory of a round (`settings.trajectories` per protocol, each from one of
-    `starts` in turn), in `settings.workers` processes; their frames in a fixed order."""
+    `starts` in turn), in `settings.workers` processes; their frames in a fixed order. LAMMPS
+    trajectories keep their files in `folder`/trajectory-T-K (a temporary folder if None)."""
     jobs: List[Tuple[Atoms, Protocol, int]] = []
     for t, protocol in enumerate(protocols(settings)):
         for k in range(settings.trajectories):
@@ -105,12 +136,20 @@ def explore(model: str, starts: Sequence[Atoms], settings: Explore, upper: float
     if settings.strains != (0.0,):
         conditions += f", strains {list(settings.strains)}"
     log(f"exploring: {len(jobs)} trajectories of {settings.steps} steps, {settings.ensemble} at {conditions} "
-        f"({settings.workers} worker(s))")
-    arguments = ([model] * len(jobs), [j[0] for j in jobs], [j[1] for j in jobs], [settings] * len(jobs),
-                 [upper] * len(jobs), [j[2] for j in jobs])
-    if settings.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(settings.workers, mp_context=get_context("spawn")) as pool:
-            trajectories = list(pool.map(run_trajectory, *arguments))
-    else:
-        trajectories = [run_trajectory(*job) for job in zip(*arguments)]
+        f"({settings.engine}, {settings.workers} worker(s))")
+    with tempfile.TemporaryDirectory(prefix="bpnn_explore_") as scratch:
+        base = Path(folder) if folder is not None else Path(scratch)
+        folders = [str(base / f"trajectory-{t}-{k}") for t in range(len(protocols(settings)))
+                   for k in range(settings.trajectories)]
+        arguments = ([model] * len(jobs), [j[0] for j in jobs], [j[1] for j in jobs], [settings] * len(jobs),
+                     [upper] * len(jobs), [j[2] for j in jobs], folders)
+        trajectories = _run_all(arguments, settings.workers)
     return [frame for frames in trajectories for frame in frames]
+
+
+def _run_all(arguments: Tuple[list, ...], workers: int) -> List[List[Atoms]]:
+    """run_trajectory over the columns of `arguments`, in `workers` processes."""
+    if workers > 1 and len(arguments[0]) > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            return list(pool.map(run_trajectory, *arguments))
+    return [run_trajectory(*job) for job in zip(*arguments)]

@@ -159,7 +159,7 @@ class ActiveLearning:
             rng = np.random.default_rng(self.config.seed * 7919 + k)
             starts = [every_label[int(j)] for j in rng.permutation(len(every_label))]
             frames = explore(str(committee), starts, self.config.explore, self.config.select.upper,
-                             self.config.seed * 7919 + k, log)
+                             self.config.seed * 7919 + k, log, folder / "lammps")
             write_structures(folder / "explored.extxyz", frames)
         frames = read_frames(folder / "explored.extxyz")
         self._timed(folder, seconds, "explore", started)
@@ -168,7 +168,8 @@ class ActiveLearning:
         started = time.perf_counter()
         if not (folder / "selected.extxyz").is_file():
             from ..export import load
-            chosen = select(load(committee), frames, self.config.select, self.config.seed * 7919 + k)
+            chosen = select(load(committee), frames, self.config.select, self.config.seed * 7919 + k,
+                            limit=self.config.stop.max_labels - len(every_label))
             write_structures(folder / "selected.extxyz", [frames[j] for j in chosen])
         selected = read_frames(folder / "selected.extxyz")
         self._timed(folder, seconds, "select", started)
@@ -263,10 +264,10 @@ class ActiveLearning:
         if len(frames) and above < stop.fraction:
             reason = f"{100 * above:.2f} % of the explored frames above {self.config.select.lower:g} eV/Å " \
                      f"(stop.fraction {100 * stop.fraction:g} %)"
+        elif len(every_label) >= stop.max_labels:
+            reason = f"stop.max_labels ({stop.max_labels}) reached"
         elif not selected:
             reason = "nothing selected (no frame explored)"
-        elif len(every_label) + len(selected) > stop.max_labels:
-            reason = f"the next round would exceed stop.max_labels ({stop.max_labels})"
         elif k + 1 >= stop.max_rounds:
             reason = f"stop.max_rounds ({stop.max_rounds}) reached"
         figures["stop"] = reason

@@ -9,7 +9,7 @@ drives), the `per_round` frames with the lowest spreads above it are taken: the 
 where its MD went wrong instead of stopping. `random`: `per_round` frames drawn uniformly from
 all explored frames (the baseline with the same label budget)."""
 
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -53,16 +53,19 @@ def candidates(frames: Sequence[Atoms], settings: Select) -> List[int]:
     return [k for k, frame in enumerate(frames) if settings.lower <= frame.info[SPREAD] < settings.upper]
 
 
-def select(model: Any, frames: Sequence[Atoms], settings: Select, seed: int) -> List[int]:
-    """Indices of the frames to label this round (`settings.strategy`; at most `per_round`)."""
+def select(model: Any, frames: Sequence[Atoms], settings: Select, seed: int, limit: Optional[int] = None) -> List[int]:
+    """Indices of the frames to label this round (`settings.strategy`; at most `per_round`, and at
+    most `limit`: what is left of the label budget)."""
+    count = settings.per_round if limit is None else max(0, min(settings.per_round, limit))
+    if count == 0:
+        return []
     if settings.strategy == "random":
         rng = np.random.default_rng(seed)
-        count = min(settings.per_round, len(frames))
-        return sorted(int(k) for k in rng.choice(len(frames), size=count, replace=False))
+        return sorted(int(k) for k in rng.choice(len(frames), size=min(count, len(frames)), replace=False))
     pool = candidates(frames, settings)
     if not pool:  # nothing in the window: the least uncertain of the frames above it, if any
         above = sorted((frames[k].info[SPREAD], k) for k in range(len(frames)) if frames[k].info[SPREAD] >= settings.upper)
-        return sorted(k for _, k in above[:settings.per_round])
+        return sorted(k for _, k in above[:count])
     spreads = np.array([frames[k].info[SPREAD] for k in pool])
-    chosen = farthest_points(fingerprints(model, [frames[k] for k in pool]), settings.per_round, int(np.argmax(spreads)))
+    chosen = farthest_points(fingerprints(model, [frames[k] for k in pool]), count, int(np.argmax(spreads)))
     return sorted(pool[k] for k in chosen)
