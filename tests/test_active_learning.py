@@ -372,6 +372,16 @@ def test_lammps_engine_settings_are_checked(tmp_path):
         parse_learn_config(config, tmp_path)
 
 
+def test_train_launcher_settings_are_checked(tmp_path):
+    config = loop_config(tmp_path)
+    config["train"] = dict(config["train"], launcher="no-such-launcher --nproc_per_node 2")
+    with pytest.raises(ConfigError, match="train.launcher"):
+        parse_learn_config(config, tmp_path)
+    config["train"] = dict(config["train"], launcher=sys.executable, warm_start=True)
+    with pytest.raises(ConfigError, match="train.launcher.*warm_start"):
+        parse_learn_config(config, tmp_path)
+
+
 @pytest.mark.lammps
 @pytest.mark.loop
 def test_a_loop_explores_with_lammps(cpp_build, tmp_path):
@@ -394,3 +404,34 @@ def csv_rows(path: Path):
     import csv
     with open(path) as handle:
         yield from csv.DictReader(handle)
+
+
+@pytest.mark.loop
+def test_training_under_a_launcher_equals_training_in_process(tmp_path):
+    """`train.launcher: torchrun --nproc_per_node 2`: the round's committee is trained by two
+    processes (rank 0 writes it) and equals, to round-off, the committee one process trains
+    from the same training config."""
+    import shutil
+
+    from bpnn_ts import load
+    from bpnn_ts.training import load_train_config, train_committee
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    if not Path(torchrun).exists():
+        pytest.skip("torchrun (from torch) not found")
+    config = loop_config(tmp_path, stop={"fraction": 0.0, "max_rounds": 1})
+    config["train"] = dict(config["train"], launcher=f"{torchrun} --standalone --nproc_per_node 2",
+                           training=dict(config["train"]["training"], kalman={"structures_per_update": 2}))
+    ActiveLearning(parse_learn_config(config, tmp_path), log=lambda line: None).run()
+    round_0 = tmp_path / "run" / "round-0"
+    assert (round_0 / "train.log").read_text().count("data parallel: 2 processes") == 2  # each member
+    alone = load_train_config(round_0 / "train.yaml")
+    alone = type(alone)(**dict(alone.__dict__, output=str(tmp_path / "alone")))
+    in_process = train_committee(alone, 2, log=lambda line: None)
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+    atoms.rattle(0.05, seed=3)
+    inputs = [np.asarray(atoms.positions), atoms.numbers, np.asarray(atoms.cell), atoms.pbc]
+    import torch
+    launched, alone_out = (load(path)(*[torch.as_tensor(x) for x in inputs])
+                           for path in (round_0 / "committee.pt", in_process))
+    assert torch.allclose(launched["energy"], alone_out["energy"], rtol=0, atol=1e-8)
+    assert torch.allclose(launched["forces"], alone_out["forces"], rtol=0, atol=1e-8)

@@ -13,6 +13,8 @@ that name the key.
     train:                                  # a training config without `data` and `output`
       committee: 4                          # members (>= 2: their spread selects)
       workers: 1                            # members trained at a time (processes of one thread each)
+      launcher: null                        # or a command that runs `bpnn-ts train` in several processes,
+                                            # e.g. "torchrun --standalone --nproc_per_node 4" (each member in turn)
       warm_start: false                     # true: rounds after the first start each member from the last
                                             # round's (training.initial_weights; worse in our Cu-Ni test)
       model: {...}
@@ -125,6 +127,7 @@ class LearnConfig:
     test: Optional[str] = None
     seed: int = 0
     base: str = "."
+    train_launcher: str = ""  # e.g. "torchrun --standalone --nproc_per_node 4"
     raw: Dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -200,13 +203,22 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     else:
         start_config = Start(_path(start["structures"], "start.structures", base))
 
-    train = dict(_section(data, "train", ["committee", "warm_start", "workers", "model", "loss", "training"]))
+    train = dict(_section(data, "train", ["committee", "warm_start", "workers", "launcher", "model", "loss", "training"]))
     committee = _number(train, "committee", 4, "train", 2, integer=True)
     train_workers = _number(train, "workers", 1, "train", 1, integer=True)
     train.pop("workers", None)
     warm_start = train.pop("warm_start", False)
     _require(isinstance(warm_start, bool), f"`train.warm_start` must be true or false, got {warm_start!r}")
     train.pop("committee", None)
+    launcher = train.pop("launcher", None) or ""
+    _require(isinstance(launcher, str), f"`train.launcher` must be a command line (e.g. \"torchrun --standalone "
+                                        f"--nproc_per_node 4\"), got {launcher!r}")
+    if launcher:
+        _require(shutil.which(shlex.split(launcher)[0]) is not None,
+                 f"`train.launcher`: {shlex.split(launcher)[0]!r} is not a command on PATH")
+        _require(not warm_start and train_workers == 1,
+                 "`train.launcher` trains the members one after another, all processes on each: it does not "
+                 "combine with `train.warm_start` or `train.workers` > 1")
     _require("model" in train, "`train.model` is required (the schema `bpnn-ts export` takes)")
     try:  # validated now (with a placeholder data file), not after the first labels
         parse_train_config(dict(train, data={"train": str(Path(__file__))}), base)
@@ -257,7 +269,8 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     test = _path(data["test"], "test", base) if data.get("test") is not None else None
     seed = _number(data, "seed", 0, "config", integer=True)
     return LearnConfig(output, labeller_config, start_config, train, committee, warm_start, train_workers,
-                       explore_config, select_config, stop_config, test, seed, str(base), raw=data)
+                       explore_config, select_config, stop_config, test, seed, str(base), train_launcher=launcher,
+                       raw=data)
 
 
 def load_learn_config(path: Union[str, Path]) -> LearnConfig:

@@ -18,6 +18,8 @@ twice and ends with the labels an uninterrupted run gets.
 
 import csv
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -56,6 +58,43 @@ def read_frames(path: Path) -> List[Atoms]:
         return []
     frames = ase.io.read(path, index=":", format="extxyz")
     return frames if isinstance(frames, list) else [frames]
+
+
+def with_absolute_paths(raw: Dict[str, Any], base: Path) -> Dict[str, Any]:
+    """A training config mapping whose file names relative to `base` (the learning config's
+    folder) are made absolute, so that it can be written elsewhere: `model.symmetry_functions.from`
+    and `training.initial_weights` (the loop gives `data` and `output` absolute already)."""
+    def absolute(value: Any) -> Any:
+        return str(base / value) if isinstance(value, str) and not Path(value).is_absolute() else value
+    raw = dict(raw)
+    model = dict(raw.get("model") or {})
+    if isinstance(model.get("symmetry_functions"), dict) and "from" in model["symmetry_functions"]:
+        model["symmetry_functions"] = dict(model["symmetry_functions"],
+                                           **{"from": absolute(model["symmetry_functions"]["from"])})
+    training = dict(raw.get("training") or {})
+    if training.get("initial_weights"):
+        training["initial_weights"] = absolute(training["initial_weights"])
+    return dict(raw, model=model, training=training)
+
+
+def launched_training(launcher: str, raw: Dict[str, Any], committee: int, folder: Path) -> Path:
+    """`launcher bpnn-ts train folder/train.yaml --committee K --resume` (e.g. under torchrun, every
+    process on each member in turn), its output in folder/train.log; the committee file."""
+    import shlex
+    import shutil
+    import subprocess
+    command = shutil.which("bpnn-ts", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    if command is None:
+        raise RuntimeError("train.launcher: the `bpnn-ts` command is not installed beside this Python or on PATH")
+    write_text_atomically(folder / "train.yaml", yaml.safe_dump(raw, sort_keys=False))
+    with open(folder / "train.log", "a") as log:
+        result = subprocess.run(shlex.split(launcher) + [command, "train", str(folder / "train.yaml"), "--committee",
+                                                         str(committee), "--resume"],
+                                cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0 or not (folder / "committee.pt").is_file():
+        raise RuntimeError(f"train.launcher: `{launcher} bpnn-ts train` failed (exit status {result.returncode}); "
+                           f"its output is in {folder / 'train.log'}")
+    return folder / "committee.pt"
 
 
 def write_json(path: Path, data: Dict[str, Any]) -> None:
@@ -218,7 +257,11 @@ class ActiveLearning:
         previous = [self._round(k - 1) / f"member_{m}" / "best.ckpt" for m in range(self.config.committee)]
         warm = self.config.warm_start and k > 0 and all(path.is_file() for path in previous)
         log(f"training a committee of {self.config.committee} on {len(every_label)} structures"
-            + (f" (each member from round {k - 1}'s)" if warm else ""))
+            + (f" (each member from round {k - 1}'s)" if warm else "")
+            + (f" ({self.config.train_launcher})" if self.config.train_launcher else ""))
+        if self.config.train_launcher:
+            return launched_training(self.config.train_launcher, with_absolute_paths(raw, Path(self.config.base)),
+                                     self.config.committee, folder)
         return train_committee(config, self.config.committee, resume=True, log=log,
                                initial_weights=[str(path) for path in previous] if warm else (),
                                workers=self.config.train_workers)

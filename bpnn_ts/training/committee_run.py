@@ -1,15 +1,19 @@
 """Training a committee: K members from one training config, then one committee file."""
 
 import dataclasses
+import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import torch
+
 from ..committee_merge import build_committee
 from ..export import export
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
+from .distributed import ProcessGroup
 from .output import check_output
 from .trainer import Trainer, model_from_checkpoint
 
@@ -25,6 +29,10 @@ def member_config(config: TrainConfig, k: int, initial_weights: Optional[str] = 
         training = dataclasses.replace(training, initial_weights=str(initial_weights))
     return dataclasses.replace(config, model=dataclasses.replace(config.model, seed=seed), training=training,
                                output=str(Path(config.output) / f"member_{k}"), raw=raw)
+
+
+def _silent(line: str) -> None:
+    """The log of processes other than rank 0 under torchrun."""
 
 
 def _train_member_in_process(member: TrainConfig, resume: bool, overwrite: bool) -> None:
@@ -66,6 +74,12 @@ def train_committee(config: TrainConfig, size: int, resume: bool = False, log: C
         (Path(config.output) / "committee.pt").unlink(missing_ok=True)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    group = ProcessGroup(torch.device("cpu")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    if group is not None and workers > 1:
+        raise ValueError(f"workers ({workers}): under torchrun the processes train each member together; "
+                         "train members in parallel processes or with torchrun, not both")
+    if group is not None and not group.is_main:
+        log = _silent
     best: List[Path] = []
     todo: List[Tuple[TrainConfig, bool, bool]] = []  # (member, resume from its checkpoint, overwrite its folder)
     for k in range(size):
@@ -86,8 +100,12 @@ def train_committee(config: TrainConfig, size: int, resume: bool = False, log: C
     else:
         for member, resumable, replace in todo:
             Trainer(member, resume=resumable, log=log, overwrite=replace).run()
-    committee = build_committee([model_from_checkpoint(path) for path in best])
-    path = export(committee, Path(config.output) / "committee.pt", description=f"committee of {size} members",
-                  provenance={"members": [str(path.resolve()) for path in best]})
-    log(f"wrote {path} ({size} networks per element)")
+    path = Path(config.output) / "committee.pt"
+    if group is None or group.is_main:  # under torchrun, rank 0 writes it
+        committee = build_committee([model_from_checkpoint(best_path) for best_path in best])
+        export(committee, path, description=f"committee of {size} members",
+               provenance={"members": [str(best_path.resolve()) for best_path in best]})
+        log(f"wrote {path} ({size} networks per element)")
+    if group is not None:
+        group.barrier()
     return path
