@@ -18,6 +18,7 @@ import pytest
 import yaml
 from ase import Atoms
 from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from bpnn_ts.errors import ConfigError
 from bpnn_ts.learning import ActiveLearning, parse_learn_config
@@ -136,6 +137,27 @@ def test_selection_takes_uncertain_frames_without_duplicates():
 
 
 @pytest.mark.loop
+def test_labels_are_counted_joined_and_picked_from_their_files(tmp_path):
+    from bpnn_ts.learning.label_files import Labels
+    from bpnn_ts.learning.loop import write_structures
+    rounds = [[bulk("Cu", "fcc", a=3.6 + 0.01 * k).repeat((1, 1, 1 + k % 2)) for k in range(n0, n0 + n)]
+              for n0, n in ((0, 3), (3, 0), (3, 2))]
+    files = []
+    for r, structures in enumerate(rounds):
+        for k, atoms in enumerate(structures):
+            atoms.calc = SinglePointCalculator(atoms, energy=float(k), forces=np.zeros((len(atoms), 3)))
+        files.append(tmp_path / f"labelled-{r}.extxyz")
+        write_structures(files[-1], structures)
+    labels = Labels(files)
+    everything = [atoms for structures in rounds for atoms in structures]
+    assert len(labels) == 5
+    labels.write(tmp_path / "train.extxyz")
+    joined = ase.io.read(tmp_path / "train.extxyz", ":")
+    assert [a.cell[0, 1] for a in joined] == [a.cell[0, 1] for a in everything]
+    assert [len(a) for a in labels.pick([4, 0, 3])] == [len(everything[k]) for k in (4, 0, 3)]
+    assert labels.pick([4])[0].cell[0, 1] == everything[4].cell[0, 1]
+
+
 def test_a_loop_runs_to_its_stop_criterion_and_writes_its_files(tmp_path):
     config = loop_config(tmp_path, test=None)
     bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1)).write(tmp_path / "test_cell.xyz")
@@ -420,9 +442,12 @@ def test_training_under_a_launcher_equals_training_in_process(tmp_path):
         pytest.skip("torchrun (from torch) not found")
     config = loop_config(tmp_path, stop={"fraction": 0.0, "max_rounds": 1})
     config["train"] = dict(config["train"], launcher=f"{torchrun} --standalone --nproc_per_node 2",
-                           training=dict(config["train"]["training"], kalman={"structures_per_update": 2}))
+                           data={"stream": True},  # structures read from disk as needed
+                           training=dict(config["train"]["training"], kalman={"structures_per_update": 2},
+                                         cache_descriptors=False))
     ActiveLearning(parse_learn_config(config, tmp_path), log=lambda line: None).run()
     round_0 = tmp_path / "run" / "round-0"
+    assert yaml.safe_load((round_0 / "train.yaml").read_text())["data"]["stream"] is True
     assert (round_0 / "train.log").read_text().count("data parallel: 2 processes") == 2  # each member
     alone = load_train_config(round_0 / "train.yaml")
     alone = type(alone)(**dict(alone.__dict__, output=str(tmp_path / "alone")))

@@ -21,7 +21,7 @@ from bpnn_ts.errors import ConfigError
 from bpnn_ts.io.datasets import DataError, read_structures
 from bpnn_ts.training import Trainer, fit_atomic_energies, load_train_config, parse_train_config
 from bpnn_ts.training.batch import concatenate, make_batches, predict
-from bpnn_ts.training.checkpoint import load_checkpoint, save_checkpoint
+from bpnn_ts.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from bpnn_ts.training.output import OutputExistsError
 
 from helpers import N2P2_TRAIN, TOL, mixed_model, needs_shared, water_box
@@ -152,15 +152,16 @@ def test_training_lowers_the_loss_and_writes_outputs(cu_data, tmp_path):
     assert metrics["structures"] == 16 and metrics["force_rmse"] > 0
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(cu_data, tmp_path):
-    straight = Trainer(cu_config(tmp_path / "a", cu_data[0]), log=quiet)
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "through_kernels"])
+def test_resume_after_interruption_equals_uninterrupted_run(cu_data, tmp_path, cached):
+    straight = Trainer(cu_config(tmp_path / "a", cu_data[0], cache_descriptors=cached), log=quiet)
     straight.run()
 
     def interrupt(epoch, _row):
         if epoch == 2:
             raise KeyboardInterrupt
 
-    config = cu_config(tmp_path / "b", cu_data[0])
+    config = cu_config(tmp_path / "b", cu_data[0], cache_descriptors=cached)
     with pytest.raises(KeyboardInterrupt):
         Trainer(config, on_epoch_end=interrupt, log=quiet).run()
     assert load_checkpoint(tmp_path / "b" / "run" / "checkpoint.ckpt")["epoch"] == 2
@@ -494,6 +495,9 @@ def test_streamed_data_train_exactly_as_data_read_at_start(cu_data, tmp_path):
         results.append(trainer.model.state_dict())
     for name, value in results[0].items():
         assert torch.equal(value, results[1][name]), name
+    # the run trained through the fused kernels: its checkpoint still gives the model (export, committees)
+    kept = model_from_checkpoint(tmp_path / "True" / "run" / "best.ckpt")
+    assert torch.equal(kept.state_dict()["potential.atomic_energy_shift"], results[1]["potential.atomic_energy_shift"])
     with pytest.raises(ConfigError, match="set `training.cache_descriptors: false`"):
         raw = cu_raw_config(tmp_path, cu_data[0])
         raw["data"]["stream"] = True

@@ -19,6 +19,8 @@ that name the key.
                                             # round's (training.initial_weights; worse in our Cu-Ni test)
       model: {...}
       training: {epochs: 30}
+      data: {stream: false}                 # true: training reads structures from disk as needed
+                                            # (with training.cache_descriptors: false; docs/configuration.md)
     explore:
       ensemble: nvt                         # nvt (Langevin) | npt (Berendsen; periodic structures)
       temperatures: [300, 400]              # K, MD with the round's committee (ASE)
@@ -203,7 +205,12 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     else:
         start_config = Start(_path(start["structures"], "start.structures", base))
 
-    train = dict(_section(data, "train", ["committee", "warm_start", "workers", "launcher", "model", "loss", "training"]))
+    train = dict(_section(data, "train", ["committee", "warm_start", "workers", "launcher", "model", "loss", "training",
+                                          "data"]))
+    data_options = train.get("data") or {}
+    _require(isinstance(data_options, dict) and set(data_options) <= {"stream", "cache_size"},
+             f"`train.data` may only hold `stream` and `cache_size` (the loop gives the files and the split), "
+             f"got {data_options!r}")
     committee = _number(train, "committee", 4, "train", 2, integer=True)
     train_workers = _number(train, "workers", 1, "train", 1, integer=True)
     train.pop("workers", None)
@@ -221,7 +228,7 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
                  "combine with `train.warm_start` or `train.workers` > 1")
     _require("model" in train, "`train.model` is required (the schema `bpnn-ts export` takes)")
     try:  # validated now (with a placeholder data file), not after the first labels
-        parse_train_config(dict(train, data={"train": str(Path(__file__))}), base)
+        parse_train_config(dict(train, data=dict(data_options, train=str(Path(__file__)))), base)
     except ConfigError as error:
         raise ConfigError(f"`train`: {error}") from None
 

@@ -33,7 +33,8 @@ from ..atomic_write import write_atomically, write_text_atomically
 from ..io.datasets import read_structures
 from ..training.config import parse_train_config
 from .config import LearnConfig
-from .exploration import SPREAD, explore
+from .exploration import SPREAD, explore, protocols
+from .label_files import Labels
 from .labelling import label_all
 from .selection import candidates, select
 
@@ -184,7 +185,7 @@ class ActiveLearning:
         labelled, failures = label_all(self.config.labeller, to_label, folder / "labels", log)
         write_structures(folder / "labelled.extxyz", labelled)
         self._timed(folder, seconds, "label", started)
-        every_label = [atoms for j in range(k + 1) for atoms in read_frames(self._round(j) / "labelled.extxyz")]
+        every_label = Labels([self._round(j) / "labelled.extxyz" for j in range(k + 1)])
         log(f"{len(labelled)} new labels ({failures} failed); {len(every_label)} in all")
 
         self._state(k, "train")
@@ -196,7 +197,8 @@ class ActiveLearning:
         started = time.perf_counter()
         if not (folder / "explored.extxyz").is_file():
             rng = np.random.default_rng(self.config.seed * 7919 + k)
-            starts = [every_label[int(j)] for j in rng.permutation(len(every_label))]
+            trajectories = len(protocols(self.config.explore)) * self.config.explore.trajectories
+            starts = every_label.pick([int(j) for j in rng.permutation(len(every_label))[:trajectories]])
             frames = explore(str(committee), starts, self.config.explore, self.config.select.upper,
                              self.config.seed * 7919 + k, log, folder / "lammps")
             write_structures(folder / "explored.extxyz", frames)
@@ -238,21 +240,22 @@ class ActiveLearning:
             write_structures(path, structures)
         return read_frames(path)
 
-    def _train(self, k: int, every_label: List[Atoms], log: Callable[[str], None]) -> Path:
+    def _train(self, k: int, every_label: Labels, log: Callable[[str], None]) -> Path:
         """Round k's committee (trained here unless its file exists; resumes an interrupted one)."""
         from ..training import train_committee
         folder = self._round(k)
         committee = folder / "committee.pt"
         if committee.is_file():
             return committee
-        write_structures(folder / "train.extxyz", every_label)
+        every_label.write(folder / "train.extxyz")
         training = dict(self.config.train.get("training") or {})
         training.setdefault("progress", False)
         training.setdefault("plots", False)
         training.setdefault("seed", self.config.seed)
         model = self._pinned_model() if self.config.warm_start else self.config.train["model"]
         raw = dict(self.config.train, model=model, training=training, output=str(folder),
-                   data={"train": str(folder / "train.extxyz"), "split": {"validation": 0.1, "test": 0.0}})
+                   data=dict(self.config.train.get("data") or {}, train=str(folder / "train.extxyz"),
+                             split={"validation": 0.1, "test": 0.0}))
         config = parse_train_config(raw, self.config.base)
         previous = [self._round(k - 1) / f"member_{m}" / "best.ckpt" for m in range(self.config.committee)]
         warm = self.config.warm_start and k > 0 and all(path.is_file() for path in previous)
@@ -283,7 +286,7 @@ class ActiveLearning:
             model["symmetry_functions"] = {"auto": options}
         return model
 
-    def _figures(self, k: int, committee: Path, every_label: List[Atoms], labelled: List[Atoms], failures: int,
+    def _figures(self, k: int, committee: Path, every_label: Labels, labelled: List[Atoms], failures: int,
                  frames: List[Atoms], selected: List[Atoms], seconds: Dict[str, float]) -> Dict[str, Any]:
         spreads = np.array([frame.info[SPREAD] for frame in frames])
         above = float((spreads >= self.config.select.lower).mean()) if len(frames) else 0.0

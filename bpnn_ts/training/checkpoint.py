@@ -2,7 +2,7 @@
 model they keep (`model_from_checkpoint`)."""
 
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Iterable, Union
 
 import torch
 
@@ -53,5 +53,13 @@ def model_from_checkpoint(path) -> BPNNModel:
     model = BPNNModel.from_spec(ModelSpec.from_json(state["model_spec"]))
     weights = checkpoint_weights(state.get("best_state") or state["model_state"])
     model = model.to(weights["potential.atomic_energy_shift"].dtype)
-    model.load_state_dict(weights)
+    model.load_state_dict(without_kernel_tables(weights, model.state_dict().keys()))
     return model.eval()
+
+
+def without_kernel_tables(weights: Dict[str, torch.Tensor], names: Iterable[str]) -> Dict[str, torch.Tensor]:
+    """`weights` without the fused kernels' parameter tables (`...kernel.radial`, `...kernel.angular`)
+    a model of `names` lacks: a run that trained through the kernels saves them, and they follow
+    from the model spec, which builds them again when kernels are switched on."""
+    known = set(names)
+    return {name: value for name, value in weights.items() if name in known or ".kernel." not in name}
