@@ -68,7 +68,7 @@ def lammps_trajectory(model: str, elements: Sequence[str], atoms: Atoms, tempera
     periodic = bool(atoms.pbc.all())
     if atoms.pbc.any() and not periodic:
         raise ValueError("explore.engine lammps: structures must be periodic in all three directions or in none")
-    prism = Prism(atoms.cell.array if periodic else _open_box(atoms))
+    prism = Prism(atoms.cell.array if periodic else _open_box(atoms), reduce_cell=True)
     placed = atoms.copy()
     if periodic:
         placed.wrap()
