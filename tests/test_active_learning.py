@@ -296,24 +296,11 @@ def test_warm_starts_begin_each_member_from_the_last_rounds(tmp_path):
 def test_exploration_runs_every_protocol_npt_and_strained(tmp_path):
     """Temperatures x pressures x strains, each its own seeded trajectory: NPT moves the cell,
     strains scale the start, and the frames say their conditions."""
-    import warnings
 
-    from bpnn_ts import build_committee, export, fit_scaling, parse_model_config
     from bpnn_ts.learning.config import Explore
     from bpnn_ts.learning.exploration import explore
     cell = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
-    members = []
-    for seed in (0, 1):
-        model = parse_model_config({"elements": ["Cu"], "cutoff": 4.0, "seed": seed, "hidden_layers": [4],
-                                    "symmetry_functions": {"auto": {"n_radial": 3, "angular_eta": [0.02]}}}).build()
-        rattled = [cell.copy() for _ in range(3)]
-        for k, atoms in enumerate(rattled):
-            atoms.rattle(0.1, seed=k)
-        fit_scaling(model, rattled)
-        members.append(model.eval())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights: this is about the MD, not the numbers
-        committee = export(build_committee(members).eval(), tmp_path / "committee.pt")
+    committee = cu_committee(tmp_path / "committee.pt", cell)
     settings = Explore(temperatures=(300.0,), ensemble="npt", pressures=(0.0, 10.0), strains=(0.0, 0.03), steps=10,
                        every=5, timestep=1.0)
     frames = explore(str(committee), [cell], settings, upper=1e6, seed=0, log=lambda line: None)

@@ -11,7 +11,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from ase import Atoms, units
@@ -59,30 +59,31 @@ def run_trajectory(model: str, start: Atoms, protocol: Protocol, settings: Explo
     """One trajectory under `protocol` with the committee file `model`; the frames kept (every
     `settings.every` steps), each with info force_spread, temperature, pressure, strain and step.
     `folder`: where a LAMMPS trajectory (`settings.engine` lammps) keeps its files."""
-    from ase.md import velocitydistribution
-
     from ..calculator import BPNNCalculator
     atoms = Atoms(start.numbers, positions=start.positions, cell=start.cell, pbc=start.pbc)
     if protocol.strain != 0.0 and atoms.pbc.any():
         atoms.set_cell(atoms.cell.array * (1.0 + protocol.strain), scale_atoms=True)
     calculator = BPNNCalculator(model, uncertainty=True, extrapolation="ignore")
     if settings.engine == "lammps":
-        from .lammps_md import lammps_trajectory, model_elements
-        frames = []
-        for frame in lammps_trajectory(model, model_elements(model), atoms, protocol.temperature, protocol.pressure,
-                                       settings, upper, seed, Path(folder)):
-            frame.calc = calculator
-            try:
-                frame.get_forces()
-            except ValueError:  # the model refuses the structure: the trajectory ends here
-                break
-            kept = kept_frame(frame, calculator, protocol, frame.info["step"])
-            if kept is None:
-                break
-            frames.append(kept)
-            if kept.info[SPREAD] > 2.0 * upper:
-                break
-        return frames
+        states = _lammps_states(model, atoms, calculator, protocol, settings, upper, seed, Path(folder))
+    else:
+        states = _ase_states(atoms, calculator, protocol, settings, seed)
+    frames: List[Atoms] = []
+    for state, step in states:
+        kept = kept_frame(state, calculator, protocol, step)
+        if kept is None:
+            break
+        frames.append(kept)
+        if kept.info[SPREAD] > 2.0 * upper:
+            break
+    return frames
+
+
+def _ase_states(atoms: Atoms, calculator: Any, protocol: Protocol, settings: Explore,
+                seed: int) -> Iterator[Tuple[Atoms, int]]:
+    """ASE MD from `atoms`: the state and its step every `settings.every` steps, evaluated by
+    `calculator`; it ends where the model refuses the structure (overlapping atoms, NaN)."""
+    from ase.md import velocitydistribution
     atoms.calc = calculator
     rng = np.random.RandomState(seed)
     if hasattr(velocitydistribution, "thermalize_momenta"):  # ASE >= 3.29 (MaxwellBoltzmannDistribution is deprecated)
@@ -90,20 +91,28 @@ def run_trajectory(model: str, start: Atoms, protocol: Protocol, settings: Explo
     else:
         velocitydistribution.MaxwellBoltzmannDistribution(atoms, temperature_K=protocol.temperature, rng=rng)
     dynamics = dynamics_for(atoms, protocol, settings, rng)
-    frames = []
     for step in range(settings.every, settings.steps + 1, settings.every):
         try:
             dynamics.run(settings.every)
             atoms.get_forces()
-        except ValueError:  # the model refuses the structure (overlapping atoms, NaN): the trajectory ends
-            break
-        kept = kept_frame(atoms, calculator, protocol, step)
-        if kept is None:
-            break
-        frames.append(kept)
-        if kept.info[SPREAD] > 2.0 * upper:
-            break
-    return frames
+        except ValueError:
+            return
+        yield atoms, step
+
+
+def _lammps_states(model: str, atoms: Atoms, calculator: Any, protocol: Protocol, settings: Explore, upper: float,
+                   seed: int, folder: Path) -> Iterator[Tuple[Atoms, int]]:
+    """The frames LAMMPS dumped (lammps_md.py), each evaluated by `calculator`; they end where
+    the model refuses one."""
+    from .lammps_md import lammps_trajectory, model_elements
+    for frame in lammps_trajectory(model, model_elements(model), atoms, protocol.temperature, protocol.pressure,
+                                   settings, upper, seed, folder):
+        frame.calc = calculator
+        try:
+            frame.get_forces()
+        except ValueError:
+            return
+        yield frame, int(frame.info["step"])
 
 
 def kept_frame(atoms: Atoms, calculator: Any, protocol: Protocol, step: int) -> Optional[Atoms]:
