@@ -235,13 +235,14 @@ def test_op_checks_its_arguments(op):
 
 
 @pytest.mark.parametrize("scripted", [False, True], ids=["eager", "scripted"])
-def test_native_pair_search_keeps_the_op_of_older_libraries(op, scripted):
-    """TorchScript files call bpnn::cell_list (which bpnn_ts 0.2's libraries have), not the new op;
-    native_pair_search (the op) gives the same list."""
+def test_the_model_search_is_one_op_with_the_list_of_the_older_path(op, scripted):
+    """TorchScript files search with the one op bpnn::neighbor_list (files of 0.3 need a 0.3
+    library anyway: bpnn::cuda_kernels); it gives the list of the torch cell list and of the older
+    path (images in torch, bpnn::cell_list), which earlier files still call."""
     search = torch.jit.script(NativePairSearch()) if scripted else NativePairSearch()
     if scripted:
         graph = str(search.inlined_graph)
-        assert "bpnn::cell_list" in graph and "bpnn::neighbor_list" not in graph
+        assert "bpnn::neighbor_list" in graph and "bpnn::cell_list" not in graph
     positions, cell = random_system(20, SKEWED, -1.0, 6.0, seed=5)
     pbc = torch.tensor([True, False, True])
     assert rows(*search(positions, cell, pbc, 4.0)) == rows(*neighbor_list(positions, cell, pbc, 4.0))

@@ -1,6 +1,6 @@
 """Linear-scaling neighbour list (cell list) in pure, scriptable torch, and the model's pair-search
-slot (`PairSearch`: the torch cell list, or the C++ cell list of the fused kernels); and the
-whole search as one C++ op (`native_pair_search`) for `.pt2` files.
+slot (`PairSearch`: the torch cell list, or the whole search as one C++ op, `native_pair_search`,
+with the fused kernels: TorchScript and `.pt2` files).
 
 Convention (also in export/CONTRACT.md): for a pair (i, j) with integer cell
 shift S (3,), the vector from i to j is r_ij = R_j - R_i + S @ cell, where the
@@ -238,9 +238,9 @@ def neighbor_list(
 def native_neighbor_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                          cutoff: float, check: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """`neighbor_list` with the pair search in C++ (torch.ops.bpnn.cell_list; CPU, or CUDA), the periodic
-    images in torch: the same pairs and shifts in the same order. This is what TorchScript files
-    call, so that they load with the op libraries of bpnn_ts 0.2 (which lack neighbor_list).
-    Only scripted where the C++ ops are registered."""
+    images in torch: the same pairs and shifts in the same order. TorchScript files of bpnn_ts
+    0.3.0 before this change called it (the `.pt2` loader's Python side still does); files now call
+    `native_pair_search`. Only scripted where the C++ ops are registered."""
     if cutoff <= 0.0:
         raise ValueError("`cutoff` must be positive, got " + str(cutoff))
     n_atoms = positions.shape[0]
@@ -293,14 +293,14 @@ class TorchPairSearch(torch.nn.Module):
 
 
 class NativePairSearch(torch.nn.Module):
-    """Periodic images in torch, the pair search in C++ (`native_neighbor_list`:
-    torch.ops.bpnn.cell_list): on the CPU, and on CUDA where the op library holds the CUDA kernels
+    """The whole search in C++ (`native_pair_search`: torch.ops.bpnn.neighbor_list, periodic
+    images included): on the CPU, and on CUDA where the op library holds the CUDA kernels
     (torch.ops.bpnn.cuda_kernels(): bpnn_ts/native/cuda/neighbor_list_cuda.cu, the same list); other
-    devices, or CUDA without those kernels: the torch cell list. Asking cuda_kernels() puts that op
-    (bpnn_ts >= 0.3 libraries) in the scripted graph."""
+    devices, or CUDA without those kernels: the torch cell list. Both ops are in bpnn_ts >= 0.3
+    libraries, which files of 0.3 need anyway."""
 
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                 cutoff: float) -> Tuple[torch.Tensor, torch.Tensor]:
         if positions.device.type != "cpu" and not (positions.device.type == "cuda" and torch.ops.bpnn.cuda_kernels()):
             return neighbor_list(positions, cell, pbc, cutoff, check=False)
-        return native_neighbor_list(positions, cell, pbc, cutoff, check=False)
+        return native_pair_search(positions, cell, pbc, cutoff, check=False)
