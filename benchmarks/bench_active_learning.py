@@ -9,7 +9,7 @@ from a labeller MD run at 300-400 K. The same functions (n2p2's), nets (2x25 tan
 settings are used throughout.
 
     python benchmarks/bench_active_learning.py [--seeds 0 1 2] [--strategies spread random]
-        [--budget N] [--reference 500] [--committee 3] [--epochs 20] [--lower 0.1] [--workers 2] [--keep DIR]
+        [--budget N] [--reference 500] [--committee 3] [--epochs 20] [--warm-epochs 3] [--lower 0.1] [--workers 2] [--keep DIR]
 
 Prints a row per run: rounds, labels, wall time and the test errors (meV/atom, meV/Å); `random`
 runs get the label budget of the `spread` run of the same seed. Long: minutes per round.
@@ -60,7 +60,8 @@ def labeller_md(model: Path, start, temperatures: List[float], frames: int, ever
 def train_settings(args: argparse.Namespace) -> Dict:
     functions = {"from": str(SHARED / "H2O_RPBE-D3-train" / "input.nn"), "length_unit": "bohr",
                  "energy_unit": "hartree"}
-    return {"committee": args.committee, "workers": args.workers,
+    warm = {"warm_start": True, "warm_epochs": args.warm_epochs} if args.warm_epochs else {}
+    return {"committee": args.committee, "workers": args.workers, **warm,
             "model": {"symmetry_functions": functions, "hidden_layers": [25, 25], "activation": "tanh"},
             "training": {"epochs": args.epochs}}
 
@@ -113,6 +114,8 @@ def main() -> None:
     parser.add_argument("--reference", type=int, default=0, help="structures of the long-MD committee (0: none)")
     parser.add_argument("--committee", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--warm-epochs", type=int, default=0,
+                        help="rounds after the first start warm from the last round's members, this many epochs")
     parser.add_argument("--steps", type=int, default=200, help="MD steps per trajectory (0.5 fs)")
     parser.add_argument("--lower", type=float, default=0.1, help="select.lower, eV/Å (upper: 10x)")
     parser.add_argument("--fraction", type=float, default=0.1, help="stop.fraction")

@@ -298,12 +298,15 @@ def test_the_worked_example_of_the_docs_runs_as_written(tmp_path, monkeypatch):
 @pytest.mark.loop
 def test_warm_starts_begin_each_member_from_the_last_rounds(tmp_path):
     config = loop_config(tmp_path)
-    config["train"] = dict(config["train"], warm_start=True)
+    config["train"] = dict(config["train"], warm_start=True, warm_epochs=2)  # round 0: training.epochs (4)
     ActiveLearning(parse_learn_config(config, tmp_path), log=lambda line: None).run()
     log = (tmp_path / "run" / "round-1" / "log.txt").read_text()
-    assert "(each member from round 0's)" in log
+    assert "(each member from round 0's, 2 epochs)" in log
     assert log.count("initial weights: the networks of") == 2 and "round-0/member_1/best.ckpt" in log
     assert "initial weights" not in (tmp_path / "run" / "round-0" / "log.txt").read_text()
+    epochs = [len((tmp_path / "run" / f"round-{k}" / "member_0" / "metrics.csv").read_text().strip().splitlines()) - 1
+              for k in (0, 1)]
+    assert epochs == [4, 2]
 
 
 def test_exploration_runs_every_protocol_npt_and_strained(tmp_path):

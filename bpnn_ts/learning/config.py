@@ -16,7 +16,8 @@ that name the key.
       launcher: null                        # or a command that runs `bpnn-ts train` in several processes,
                                             # e.g. "torchrun --standalone --nproc_per_node 4" (each member in turn)
       warm_start: false                     # true: rounds after the first start each member from the last
-                                            # round's (training.initial_weights; worse in our Cu-Ni test)
+                                            # round's (training.initial_weights; docs/active-learning.md)
+      warm_epochs: null                     # with warm_start: epochs of those rounds (null: training.epochs)
       model: {...}
       training: {epochs: 30}
       data: {stream: false}                 # true: training reads structures from disk as needed
@@ -130,6 +131,7 @@ class LearnConfig:
     seed: int = 0
     base: str = "."
     train_launcher: str = ""  # e.g. "torchrun --standalone --nproc_per_node 4"
+    warm_epochs: int = 0  # epochs of warm-started rounds (0: training.epochs)
     raw: Dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -205,8 +207,10 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     else:
         start_config = Start(_path(start["structures"], "start.structures", base))
 
-    train = dict(_section(data, "train", ["committee", "warm_start", "workers", "launcher", "model", "loss", "training",
-                                          "data"]))
+    train = dict(_section(data, "train", ["committee", "warm_start", "warm_epochs", "workers", "launcher", "model",
+                                          "loss", "training", "data"]))
+    warm_epochs = _number(train, "warm_epochs", 0, "train", 1, integer=True) if train.get("warm_epochs") is not None else 0
+    train.pop("warm_epochs", None)
     data_options = train.get("data") or {}
     _require(isinstance(data_options, dict) and set(data_options) <= {"stream", "cache_size"},
              f"`train.data` may only hold `stream` and `cache_size` (the loop gives the files and the split), "
@@ -277,7 +281,7 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     seed = _number(data, "seed", 0, "config", integer=True)
     return LearnConfig(output, labeller_config, start_config, train, committee, warm_start, train_workers,
                        explore_config, select_config, stop_config, test, seed, str(base), train_launcher=launcher,
-                       raw=data)
+                       warm_epochs=warm_epochs, raw=data)
 
 
 def load_learn_config(path: Union[str, Path]) -> LearnConfig:

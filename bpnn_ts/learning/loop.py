@@ -253,14 +253,16 @@ class ActiveLearning:
         training.setdefault("plots", False)
         training.setdefault("seed", self.config.seed)
         model = self._pinned_model() if self.config.warm_start else self.config.train["model"]
+        previous = [self._round(k - 1) / f"member_{m}" / "best.ckpt" for m in range(self.config.committee)]
+        warm = self.config.warm_start and k > 0 and all(path.is_file() for path in previous)
+        if warm and self.config.warm_epochs:
+            training["epochs"] = self.config.warm_epochs
         raw = dict(self.config.train, model=model, training=training, output=str(folder),
                    data=dict(self.config.train.get("data") or {}, train=str(folder / "train.extxyz"),
                              split={"validation": 0.1, "test": 0.0}))
         config = parse_train_config(raw, self.config.base)
-        previous = [self._round(k - 1) / f"member_{m}" / "best.ckpt" for m in range(self.config.committee)]
-        warm = self.config.warm_start and k > 0 and all(path.is_file() for path in previous)
         log(f"training a committee of {self.config.committee} on {len(every_label)} structures"
-            + (f" (each member from round {k - 1}'s)" if warm else "")
+            + (f" (each member from round {k - 1}'s, {training.get('epochs')} epochs)" if warm else "")
             + (f" ({self.config.train_launcher})" if self.config.train_launcher else ""))
         if self.config.train_launcher:
             return launched_training(self.config.train_launcher, with_absolute_paths(raw, Path(self.config.base)),
