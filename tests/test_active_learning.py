@@ -23,9 +23,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from bpnn_ts.errors import ConfigError
 from bpnn_ts.learning import ActiveLearning, parse_learn_config
 from bpnn_ts.learning.config import Labeller, Select
-from bpnn_ts.learning.exploration import SPREAD, SPREAD_ATOM
+from bpnn_ts.learning.exploration import SPREAD
 from bpnn_ts.learning.labelling import label_all
-from bpnn_ts.learning.selection import farthest_points, fingerprints, select
+from bpnn_ts.learning.selection import farthest_points, select
 
 TESTS = Path(__file__).parent
 
@@ -130,19 +130,6 @@ def test_selection_takes_uncertain_frames_without_duplicates():
     assert select(Descriptors(), frames, settings, seed=0) == [1, 3, 4]  # the least uncertain above it
     randomly = select(Descriptors(), frames, Select(strategy="random", per_round=4), seed=1)
     assert len(randomly) == 4 and len(set(randomly)) == 4
-    # frames with the uncertain atom named: its environment is the fingerprint, not the mean
-    class PerAtom(Descriptors):
-        def compute_descriptors(self, positions, numbers, cell, pbc):
-            return {"scaled_descriptors": positions}
-
-    calm, other_calm = Atoms("Cu3", positions=[[0, 0, 0], [1, 0, 0], [5, 0, 0]]), \
-        Atoms("Cu3", positions=[[0, 0, 0], [1, 0, 0], [9, 0, 0]])
-    for frame in (calm, other_calm):
-        frame.info[SPREAD_ATOM] = 1
-    same_environment = fingerprints(PerAtom(), [calm, other_calm])
-    assert np.array_equal(same_environment[0], same_environment[1])  # the rest of the cell does not count
-    other_calm.info[SPREAD_ATOM] = 2
-    assert not np.array_equal(*fingerprints(PerAtom(), [calm, other_calm]))
     # what is left of the label budget caps a round
     assert select(Descriptors(), frames, settings, seed=0, limit=2) == [1, 3]
     assert len(select(Descriptors(), frames, Select(strategy="random", per_round=4), seed=1, limit=3)) == 3
@@ -325,7 +312,6 @@ def test_exploration_runs_every_protocol_npt_and_strained(tmp_path):
     volume = cell.get_volume()
     for frame in frames:
         assert frame.info["temperature"] == 300.0 and frame.info[SPREAD] >= 0.0
-        assert 0 <= frame.info[SPREAD_ATOM] < len(frame)
         assert frame.get_volume() != pytest.approx(volume * (1 + frame.info["strain"]) ** 3, rel=1e-12)  # the barostat
         assert frame.get_volume() == pytest.approx(volume * (1 + frame.info["strain"]) ** 3, rel=0.1)
     again = explore(str(committee), [cell], settings, upper=1e6, seed=0, log=lambda line: None)

@@ -20,13 +20,12 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from .config import Explore
 
 SPREAD = "force_spread"  # frame info: the committee's largest per-atom force spread, eV/Å
-SPREAD_ATOM = "force_spread_atom"  # frame info: the atom with that spread (its index)
 
 
-def force_spread(calculator) -> Tuple[float, int]:
-    """The largest per-atom committee force spread (eV/Å) of the calculator's last call, and its atom."""
+def force_spread(calculator) -> float:
+    """The largest per-atom committee force spread (eV/Å) of the calculator's last call."""
     spreads = np.asarray(calculator.results["forces_uncertainty"])
-    return (float(spreads.max()), int(np.argmax(spreads))) if spreads.size else (0.0, -1)
+    return float(spreads.max()) if spreads.size else 0.0
 
 
 class Protocol(NamedTuple):
@@ -118,13 +117,13 @@ def _lammps_states(model: str, atoms: Atoms, calculator: Any, protocol: Protocol
 
 def kept_frame(atoms: Atoms, calculator: Any, protocol: Protocol, step: int) -> Optional[Atoms]:
     """A copy of `atoms` with the committee's energy and forces of its last call and info
-    force_spread (and its atom), temperature, pressure, strain and step; None where positions or spread are not finite."""
-    spread, atom = force_spread(calculator)
+    force_spread, temperature, pressure, strain and step; None where positions or spread are not finite."""
+    spread = force_spread(calculator)
     if not np.isfinite(atoms.positions).all() or not np.isfinite(spread):
         return None
     frame = Atoms(atoms.numbers, positions=atoms.positions.copy(), cell=atoms.cell.copy(), pbc=atoms.pbc.copy())
-    frame.info.update({SPREAD: spread, SPREAD_ATOM: atom, "temperature": protocol.temperature,
-                       "pressure": protocol.pressure, "strain": protocol.strain, "step": step})
+    frame.info.update({SPREAD: spread, "temperature": protocol.temperature, "pressure": protocol.pressure,
+                       "strain": protocol.strain, "step": step})
     frame.calc = SinglePointCalculator(frame, energy=calculator.results["energy"],
                                        forces=calculator.results["forces"].copy())
     return frame

@@ -2,10 +2,8 @@
 
 `spread`: the candidates are the frames whose committee force spread is in [lower, upper); at
 most `per_round` of them are taken by farthest-point sampling in descriptor space (a frame's
-fingerprint: the scaled symmetry functions of its most uncertain atom, so that in a large cell it
-is the uncertain environment that must differ, not an average over hundreds of atoms), starting
-from the candidate with the largest spread, so near-duplicates of one trajectory are not
-labelled twice.
+fingerprint: per element, the mean of its atoms' scaled symmetry functions), starting from the
+candidate with the largest spread, so near-duplicates of one trajectory are not labelled twice.
 Where no frame lies in the window but some lie above it (a committee that fails in the MD it
 drives), the `per_round` frames with the lowest spreads above it are taken: the loop learns from
 where its MD went wrong instead of stopping. `random`: `per_round` frames drawn uniformly from
@@ -19,26 +17,20 @@ from ase import Atoms
 
 from .. import keys
 from .config import Select
-from .exploration import SPREAD, SPREAD_ATOM
+from .exploration import SPREAD
 
 
 def fingerprints(model: Any, frames: Sequence[Atoms]) -> np.ndarray:
-    """(n_frames, n_elements * max F): a frame's local environment where the committee is least
-    sure, as the scaled symmetry functions of the atom with the largest force spread (frame info
-    force_spread_atom) in its element's block, zeros elsewhere. Frames without that info (runs of
-    earlier versions): per element, the mean over the frame's atoms of that element."""
+    """(n_frames, n_elements * max F): per element of `model` (a loaded model file), the mean scaled
+    symmetry functions of the frame's atoms of that element (zeros where it has none)."""
     elements = [int(z) for z in model.atomic_numbers()]
     rows = []
     for atoms in frames:
         out = model.compute_descriptors(torch.tensor(atoms.positions), torch.tensor(atoms.numbers),
                                         torch.tensor(atoms.cell.array), torch.tensor(atoms.pbc))
         scaled = out[keys.SCALED_DESCRIPTORS].detach().double().numpy()  # (N, max F)
-        atom = int(atoms.info.get(SPREAD_ATOM, -1))
-        if 0 <= atom < len(atoms):
-            parts = [scaled[atom] if atoms.numbers[atom] == z else np.zeros(scaled.shape[1]) for z in elements]
-        else:
-            parts = [scaled[atoms.numbers == z].mean(axis=0) if (atoms.numbers == z).any()
-                     else np.zeros(scaled.shape[1]) for z in elements]
+        parts = [scaled[atoms.numbers == z].mean(axis=0) if (atoms.numbers == z).any() else np.zeros(scaled.shape[1])
+                 for z in elements]
         rows.append(np.concatenate(parts))
     return np.array(rows)
 
