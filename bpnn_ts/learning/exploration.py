@@ -104,9 +104,12 @@ def _lammps_states(model: str, atoms: Atoms, calculator: Any, protocol: Protocol
                    seed: int, folder: Path) -> Iterator[Tuple[Atoms, int]]:
     """The frames LAMMPS dumped (lammps_md.py), each evaluated by `calculator`; they end where
     the model refuses one."""
-    from .lammps_md import lammps_trajectory, model_elements
-    for frame in lammps_trajectory(model, model_elements(model), atoms, protocol.temperature, protocol.pressure,
-                                   settings, upper, seed, folder):
+    from ase.data import chemical_symbols
+
+    from .lammps_md import lammps_trajectory
+    elements = [chemical_symbols[z] for z in calculator.supported]  # the model's order: LAMMPS types 1..n
+    for frame in lammps_trajectory(model, elements, atoms, protocol.temperature, protocol.pressure, settings, upper,
+                                   seed, folder):
         frame.calc = calculator
         try:
             frame.get_forces()
@@ -134,11 +137,11 @@ def explore(model: str, starts: Sequence[Atoms], settings: Explore, upper: float
     """Every trajectory of a round (`settings.trajectories` per protocol, each from one of
     `starts` in turn), in `settings.workers` processes; their frames in a fixed order. LAMMPS
     trajectories keep their files in `folder`/trajectory-T-K (a temporary folder if None)."""
-    jobs: List[Tuple[Atoms, Protocol, int]] = []
+    jobs: List[Tuple[Atoms, Protocol, int, str]] = []  # (start, protocol, seed, LAMMPS folder name)
     for t, protocol in enumerate(protocols(settings)):
         for k in range(settings.trajectories):
             start = starts[(t * settings.trajectories + k) % len(starts)]
-            jobs.append((start, protocol, seed * 100_003 + t * 1_009 + k))
+            jobs.append((start, protocol, seed * 100_003 + t * 1_009 + k, f"trajectory-{t}-{k}"))
     conditions = f"{list(settings.temperatures)} K"
     if settings.ensemble == "npt":
         conditions += f", {list(settings.pressures)} GPa"
@@ -148,10 +151,8 @@ def explore(model: str, starts: Sequence[Atoms], settings: Explore, upper: float
         f"({settings.engine}, {settings.workers} worker(s))")
     with tempfile.TemporaryDirectory(prefix="bpnn_explore_") as scratch:
         base = Path(folder) if folder is not None else Path(scratch)
-        folders = [str(base / f"trajectory-{t}-{k}") for t in range(len(protocols(settings)))
-                   for k in range(settings.trajectories)]
         arguments = ([model] * len(jobs), [j[0] for j in jobs], [j[1] for j in jobs], [settings] * len(jobs),
-                     [upper] * len(jobs), [j[2] for j in jobs], folders)
+                     [upper] * len(jobs), [j[2] for j in jobs], [str(base / j[3]) for j in jobs])
         trajectories = _run_all(arguments, settings.workers)
     return [frame for frames in trajectories for frame in frames]
 

@@ -18,7 +18,6 @@ from typing import List, Sequence
 import numpy as np
 from ase import Atoms
 from ase.calculators.lammps import Prism
-from ase.data import chemical_symbols
 
 from .config import Explore
 
@@ -96,12 +95,6 @@ def lammps_trajectory(model: str, elements: Sequence[str], atoms: Atoms, tempera
         kept_atoms.info["step"] = k * settings.every
         kept.append(kept_atoms)
     return kept
-
-
-def model_elements(model: str) -> List[str]:
-    """The element symbols of a model file, in its order (LAMMPS atom types 1..n)."""
-    from ..export import load
-    return [chemical_symbols[int(z)] for z in load(model).atomic_numbers()]
 
 
 def _open_box(atoms: Atoms) -> np.ndarray:

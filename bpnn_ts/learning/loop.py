@@ -260,14 +260,13 @@ class ActiveLearning:
         raw = dict(self.config.train, model=model, training=training, output=str(folder),
                    data=dict(self.config.train.get("data") or {}, train=str(folder / "train.extxyz"),
                              split={"validation": 0.1, "test": 0.0}))
-        config = parse_train_config(raw, self.config.base)
         log(f"training a committee of {self.config.committee} on {len(every_label)} structures"
             + (f" (each member from round {k - 1}'s, {training.get('epochs')} epochs)" if warm else "")
             + (f" ({self.config.train_launcher})" if self.config.train_launcher else ""))
         if self.config.train_launcher:
             return launched_training(self.config.train_launcher, with_absolute_paths(raw, Path(self.config.base)),
                                      self.config.committee, folder)
-        return train_committee(config, self.config.committee, resume=True, log=log,
+        return train_committee(parse_train_config(raw, self.config.base), self.config.committee, resume=True, log=log,
                                initial_weights=[str(path) for path in previous] if warm else (),
                                workers=self.config.train_workers)
 
@@ -315,7 +314,7 @@ class ActiveLearning:
         elif len(every_label) >= stop.max_labels:
             reason = f"stop.max_labels ({stop.max_labels}) reached"
         elif not selected:
-            reason = "nothing selected (no frame explored)"
+            reason = "nothing selected (no explored frame at or above select.lower)"
         elif k + 1 >= stop.max_rounds:
             reason = f"stop.max_rounds ({stop.max_rounds}) reached"
         figures["stop"] = reason

@@ -53,8 +53,15 @@ def model_from_checkpoint(path) -> BPNNModel:
     model = BPNNModel.from_spec(ModelSpec.from_json(state["model_spec"]))
     weights = checkpoint_weights(state.get("best_state") or state["model_state"])
     model = model.to(weights["potential.atomic_energy_shift"].dtype)
-    model.load_state_dict(without_kernel_tables(weights, model.state_dict().keys()))
+    load_weights(model, weights)
     return model.eval()
+
+
+def load_weights(model: BPNNModel, weights: Dict[str, torch.Tensor]) -> None:
+    """A checkpoint's weights (either name set: checkpoint_weights) into `model`, less the kernel
+    tables it lacks."""
+    current = checkpoint_weights(weights)
+    model.load_state_dict(without_kernel_tables(current, model.state_dict().keys()))
 
 
 def without_kernel_tables(weights: Dict[str, torch.Tensor], names: Iterable[str]) -> Dict[str, torch.Tensor]:

@@ -37,7 +37,6 @@ def _silent(line: str) -> None:
 
 def _train_member_in_process(member: TrainConfig, resume: bool, overwrite: bool) -> None:
     """One member's training in a worker process: one torch thread, the log in <member>/train.log."""
-    import torch
     torch.set_num_threads(1)
     output = Path(member.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -74,7 +73,8 @@ def train_committee(config: TrainConfig, size: int, resume: bool = False, log: C
         (Path(config.output) / "committee.pt").unlink(missing_ok=True)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    group = ProcessGroup(torch.device("cpu")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    # under torchrun: the members' own process group (gloo on CPUs, NCCL with training.device cuda)
+    group = ProcessGroup(torch.device(config.training.device)) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     if group is not None and workers > 1:
         raise ValueError(f"workers ({workers}): under torchrun the processes train each member together; "
                          "train members in parallel processes or with torchrun, not both")

@@ -31,7 +31,7 @@ from ..potential_sources import imported_scaling_statistics
 from .adam_epoch import AdamEpochs
 from .averaging import WeightAverage
 from .batch import Batch, StreamedBatches, concatenate, make_batches, predict
-from .checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint, save_checkpoint, without_kernel_tables
+from .checkpoint import checkpoint_weights, load_checkpoint, load_weights, model_from_checkpoint, save_checkpoint
 from .config import LossWeights, TrainConfig
 from .distributed import ProcessGroup
 from .kalman_epoch import KalmanEpochs, data_spreads
@@ -131,8 +131,7 @@ class Trainer:
         self.spreads: Dict[str, float] = {}  # the Kalman filter's units (kalman_epoch.data_spreads)
         if checkpoint is not None:
             model = BPNNModel.from_spec(ModelSpec.from_json(checkpoint["model_spec"])).to(dtype)
-            model.load_state_dict(without_kernel_tables(checkpoint_weights(checkpoint["model_state"]),
-                                                        model.state_dict().keys()))
+            load_weights(model, checkpoint["model_state"])
             if checkpoint.get("kalman") is not None:
                 self.spreads = dict(checkpoint["kalman"]["spreads"])
             return model.to(self.device).train()
