@@ -73,6 +73,7 @@ def kernel_calls(model, atoms: Atoms) -> List[Dict]:
         return original(self, vectors, offsets, species, d_g)
 
     model.use_native_kernels(True)
+    model.whole_evaluation_atoms = 0  # (the per-element kernels, not the one-op evaluation)
     NativeKernel.forward = capture
     try:
         evaluate(model, atoms)

@@ -89,10 +89,12 @@ def _kernel_call(model, atoms):
         return original(self, vectors, offsets, species, d_g)
 
     NativeKernel.forward = capture
+    whole, model.whole_evaluation_atoms = model.whole_evaluation_atoms, 0  # (the per-element kernels)
     try:
         evaluate(model, atoms)
     finally:
         NativeKernel.forward = original
+        model.whole_evaluation_atoms = whole
     return captured
 
 

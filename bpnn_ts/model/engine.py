@@ -10,12 +10,14 @@ import torch
 from .. import keys
 from ..elements import SYMBOLS, species_table
 from .element import ElementParts
-from .inputs import check_engine_list, check_overlap, check_requests, check_system, species_of
+from .inputs import check_cell_values, check_engine_list, check_overlap, check_requests, check_system, species_of
+from .jit import with_scripted_submodule
 from .multi_system import check_batch, per_system, side_by_side
 from .neighbors import NativePairSearch, PairSearch, TorchPairSearch, check_cell
 from .pairs import PairList, Request, local_pairs
-from .potential import BPNNPotential
+from .potential import BPNNPotential, Physics
 from .spec import ModelSpec
+from .whole_evaluation import as_result
 
 
 class BPNNModel(torch.nn.Module):
@@ -25,11 +27,17 @@ class BPNNModel(torch.nn.Module):
     (torch, or the C++ cell list of the fused kernels)."""
 
     pair_search: PairSearch
+    potential: Physics  # (an interface: TorchScript calls it without inlining it into forward, see Physics)
     __jit_ignored_attributes__ = ["weights_origin"]
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.potential = BPNNPotential(spec)
+        self.cutoff_radius = float(spec.cutoff)
+        self.n_members = int(spec.committee_size)
+        self.atomic_numbers_list: List[int] = list(spec.atomic_numbers)
+        self.chunk_sizes = [self.potential.chunk_size_cpu, self.potential.chunk_size_cuda]
+        self.block_budgets = [self.potential.block_budget_cpu, self.potential.block_budget_cuda]
         self.spec_json: str = spec.to_json()
         self._spec = spec  # (host side only: TorchScript leaves it out of the file)
         self.element_symbols: List[str] = [SYMBOLS[z - 1] for z in spec.atomic_numbers]
@@ -37,6 +45,7 @@ class BPNNModel(torch.nn.Module):
         self.register_buffer("species_of_z", species_table(spec.atomic_numbers))
         self.pair_search = TorchPairSearch()
         self.validate_inputs = True  # NaN/inf and overlapping-atom checks (cheap; off only in benchmarks)
+        self.whole_evaluation_atoms = 1 << 40  # systems up to this size: one op (bpnn::evaluate) where it applies
         # (host side) where the weights came from: "initial" (seeded, never trained: export warns),
         # "loaded" (load_state_dict), "assigned" (set_element_weights), "trained", "committee"
         self.weights_origin = "initial"
@@ -57,6 +66,11 @@ class BPNNModel(torch.nn.Module):
         self.pair_search = NativePairSearch() if enable else TorchPairSearch()
         return enable
 
+    @torch.jit.unused
+    def __prepare_scriptable__(self) -> "BPNNModel":
+        """What torch.jit.script compiles: this model with its potential scripted first (jit.py)."""
+        return with_scripted_submodule(self, "potential")
+
     # ---- host side: Python only, eager models (TorchScript leaves these out of the file) ----
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "BPNNModel":
@@ -72,7 +86,7 @@ class BPNNModel(torch.nn.Module):
     @torch.jit.unused
     def element_parts(self) -> List[ElementParts]:
         """Each element's scaling and network(s), in species order (committee folding)."""
-        return [element.parts(z) for z, element in zip(self.potential.atomic_numbers_list, self.potential.elements)]
+        return [element.parts(z) for z, element in zip(self.atomic_numbers_list, self.potential.elements)]
 
     @torch.jit.unused
     def energy_shifts(self) -> torch.Tensor:
@@ -91,7 +105,7 @@ class BPNNModel(torch.nn.Module):
         [Gmin, Gmax, Gmean, sigma]}; every element of the model must be given. Functions whose
         range is below `negligible` x the element's widest are held constant (Scaling); returns
         {Z: (n_functions,) bool} of those."""
-        missing = [z for z in self.potential.atomic_numbers_list if z not in statistics]
+        missing = [z for z in self.atomic_numbers_list if z not in statistics]
         if missing:
             raise ValueError(f"scaling statistics lack elements {missing} (atomic numbers) of this model")
         return {part.atomic_number: part.scaling.set_statistics(*torch.as_tensor(statistics[part.atomic_number]).T,
@@ -138,13 +152,13 @@ class BPNNModel(torch.nn.Module):
             if part.atomic_number == atomic_number:
                 return part
         raise ValueError(f"atomic number {atomic_number} is not an element of this model "
-                         f"({self.potential.atomic_numbers_list})")
+                         f"({self.atomic_numbers_list})")
 
     @torch.jit.export
     def set_mixed_precision(self, enable: bool) -> None:
         """Mixed precision on or off: float32 descriptors and nets, float64 positions and sums (the
         parameters must be float32 first: `.to(torch.float32)`)."""
-        self.potential.mixed_precision = enable
+        self.potential.set_mixed_precision(enable)
 
     @torch.jit.export
     def energies_from_descriptors(self, descriptors: torch.Tensor, species: torch.Tensor,
@@ -166,17 +180,17 @@ class BPNNModel(torch.nn.Module):
     @torch.jit.export
     def cutoff(self) -> float:
         """Largest symmetry-function cutoff, Å: engines must give every neighbour closer than this."""
-        return self.potential.cutoff_radius
+        return self.cutoff_radius
 
     @torch.jit.export
     def atomic_numbers(self) -> List[int]:
         """Supported elements, ascending."""
-        return self.potential.atomic_numbers_list
+        return self.atomic_numbers_list
 
     @torch.jit.export
     def committee_size(self) -> int:
         """Networks per element: 1, or K > 1 for a committee (forward's `compute_uncertainty`)."""
-        return self.potential.n_members
+        return self.n_members
 
     @torch.jit.export
     def dtype_name(self) -> str:
@@ -199,7 +213,7 @@ class BPNNModel(torch.nn.Module):
     @torch.jit.export
     def uses_native_kernels(self) -> bool:
         """True if the graph calls the fused C++ ops (torch.ops.bpnn)."""
-        return self.potential.fused_kernels
+        return self.potential.uses_fused_kernels()
 
     @torch.jit.export
     def model_spec(self) -> str:
@@ -212,8 +226,8 @@ class BPNNModel(torch.nn.Module):
         """Most centres per chunk of the torch path on CPU / CUDA (memory vs speed)."""
         if cpu < 1 or cuda < 1:
             raise ValueError("chunk sizes must be >= 1, got " + str(cpu) + ", " + str(cuda))
-        self.potential.chunk_size_cpu = cpu
-        self.potential.chunk_size_cuda = cuda
+        self.chunk_sizes = [cpu, cuda]
+        self.potential.set_chunking(cpu, cuda, self.block_budgets[0], self.block_budgets[1])
 
     @torch.jit.export
     def set_block_budget(self, cpu: int, cuda: int) -> None:
@@ -221,8 +235,8 @@ class BPNNModel(torch.nn.Module):
         overhead)."""
         if cpu < 1 or cuda < 1:
             raise ValueError("block budgets must be >= 1, got " + str(cpu) + ", " + str(cuda))
-        self.potential.block_budget_cpu = cpu
-        self.potential.block_budget_cuda = cuda
+        self.block_budgets = [cpu, cuda]
+        self.potential.set_chunking(self.chunk_sizes[0], self.chunk_sizes[1], cpu, cuda)
 
     # ---- the engine forward ----
     def forward(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
@@ -239,15 +253,31 @@ class BPNNModel(torch.nn.Module):
         receive forces. `compute_uncertainty` (committees): every member is evaluated; outputs
         are their mean plus the committee outputs of keys.py.
         """
-        check_requests(compute_uncertainty, self.potential.n_members, count_extrapolation,
+        check_requests(compute_uncertainty, self.n_members, count_extrapolation,
                        self.potential.training_range_known())
-        pair_list, closest_pair, closest_distance = self._pair_list(positions, atomic_numbers, cell, pbc, pairs,
-                                                                    shifts, n_local)
+        if pairs is None and not compute_uncertainty and self.validate_inputs \
+                and positions.shape[0] <= self.whole_evaluation_atoms \
+                and self.potential.whole_evaluation_ready(positions.device):
+            whole = self._whole_evaluation(positions, atomic_numbers, cell, pbc, compute_forces, compute_virial,
+                                           count_extrapolation)
+            if len(whole) > 0:
+                return whole
+        pair_list, closest_pair, closest_distance, _ = self._checked_pair_list(positions, atomic_numbers, cell, pbc,
+                                                                               pairs, shifts, n_local)
         request = Request(compute_forces, compute_virial, False, False, count_extrapolation)
         result = self.potential(pair_list, request, compute_uncertainty)
         result[keys.CLOSEST_PAIR] = closest_pair
         result[keys.MIN_DISTANCE] = closest_distance
         return result
+
+    def _whole_evaluation(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: Optional[torch.Tensor],
+                          pbc: Optional[torch.Tensor], compute_forces: bool, compute_virial: bool,
+                          count_extrapolation: bool) -> Dict[str, torch.Tensor]:
+        """`forward`'s result by one op (whole_evaluation.py); {} where the general path must check."""
+        cell, pbc = self._checked_system(positions, atomic_numbers, cell, pbc, False, True)
+        out = self.potential.evaluate_whole(positions.detach(), atomic_numbers, cell.detach(), pbc, self.species_of_z,
+                                            compute_virial, count_extrapolation)
+        return as_result(out, compute_forces, compute_virial, count_extrapolation) if len(out) > 0 else {}
 
     @torch.jit.export
     def compute_descriptors(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
@@ -255,7 +285,7 @@ class BPNNModel(torch.nn.Module):
                             pbc: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Raw and scaled symmetry functions of every atom, (N, max F), zero-padded beyond each
         element's own function count (with the energies)."""
-        pair_list, _, _ = self._pair_list(positions, atomic_numbers, cell, pbc, None, None, None)
+        pair_list, _, _, _ = self._checked_pair_list(positions, atomic_numbers, cell, pbc, None, None, None)
         return self.potential(pair_list, Request(False, False, True, False, False), False)
 
     @torch.jit.export
@@ -265,7 +295,7 @@ class BPNNModel(torch.nn.Module):
         """G (N, max F) and dG_i/dr_ij per pair (P, max F, 3) with the pairs' centres i, neighbours
         j (P,) and vectors r_ij (P, 3): what a training cache needs.
         dE/dr_ij = sum_f dE_i/dG_if dG_if/dr_ij; F_i += dE/dr_ij, F_j -= dE/dr_ij."""
-        pair_list, _, _ = self._pair_list(positions, atomic_numbers, cell, pbc, None, None, None)
+        pair_list, _, _, _ = self._checked_pair_list(positions, atomic_numbers, cell, pbc, None, None, None)
         return self.potential(pair_list, Request(False, False, True, True, False), False)
 
     @torch.jit.export
@@ -278,7 +308,7 @@ class BPNNModel(torch.nn.Module):
         ignores (a ghost centre, beyond the cutoff). With r_ij = R_j - R_i + shifts @ cell the
         rest follows: F_i += dE/dr_ij, F_j -= dE/dr_ij, W = -sum r_ij (x) dE/dr_ij.
         Committees with `compute_uncertainty`: the mean, and each member's (keys.py)."""
-        check_requests(compute_uncertainty, self.potential.n_members, False, self.potential.training_range_known())
+        check_requests(compute_uncertainty, self.n_members, False, self.potential.training_range_known())
         pair_list, _, _, kept = self._checked_pair_list(positions, atomic_numbers, cell, pbc, pairs, shifts, n_local)
         result = self.potential(pair_list, Request(False, False, False, False, False, True), compute_uncertainty)
         n_pairs = pairs.shape[1]
@@ -292,46 +322,49 @@ class BPNNModel(torch.nn.Module):
         return result
 
     # ---- inputs ----
-    def _pair_list(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: Optional[torch.Tensor],
-                   pbc: Optional[torch.Tensor], pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
-                   n_local: Optional[int]) -> Tuple[PairList, torch.Tensor, torch.Tensor]:
-        """Checked inputs as the potential's PairList (local centres within the cutoff), and the
-        closest pair (2,) with its distance (Å; -1, -1 and inf without pairs or validation)."""
-        pair_list, closest_pair, closest_distance, _ = self._checked_pair_list(positions, atomic_numbers, cell, pbc,
-                                                                               pairs, shifts, n_local)
-        return pair_list, closest_pair, closest_distance
-
     def _checked_pair_list(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: Optional[torch.Tensor],
                            pbc: Optional[torch.Tensor], pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
                            n_local: Optional[int]) -> Tuple[PairList, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """_pair_list, and the index (P_kept,) in the given pairs of each pair of the PairList."""
+        """Checked inputs as the potential's PairList (local centres within the cutoff), the closest
+        pair (2,) with its distance (Å; -1, -1 and inf without pairs or validation), and the index
+        (P_kept,) in the given pairs of each pair of the PairList."""
         dtype = self.potential.sums_dtype()
         device = positions.device
-        if cell is None:
-            cell = torch.zeros((3, 3), dtype=dtype, device=device)
-        if pbc is None:
-            pbc = torch.zeros(3, dtype=torch.bool, device=device)
-        check_system(positions, atomic_numbers, cell, pbc, self.validate_inputs)
-        if pairs is None and positions.shape[0] > 0:  # the one check of the cell (the pair search trusts it)
-            periodic: List[bool] = pbc.tolist()
-            check_cell(cell.to(dtype), periodic)
+        cell, pbc = self._checked_system(positions, atomic_numbers, cell, pbc, self.validate_inputs, pairs is None)
         species = self._species(atomic_numbers)
         n_atoms = positions.shape[0]
         positions = positions.to(dtype).detach()
         cell = cell.to(dtype=dtype, device=device).detach()
         engine_list = pairs is not None
         if pairs is None:
-            pairs, shifts = self.pair_search(positions, cell, pbc.to(device), self.potential.cutoff_radius)
+            pairs, shifts = self.pair_search(positions, cell, pbc.to(device), self.cutoff_radius)
             n_local = n_atoms
         else:
             pairs, shifts, n_local = check_engine_list(pairs, shifts, n_local, n_atoms, device)
         assert shifts is not None
         local = local_pairs(positions, cell, pairs, shifts, torch.full((), n_local, dtype=torch.long, device=device),
-                            self.potential.cutoff_radius, not engine_list, self.validate_inputs)
+                            self.cutoff_radius, not engine_list, self.validate_inputs)
         if self.validate_inputs and pairs.shape[1] > 0:
             check_overlap(local.min_distance, local.closest_pair)
         pair_list = PairList(local.centres, local.neighbours, local.vectors, species, n_local)
         return pair_list, local.closest_pair, local.min_distance, local.kept
+
+    def _checked_system(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: Optional[torch.Tensor],
+                        pbc: Optional[torch.Tensor], check_values: bool, check_the_cell: bool
+                        ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """cell and pbc (zeros and False where None) after check_system; with `check_the_cell`, the
+        one check of a periodic cell (the pair searches trust it), its values checked first."""
+        if cell is None:
+            cell = torch.zeros((3, 3), dtype=self.potential.sums_dtype(), device=positions.device)
+        if pbc is None:
+            pbc = torch.zeros(3, dtype=torch.bool, device=positions.device)
+        check_system(positions, atomic_numbers, cell, pbc, check_values)
+        periodic: List[bool] = pbc.tolist()
+        if check_the_cell and positions.shape[0] > 0 and (periodic[0] or periodic[1] or periodic[2]):
+            if not check_values:
+                check_cell_values(cell)
+            check_cell(cell.to(self.potential.sums_dtype()), periodic)
+        return cell, pbc
 
     def _species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         return species_of(atomic_numbers, self.species_of_z, self.all_symbols, self.element_symbols)
@@ -353,7 +386,7 @@ class BPNNModel(torch.nn.Module):
         Committees: per-system `committee_energy` (K, B) and `energy_uncertainty` (B,); no
         `committee_virial`.
         """
-        check_requests(compute_uncertainty, self.potential.n_members, count_extrapolation,
+        check_requests(compute_uncertainty, self.n_members, count_extrapolation,
                        self.potential.training_range_known())
         first = check_batch(positions, atomic_numbers, system_index, cells, pbc, self.validate_inputs)
         system_index = system_index.long()
@@ -372,7 +405,7 @@ class BPNNModel(torch.nn.Module):
         side by side along x; each periodic system gets its own."""
         dtype = self.potential.sums_dtype()
         device = positions.device
-        cutoff = self.potential.cutoff_radius
+        cutoff = self.cutoff_radius
         n_systems = len(first) - 1
         species = self._species(atomic_numbers)
         positions = positions.to(dtype).detach()

@@ -18,7 +18,13 @@ def check_system(positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: to
         raise ValueError("`pbc` must be a bool tensor of shape (3,), got " + dtype_name(pbc) + " " + str(pbc.shape))
     check_device("cell", cell, positions.device)
     check_device("pbc", pbc, positions.device)
-    if check_values and not bool(torch.isfinite(cell).all()):
+    if check_values:
+        check_cell_values(cell)
+
+
+def check_cell_values(cell: torch.Tensor) -> None:
+    """Refuse a cell with NaN or inf."""
+    if not bool(torch.isfinite(cell).all()):
         raise ValueError("`cell` contains NaN or inf")
 
 

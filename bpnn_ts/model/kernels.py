@@ -35,6 +35,10 @@ class DescriptorKernel(torch.nn.Module):
         """True if this kernel computes on tensors of `device` (else the torch blocks do)."""
         pass
 
+    def tables(self) -> List[torch.Tensor]:
+        """[radial, angular] parameter tables of the fused ops ([] without a kernel)."""
+        pass
+
 
 class NoKernel(torch.nn.Module):
     """Placeholder: the element computes its descriptors with the torch blocks."""
@@ -46,6 +50,10 @@ class NoKernel(torch.nn.Module):
     @torch.jit.export
     def runs_on(self, device: torch.device) -> bool:
         return False
+
+    @torch.jit.export
+    def tables(self) -> List[torch.Tensor]:
+        return []
 
 
 def parameter_rows(function: SymmetryFunction, column: int, species_index: Dict[int, int]) -> List[float]:
@@ -96,3 +104,8 @@ class NativeKernel(torch.nn.Module):
         if device.type == "cpu":
             return True
         return device.type == "cuda" and torch.ops.bpnn.cuda_kernels()
+
+    @torch.jit.export
+    def tables(self) -> List[torch.Tensor]:
+        """[radial, angular]: the parameter tables every bpnn ACSF op takes."""
+        return [self.radial, self.angular]

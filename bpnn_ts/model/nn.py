@@ -156,6 +156,15 @@ class ElementMLP(torch.nn.Module):
             raise ValueError("member " + str(member) + " asked of a single network (committee size 1)")
         return self.output_and_gradient(x)
 
+    @torch.jit.export
+    def layer_tensors(self) -> List[torch.Tensor]:
+        """[weight (n_out, n_in), bias (n_out,)] of every layer, input layer first (bpnn::evaluate)."""
+        tensors: List[torch.Tensor] = []
+        for layer in self.layers:
+            tensors.append(layer.weight)
+            tensors.append(layer.bias)
+        return tensors
+
     @torch.jit.unused
     def linear_layers(self) -> List[torch.nn.Linear]:
         """The layers, input layer first."""
@@ -221,6 +230,14 @@ class CommitteeMLP(torch.nn.Module):
             if k == member:
                 output = net(x)
         return output
+
+    @torch.jit.export
+    def layer_tensors(self) -> List[torch.Tensor]:
+        """Every member's `layer_tensors()`, member after member."""
+        tensors: List[torch.Tensor] = []
+        for member in self.members:
+            tensors.extend(member.layer_tensors())
+        return tensors
 
     @torch.jit.export
     def output_and_gradient(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

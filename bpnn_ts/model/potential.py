@@ -30,11 +30,53 @@ from .descriptors.element_descriptor import ElementDescriptor
 from .descriptors.scaling import Scaling
 from .element import ElementModel
 from .forces import add_forces_and_virials, in_pair_list_order, zero_forces_and_virials
+from .jit import interface
 from .kernels import NativeKernel, NoKernel
-from .nn import CommitteeMLP, ElementMLP
+from .nn import CommitteeMLP, ElementMLP, activation_code
 from .pairs import PairList, Request, centre_pairs, element_pairs, needs_pair_gradients
 from .spec import ModelSpec
 from .uncertainty import combine_members
+
+
+@interface
+class Physics(torch.nn.Module):
+    """What BPNNModel (engine.py) calls of its potential. The slot is typed by this interface so
+    that TorchScript keeps the potential's methods as calls of their own: inlined, the general
+    path (~19,000 values) made every call of `forward` set up a frame that large, ~11 µs of a
+    molecule's ~45 µs through bpnn::evaluate. BPNNPotential below says what each method does."""
+
+    def forward(self, pair_list: PairList, request: Request, compute_uncertainty: bool) -> Dict[str, torch.Tensor]:
+        pass
+
+    def sums_dtype(self) -> torch.dtype:
+        pass
+
+    def dtype_name(self) -> str:
+        pass
+
+    def training_range_known(self) -> bool:
+        pass
+
+    def uses_fused_kernels(self) -> bool:
+        pass
+
+    def set_mixed_precision(self, enable: bool) -> None:
+        pass
+
+    def set_chunking(self, chunk_cpu: int, chunk_cuda: int, budget_cpu: int, budget_cuda: int) -> None:
+        pass
+
+    def whole_evaluation_ready(self, device: torch.device) -> bool:
+        pass
+
+    def evaluate_whole(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
+                       pbc: torch.Tensor, species_of_z: torch.Tensor, compute_virial: bool,
+                       count_extrapolation: bool) -> List[torch.Tensor]:
+        pass
+
+    def energies_from_descriptors(self, descriptors: torch.Tensor, species: torch.Tensor,
+                                  create_graph: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        pass
 
 
 class BPNNPotential(torch.nn.Module):
@@ -72,6 +114,9 @@ class BPNNPotential(torch.nn.Module):
         self.analytic_forces = True
         self.fused_kernels = False
         self.mixed_precision = False
+        self.activation_codes: List[int] = [activation_code(a) for a in spec.activations]
+        self.cutoff_type = int(spec.cutoff_type)
+        self.cutoff_alpha = float(spec.cutoff_alpha)
 
     @torch.jit.unused
     def use_native_kernels(self, spec: ModelSpec, enable: bool) -> None:
@@ -90,10 +135,29 @@ class BPNNPotential(torch.nn.Module):
             return "mixed"
         return "float64" if self.atomic_energy_shift.dtype == torch.float64 else "float32"
 
+    @torch.jit.export
     def sums_dtype(self) -> torch.dtype:
         """The dtype of positions, pair vectors and the sums of energies, forces and virials:
         float64 in mixed precision, else the model's."""
         return torch.float64 if self.mixed_precision else self.atomic_energy_shift.dtype
+
+    @torch.jit.export
+    def uses_fused_kernels(self) -> bool:
+        """True if the elements' descriptor slots hold the fused C++ kernels."""
+        return self.fused_kernels
+
+    @torch.jit.export
+    def set_mixed_precision(self, enable: bool) -> None:
+        """float32 descriptors and nets with float64 geometry and sums (True), or one precision."""
+        self.mixed_precision = enable
+
+    @torch.jit.export
+    def set_chunking(self, chunk_cpu: int, chunk_cuda: int, budget_cpu: int, budget_cuda: int) -> None:
+        """The dense path's most centres per chunk and block budgets on CPU / CUDA (checked by the caller)."""
+        self.chunk_size_cpu = chunk_cpu
+        self.chunk_size_cuda = chunk_cuda
+        self.block_budget_cpu = budget_cpu
+        self.block_budget_cuda = budget_cuda
 
     @torch.jit.export
     def training_range_known(self) -> bool:
@@ -195,6 +259,41 @@ class BPNNPotential(torch.nn.Module):
             for part in extrapolation:
                 counts.append(part)
             result[keys.EXTRAPOLATION] = torch.cat(counts)[rank]
+
+    @torch.jit.export
+    def whole_evaluation_ready(self, device: torch.device) -> bool:
+        """True if `evaluate_whole` computes what `forward` would: fused kernels on the CPU, inference
+        (not training), one precision, analytic forces and network gradients."""
+        ready = self.fused_kernels and device.type == "cpu" and not self.training and not self.mixed_precision
+        ready = ready and self.analytic_forces
+        for element in self.elements:
+            ready = ready and element.analytic_net_gradient
+        return ready
+
+    @torch.jit.export
+    def evaluate_whole(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
+                       pbc: torch.Tensor, species_of_z: torch.Tensor, compute_virial: bool,
+                       count_extrapolation: bool) -> List[torch.Tensor]:
+        """One system (positions (N, 3) Å, atomic numbers (N,), cell (3, 3), pbc (3,)) in one op,
+        bpnn::evaluate (native/cpu/evaluate_cpu.cpp: [energy, energies, forces, virial, atomic
+        virials, extrapolation, closest pair, its distance]; [] where the general path must check
+        the input). Needs `whole_evaluation_ready`."""
+        radial: List[torch.Tensor] = []
+        angular: List[torch.Tensor] = []
+        scaling: List[torch.Tensor] = []
+        layers: List[torch.Tensor] = []
+        for element in self.elements:
+            tables = element.kernel.tables()
+            radial.append(tables[0])
+            angular.append(tables[1])
+            scaling.extend(element.scaling.tables())
+            layers.extend(element.net.layer_tensors())
+        with torch.no_grad():
+            return torch.ops.bpnn.evaluate(positions, atomic_numbers, cell, pbc, species_of_z, self.cutoff_radius,
+                                           radial, angular, self.n_functions, self.cutoff_type,
+                                           self.cutoff_alpha, scaling, layers, self.activation_codes,
+                                           self.n_members, self.energy_scale, self.atomic_energy_shift,
+                                           compute_virial, count_extrapolation)
 
     def _kernels_run_on(self, device: torch.device) -> bool:
         """True if every element's fused kernel computes on `device` (CPU; CUDA where the ops have

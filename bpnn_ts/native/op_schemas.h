@@ -24,5 +24,10 @@ constexpr const char* kAcsfJvp =
 constexpr const char* kAcsfBackwardJvp =
     "acsf_backward_jvp(Tensor vectors, Tensor offsets, Tensor species, Tensor radial, Tensor angular, "
     "int n_functions, int n_species, int cutoff_type, float cutoff_alpha, Tensor d_g, Tensor u) -> Tensor";
+constexpr const char* kEvaluate =
+    "evaluate(Tensor positions, Tensor atomic_numbers, Tensor cell, Tensor pbc, Tensor species_of_z, float cutoff, "
+    "Tensor[] radial, Tensor[] angular, int[] n_functions, int cutoff_type, float cutoff_alpha, Tensor[] scaling, "
+    "Tensor[] layers, int[] activations, int n_members, float energy_scale, Tensor energy_shift, "
+    "bool compute_virial, bool count_extrapolation) -> Tensor[]";
 
 }  // namespace bpnn_schemas

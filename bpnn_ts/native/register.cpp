@@ -7,6 +7,7 @@
 //   neighbor_list         the whole neighbour search, periodic images included
 //   cell_list_capacity    cell_list into outputs of a given size (for CUDA graphs; no model calls it)
 //   cuda_kernels          whether this library holds the CUDA kernels
+//   evaluate              a whole evaluation of one system (CPU; cpu/evaluate_cpu.cpp says what it returns)
 // The kernels: cpu/ (cpu_ops.h: acsf_cpu.cpp, acsf_jvp_cpu.cpp, neighbors_cpu.cpp), cuda/
 // (cuda_ops.h: acsf_cuda.cu, neighbor_list_cuda.cu; only with -DBPNN_WITH_CUDA), autograd
 // acsf_autograd.h. Compiled into the C++ loader library (libbpnn.so: bpnn_run and the LAMMPS
@@ -62,6 +63,7 @@ TORCH_LIBRARY(bpnn, m) {
   m.def(bpnn_schemas::kAcsfBackward);
   m.def(bpnn_schemas::kAcsfJvp);
   m.def(bpnn_schemas::kAcsfBackwardJvp);
+  m.def(bpnn_schemas::kEvaluate);
 }
 
 TORCH_LIBRARY_IMPL(bpnn, CPU, m) {
@@ -72,6 +74,7 @@ TORCH_LIBRARY_IMPL(bpnn, CPU, m) {
   m.impl("cell_list", bpnn_cpu::cell_list);
   m.impl("neighbor_list", bpnn_cpu::neighbor_list);
   m.impl("cell_list_capacity", bpnn_cpu::cell_list_capacity);
+  m.impl("evaluate", bpnn_cpu::evaluate);
 }
 
 TORCH_LIBRARY_IMPL(bpnn, Autograd, m) {

@@ -1,6 +1,6 @@
 """Input scaling of the element networks (n2p2's five kinds) and the training range it records."""
 
-from typing import Dict
+from typing import Dict, List
 
 import torch
 
@@ -98,6 +98,11 @@ class Scaling(torch.nn.Module):
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         return (g - self.shift) * self.factor + self.offset
+
+    @torch.jit.export
+    def tables(self) -> List[torch.Tensor]:
+        """[shift, factor, offset, g_min, g_max], (n_functions,) each: what bpnn::evaluate takes."""
+        return [self.shift, self.factor, self.offset, self.g_min, self.g_max]
 
     @torch.jit.export
     def count_outside(self, g: torch.Tensor) -> torch.Tensor:

@@ -132,8 +132,10 @@ std::shared_ptr<const Plan> make_plan(const at::Tensor& radial, const at::Tensor
               kAngularWidth, ")");
   TORCH_CHECK(kind >= 0 && kind <= 8, "bpnn: unknown cutoff type ", kind);
   static PlanCache cache;
-  return cache.get(radial.to(at::kCPU, at::kDouble).contiguous(),
-                   angular.to(at::kCPU, at::kDouble).contiguous(), n_species, kind, alpha);
+  const auto as_table = [](const at::Tensor& t) {  // (no op call where it is one already: small systems)
+    return t.is_cpu() && t.scalar_type() == at::kDouble && t.is_contiguous() ? t : t.to(at::kCPU, at::kDouble).contiguous();
+  };
+  return cache.get(as_table(radial), as_table(angular), n_species, kind, alpha);
 }
 
 }  // namespace bpnn_plan

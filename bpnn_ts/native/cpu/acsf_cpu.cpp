@@ -1,11 +1,12 @@
 // CPU kernels of bpnn::acsf (G (B, F)) and bpnn::acsf_backward (dE/dr_ij (P, 3) from dE/dG), in
-// float32 and float64: inputs checked (acsf_inputs.h), centres over threads (centre_loop.h), the
+// float32 and float64, and the per-centre pass of bpnn::evaluate (acsf_through_network): inputs checked (acsf_inputs.h), centres over threads (centre_loop.h), the
 // maths of one centre acsf_centre.h, results written in the dtype of `vectors`. Registered in
 // register.cpp, which says what the ops compute.
 #include <ATen/Dispatch.h>
 #include <torch/types.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "acsf_centre.h"
 #include "acsf_inputs.h"
@@ -59,5 +60,32 @@ torch::Tensor acsf_backward(const torch::Tensor& vectors, const torch::Tensor& o
   });
   return out;
 }
+
+template <typename scalar_t>
+void acsf_through_network(const bpnn_plan::Plan& plan, const scalar_t* vectors, const int64_t* offsets,
+                          const int64_t* species, int64_t n_centres, int64_t n_functions, CentreNetwork& network,
+                          scalar_t* grad) {
+  for_each_centre_of<scalar_t, scalar_t>(
+      plan, vectors, offsets, species, n_centres, n_functions, nullptr, [&](int64_t b, int64_t p0, Scratch<scalar_t>& w) {
+        thread_local std::vector<double> g, d_g;
+        g.resize(n_functions);
+        d_g.resize(n_functions);
+        bpnn_acsf::forward_centre_any(plan, w);
+        for (int64_t f = 0; f < n_functions; ++f) g[f] = static_cast<double>(static_cast<scalar_t>(w.g[f]));
+        network.slopes(b, g.data(), d_g.data());
+        bpnn_acsf::backward_centre_any(plan, d_g.data(), w);
+        for (int64_t slot = 0; slot < w.m; ++slot) {
+          scalar_t* row = grad + 3 * (p0 + w.order[slot]);
+          row[0] = static_cast<scalar_t>(w.gx[slot]);
+          row[1] = static_cast<scalar_t>(w.gy[slot]);
+          row[2] = static_cast<scalar_t>(w.gz[slot]);
+        }
+      });
+}
+
+template void acsf_through_network<float>(const bpnn_plan::Plan&, const float*, const int64_t*, const int64_t*,
+                                          int64_t, int64_t, CentreNetwork&, float*);
+template void acsf_through_network<double>(const bpnn_plan::Plan&, const double*, const int64_t*, const int64_t*,
+                                           int64_t, int64_t, CentreNetwork&, double*);
 
 }  // namespace bpnn_cpu

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "../common/dual.h"
 #include "acsf_inputs.h"
@@ -14,17 +15,15 @@
 namespace bpnn_cpu {
 
 // Calls centre(b, p0, w) for every centre b (first pair p0) with its scratch w loaded, over
-// torch's intra-op threads. Vectors of dtype scalar_t; for dual `real`, moved along `tangents`
-// ((P, 3) float64 each, one per dual level, dual.h's Seed).
+// torch's intra-op threads: the centres' pair vectors v (P, 3) of dtype scalar_t grouped by
+// centre (off (n_centres + 1,)), their neighbours' species sp (P,), and the plan of the functions.
+// For dual `real`, moved along `tangents` ((P, 3) float64 each, one per dual level, dual.h's Seed).
 template <typename real, typename scalar_t, typename Centre>
-void for_each_centre(const KernelInputs& in, int64_t n_functions, const double* const* tangents, Centre&& centre) {
-  const bpnn_plan::Plan& plan = *in.plan;
-  const scalar_t* v = in.vectors.data_ptr<scalar_t>();
-  const int64_t* off = in.offsets.data_ptr<int64_t>();
-  const int64_t* sp = in.species.data_ptr<int64_t>();
+void for_each_centre_of(const bpnn_plan::Plan& plan, const scalar_t* v, const int64_t* off, const int64_t* sp,
+                        int64_t n_centres, int64_t n_functions, const double* const* tangents, Centre&& centre) {
   const size_t n_shapes = bpnn_acsf::max_shapes(plan);
   bpnn_threads::run_in_chunks<bpnn_acsf::Scratch<real>>(
-      in.n_centres, [&](int64_t begin, int64_t end, bpnn_acsf::Scratch<real>& w) {
+      n_centres, [&](int64_t begin, int64_t end, bpnn_acsf::Scratch<real>& w) {
         if (static_cast<int64_t>(w.g.size()) != n_functions) w.g.resize(n_functions);
         for (int64_t b = begin; b < end; ++b) {
           const int64_t p0 = off[b], m = off[b + 1] - p0;
@@ -37,6 +36,14 @@ void for_each_centre(const KernelInputs& in, int64_t n_functions, const double* 
           centre(b, p0, w);
         }
       });
+}
+
+// for_each_centre_of on checked op inputs (acsf_inputs.h).
+template <typename real, typename scalar_t, typename Centre>
+void for_each_centre(const KernelInputs& in, int64_t n_functions, const double* const* tangents, Centre&& centre) {
+  for_each_centre_of<real, scalar_t>(*in.plan, in.vectors.data_ptr<scalar_t>(), in.offsets.data_ptr<int64_t>(),
+                                     in.species.data_ptr<int64_t>(), in.n_centres, n_functions, tangents,
+                                     std::forward<Centre>(centre));
 }
 
 }  // namespace bpnn_cpu

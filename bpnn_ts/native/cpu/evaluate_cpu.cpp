@@ -1,0 +1,399 @@
+// CPU kernel of bpnn::evaluate: a whole evaluation of one system in one op, what the TorchScript
+// forward of a model with the fused kernels computes for a system without an engine's pair list
+// (bpnn_ts/model/whole_evaluation.py builds the arguments): the neighbour search (neighbor_list.h),
+// pair vectors, and per element one pass per centre (acsf_through_network: G, input scaling,
+// the networks of every committee member and their hand-written backpropagation, the force
+// contraction), then forces, virials and extrapolation counts. One op instead of ~300 small torch
+// ops: a 3-atom molecule costs tens of microseconds, not hundreds.
+//
+// Returns [] where the system needs the general path's checks and messages (positions or cell not
+// finite, an element the model lacks, atoms closer than 1e-6 Å); else
+//   [energy (), energies (N,), forces (N, 3), virial (3, 3), atomic virials (N, 3, 3),
+//    extrapolation (N,) int64, closest pair (2,) int64, its distance ()]
+// in the model's dtype (that of energy_shift), virials (0, ...) without compute_virial and
+// extrapolation (0,) without count_extrapolation. Sums (forces, virials, energy) in float64.
+//
+// Arguments per element s (S elements, species order): radial[s], angular[s] its functions'
+// tables (acsf_plan.h), n_functions[s]; scaling[5 s .. 5 s + 4] its shift, factor, offset, Gmin,
+// Gmax (n_functions[s],) (G_hat = (G - shift) factor + offset; Scaling in scaling.py); layers:
+// per element, per member, per layer weight (n_out, n_in) then bias (n_out,), input layer first;
+// activations: one code per layer (nn.py's ACTIVATIONS), the same for every element.
+#include <torch/types.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "../common/acsf_plan.h"
+#include "cpu_ops.h"
+#include "neighbor_list.h"
+
+namespace bpnn_cpu {
+namespace {
+
+// y = f(x) and dy/dx of activation `code` as nn.py's activate_with_slope computes them.
+template <typename T>
+inline void activate(int64_t code, T x, T& y, T& slope) {
+  switch (code) {
+    case 0: y = x; slope = T(1); return;
+    case 1: y = std::tanh(x); slope = T(1) - y * y; return;
+    case 2: y = T(1) / (T(1) + std::exp(-x)); slope = y * (T(1) - y); return;
+    case 3:
+    case 10: {
+      const T e = std::exp(x > T(35) ? T(0) : x);
+      y = x > T(35) ? x : (x < T(-35) ? T(0) : std::log1p(e));
+      slope = x > T(35) ? T(1) : (x < T(-35) ? T(0) : e / (T(1) + e));
+      if (code == 10) y -= T(0.6931471805599453);
+      return;
+    }
+    case 4: y = x > T(0) ? x : T(0); slope = x > T(0) ? T(1) : T(0); return;
+    case 5: y = std::exp(T(-0.5) * x * x); slope = -x * y; return;
+    case 6: y = std::cos(x); slope = -std::sin(x); return;
+    case 7: {
+      const T s = T(1) / (T(1) + std::exp(-x));
+      y = T(1) - s;
+      slope = -s * (T(1) - s);
+      return;
+    }
+    case 8: y = std::exp(-x); slope = -y; return;
+    case 9: y = x * x; slope = T(2) * x; return;
+    case 11: {
+      const T s = T(1) / (T(1) + std::exp(-x));
+      y = x * s;
+      slope = s * (T(1) + x * (T(1) - s));
+      return;
+    }
+    default: TORCH_CHECK(false, "bpnn: unknown activation code ", code);
+  }
+}
+
+template <typename T>
+struct Layer {
+  const T* weight;  // (n_out, n_in)
+  const T* bias;    // (n_out,)
+  int64_t n_in, n_out;
+};
+
+// One element's input scaling and networks (one per committee member), as CentreNetwork: energies
+// and extrapolation counts per centre kept in `energies` and `counts`.
+template <typename T>
+class ElementNetworks : public CentreNetwork {
+ public:
+  ElementNetworks(std::vector<std::vector<Layer<T>>> members, const std::vector<int64_t>& activations,
+                  const std::vector<const T*>& scaling, int64_t n_functions, double energy_scale, double energy_shift,
+                  bool count_extrapolation, double* energies, int64_t* counts)
+      : members_(std::move(members)), activations_(activations), shift_(scaling[0]), factor_(scaling[1]),
+        offset_(scaling[2]), g_min_(scaling[3]), g_max_(scaling[4]), n_functions_(n_functions),
+        energy_scale_(energy_scale), energy_shift_(energy_shift), count_(count_extrapolation),
+        energies_(energies), counts_(counts) {
+    widest_ = n_functions;
+    for (const Layer<T>& layer : members_[0]) widest_ = std::max(widest_, layer.n_out);
+  }
+
+  void slopes(int64_t b, const double* g, double* d_g) override {
+    thread_local std::vector<T> input, values, slope, grad, next;
+    const int64_t n_f = n_functions_, n_layers = static_cast<int64_t>(activations_.size());
+    input.resize(n_f);
+    values.resize(n_layers * widest_);
+    slope.resize(n_layers * widest_);
+    grad.resize(widest_);
+    next.resize(widest_);
+    if (count_) counts_[b] = outside(g);
+    for (int64_t f = 0; f < n_f; ++f) input[f] = (static_cast<T>(g[f]) - shift_[f]) * factor_[f] + offset_[f];
+    for (int64_t f = 0; f < n_f; ++f) d_g[f] = 0.0;
+    double output = 0.0;
+    for (const std::vector<Layer<T>>& layers : members_) {
+      const T* x = input.data();
+      for (int64_t l = 0; l < n_layers; ++l) {  // forward
+        const Layer<T>& layer = layers[l];
+        T* y = values.data() + l * widest_;
+        T* s = slope.data() + l * widest_;
+        for (int64_t o = 0; o < layer.n_out; ++o) {
+          const T* w = layer.weight + o * layer.n_in;
+          T z = layer.bias[o];
+          for (int64_t i = 0; i < layer.n_in; ++i) z += w[i] * x[i];
+          activate(activations_[l], z, y[o], s[o]);
+        }
+        x = y;
+      }
+      output += static_cast<double>(values[(n_layers - 1) * widest_]);
+      // backward: dy/dx of the output, layer by layer (ElementMLP.output_and_gradient)
+      const Layer<T>& last = layers[n_layers - 1];
+      const T top = slope[(n_layers - 1) * widest_];
+      for (int64_t i = 0; i < last.n_in; ++i) grad[i] = top * last.weight[i];
+      for (int64_t l = n_layers - 2; l >= 0; --l) {
+        const Layer<T>& layer = layers[l];
+        const T* s = slope.data() + l * widest_;
+        if (activations_[l] != 0) {
+          for (int64_t o = 0; o < layer.n_out; ++o) grad[o] *= s[o];
+        }
+        for (int64_t i = 0; i < layer.n_in; ++i) next[i] = T(0);
+        for (int64_t o = 0; o < layer.n_out; ++o) {
+          const T* w = layer.weight + o * layer.n_in;
+          const T go = grad[o];
+          for (int64_t i = 0; i < layer.n_in; ++i) next[i] += go * w[i];
+        }
+        std::swap(grad, next);
+      }
+      for (int64_t f = 0; f < n_f; ++f) d_g[f] += static_cast<double>(grad[f]);
+    }
+    const double members = static_cast<double>(members_.size());
+    energies_[b] = static_cast<double>(static_cast<T>(output / members) * static_cast<T>(energy_scale_) +
+                                       static_cast<T>(energy_shift_));
+    for (int64_t f = 0; f < n_f; ++f) {
+      d_g[f] = static_cast<double>(static_cast<T>(d_g[f] / members) * static_cast<T>(energy_scale_) * factor_[f]);
+    }
+  }
+
+ private:
+  // Functions outside [Gmin, Gmax] beyond rounding (Scaling.count_outside).
+  int64_t outside(const double* g) const {
+    const T relative = sizeof(T) == sizeof(double) ? T(1e-9) : T(1e-5);
+    int64_t n = 0;
+    for (int64_t f = 0; f < n_functions_; ++f) {
+      const T width = g_max_[f] - g_min_[f];
+      const T tolerance = std::abs(width) * relative;
+      const T value = static_cast<T>(g[f]);
+      const bool out = value < g_min_[f] - tolerance || value > g_max_[f] + tolerance;
+      const bool checked = factor_[f] != T(0) || width <= T(0);
+      n += out && checked ? 1 : 0;
+    }
+    return n;
+  }
+
+  std::vector<std::vector<Layer<T>>> members_;
+  std::vector<int64_t> activations_;
+  const T *shift_, *factor_, *offset_, *g_min_, *g_max_;
+  int64_t n_functions_, widest_ = 0;
+  double energy_scale_, energy_shift_;
+  bool count_;
+  double* energies_;
+  int64_t* counts_;
+};
+
+bool all_finite(const torch::Tensor& t) {  // float64, contiguous
+  const double* v = t.data_ptr<double>();
+  for (int64_t k = 0; k < t.numel(); ++k) {
+    if (!std::isfinite(v[k])) return false;
+  }
+  return true;
+}
+
+// The tensor `t` as a contiguous CPU tensor of `dtype` with `numel` elements, checked.
+torch::Tensor table(const torch::Tensor& t, torch::ScalarType dtype, int64_t numel, const char* what) {
+  TORCH_CHECK(t.device().is_cpu() && t.numel() == numel, "bpnn::evaluate: ", what, " must hold ", numel,
+              " values on the CPU, got ", t.sizes());
+  return t.scalar_type() == dtype && t.is_contiguous() ? t : t.to(dtype).contiguous();  // (no op call if it is)
+}
+
+template <typename T>
+std::vector<torch::Tensor> evaluate_as(const torch::Tensor& positions, const torch::Tensor& species_tensor,
+                                       const torch::Tensor& cell, const torch::Tensor& pbc, double cutoff,
+                                       at::TensorList radial, at::TensorList angular,
+                                       at::IntArrayRef n_functions, int64_t cutoff_type,
+                                       double cutoff_alpha, at::TensorList scaling,
+                                       at::TensorList layers, const std::vector<int64_t>& activations,
+                                       int64_t n_members, double energy_scale, const torch::Tensor& energy_shift,
+                                       bool compute_virial, bool count_extrapolation) {
+  const auto dtype = c10::CppTypeToScalarType<T>::value;
+  const auto options = torch::TensorOptions().dtype(dtype);
+  const int64_t n_atoms = positions.size(0), n_species = static_cast<int64_t>(n_functions.size());
+  const int64_t* species = species_tensor.data_ptr<int64_t>();
+  const auto found = bpnn_cells::neighbor_list(positions, cell, pbc, cutoff);
+  const int64_t n_pairs = found[0].size(1);
+  const int64_t* centre = found[0].data_ptr<int64_t>();
+  const int64_t* neighbour = centre + n_pairs;
+  const int64_t* shift = found[1].data_ptr<int64_t>();
+  const double* r = positions.data_ptr<double>();  // float64, contiguous (evaluate)
+  const double* c = cell.data_ptr<double>();
+  std::vector<double> vectors(3 * n_pairs);
+  double closest = std::numeric_limits<double>::infinity();
+  int64_t closest_pair = -1;
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    const int64_t i = centre[p], j = neighbour[p];
+    const double s0 = double(shift[3 * p]), s1 = double(shift[3 * p + 1]), s2 = double(shift[3 * p + 2]);
+    double squared = 0.0;
+    for (int k = 0; k < 3; ++k) {
+      const double v = r[3 * j + k] - r[3 * i + k] + s0 * c[k] + s1 * c[3 + k] + s2 * c[6 + k];
+      vectors[3 * p + k] = v;
+      squared += v * v;
+    }
+    if (squared < closest) {
+      closest = squared;
+      closest_pair = p;
+    }
+  }
+  closest = std::sqrt(closest);
+  if (closest < 1e-6) return {};  // overlapping atoms: the general path names them
+
+  // pairs of each centre (the list is grouped by centre, ascending)
+  std::vector<int64_t> first_pair(n_atoms + 1, 0);
+  for (int64_t p = 0; p < n_pairs; ++p) ++first_pair[centre[p] + 1];
+  for (int64_t a = 0; a < n_atoms; ++a) first_pair[a + 1] += first_pair[a];
+
+  std::vector<double> atom_energy(n_atoms, 0.0), pair_grad(3 * n_pairs, 0.0);
+  auto counts = torch::empty({count_extrapolation ? n_atoms : 0}, torch::kInt64);
+  int64_t* count = counts.data_ptr<int64_t>();
+  std::vector<int64_t> element_counts(n_atoms);
+  const auto shifts64 = table(energy_shift, torch::kFloat64, n_species, "`energy_shift`");
+  int64_t layer_index = 0;
+  const int64_t n_layers = static_cast<int64_t>(activations.size());
+  for (int64_t s = 0; s < n_species; ++s) {
+    // this element's centres, their pairs grouped by centre
+    std::vector<int64_t> atoms;
+    for (int64_t a = 0; a < n_atoms; ++a) {
+      if (species[a] == s) atoms.push_back(a);
+    }
+    std::vector<torch::Tensor> held;  // keeps converted weights alive
+    std::vector<std::vector<Layer<T>>> members;
+    for (int64_t m = 0; m < n_members; ++m) {
+      std::vector<Layer<T>> own;
+      int64_t width = n_functions[s];
+      for (int64_t l = 0; l < n_layers; ++l) {
+        const torch::Tensor weight = layers[layer_index++], bias = layers[layer_index++];
+        TORCH_CHECK(weight.dim() == 2 && weight.size(1) == width && bias.dim() == 1 && bias.size(0) == weight.size(0),
+                    "bpnn::evaluate: layer ", l, " of element ", s, " has weight ", weight.sizes(), " and bias ",
+                    bias.sizes(), " after a layer of width ", width);
+        held.push_back(table(weight, dtype, weight.numel(), "a weight"));
+        held.push_back(table(bias, dtype, bias.numel(), "a bias"));
+        own.push_back({held[held.size() - 2].data_ptr<T>(), held.back().data_ptr<T>(), width, weight.size(0)});
+        width = weight.size(0);
+      }
+      TORCH_CHECK(width == 1, "bpnn::evaluate: the last layer of element ", s, " must have one output, got ", width);
+      members.push_back(std::move(own));
+    }
+    if (atoms.empty()) continue;
+    std::vector<const T*> scale;
+    for (int k = 0; k < 5; ++k) {
+      held.push_back(table(scaling[5 * s + k], dtype, n_functions[s], "a scaling table"));
+      scale.push_back(held.back().data_ptr<T>());
+    }
+    const int64_t n_centres = static_cast<int64_t>(atoms.size());
+    std::vector<int64_t> offsets(n_centres + 1, 0);
+    for (int64_t b = 0; b < n_centres; ++b) {
+      offsets[b + 1] = offsets[b] + first_pair[atoms[b] + 1] - first_pair[atoms[b]];
+    }
+    const int64_t n_own = offsets[n_centres];
+    std::vector<T> own_vectors(3 * n_own), grad(3 * n_own);
+    std::vector<int64_t> neighbour_species(n_own);
+    for (int64_t b = 0; b < n_centres; ++b) {
+      const int64_t p0 = first_pair[atoms[b]];
+      for (int64_t q = 0; q < offsets[b + 1] - offsets[b]; ++q) {
+        for (int k = 0; k < 3; ++k) own_vectors[3 * (offsets[b] + q) + k] = static_cast<T>(vectors[3 * (p0 + q) + k]);
+        neighbour_species[offsets[b] + q] = species[neighbour[p0 + q]];
+      }
+    }
+    std::vector<double> energies(n_centres);
+    std::vector<int64_t> own_counts(count_extrapolation ? n_centres : 0);
+    const auto plan = bpnn_plan::make_plan(radial[s], angular[s], n_species, cutoff_type, cutoff_alpha);
+    ElementNetworks<T> networks(std::move(members), activations, scale, n_functions[s], energy_scale,
+                                shifts64.data_ptr<double>()[s], count_extrapolation, energies.data(),
+                                own_counts.data());
+    acsf_through_network<T>(*plan, own_vectors.data(), offsets.data(), neighbour_species.data(), n_centres,
+                            n_functions[s], networks, grad.data());
+    for (int64_t b = 0; b < n_centres; ++b) {
+      atom_energy[atoms[b]] = energies[b];
+      if (count_extrapolation) count[atoms[b]] = own_counts[b];
+      const int64_t p0 = first_pair[atoms[b]];
+      for (int64_t q = 0; q < offsets[b + 1] - offsets[b]; ++q) {
+        for (int k = 0; k < 3; ++k) pair_grad[3 * (p0 + q) + k] = static_cast<double>(grad[3 * (offsets[b] + q) + k]);
+      }
+    }
+  }
+  TORCH_CHECK(layer_index == static_cast<int64_t>(layers.size()), "bpnn::evaluate: ", layers.size(),
+              " layer tensors given, ", layer_index, " used");
+
+  // forces and virials from dE/dr_ij: F_i += g, F_j -= g, W = -sum r (x) g (half to i, half to j)
+  std::vector<double> force(3 * n_atoms, 0.0), virial(9, 0.0), atomic(compute_virial ? 9 * n_atoms : 0, 0.0);
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    const int64_t i = centre[p], j = neighbour[p];
+    const double* g = pair_grad.data() + 3 * p;
+    for (int k = 0; k < 3; ++k) {
+      force[3 * i + k] += g[k];
+      force[3 * j + k] -= g[k];
+    }
+    if (compute_virial) {
+      const double* v = vectors.data() + 3 * p;
+      for (int a = 0; a < 3; ++a) {
+        for (int b = 0; b < 3; ++b) {
+          const double w = -v[a] * g[b];
+          virial[3 * a + b] += w;
+          atomic[9 * i + 3 * a + b] += 0.5 * w;
+          atomic[9 * j + 3 * a + b] += 0.5 * w;
+        }
+      }
+    }
+  }
+  double total = 0.0;
+  for (int64_t a = 0; a < n_atoms; ++a) total += atom_energy[a];
+  // outputs: allocated, then written (no op per element)
+  const auto filled = [&](const std::vector<double>& values, std::vector<int64_t> shape) {
+    auto out = torch::empty(shape, options);
+    T* data = out.template data_ptr<T>();
+    for (size_t k = 0; k < values.size(); ++k) data[k] = static_cast<T>(values[k]);
+    return out;
+  };
+  auto pair = torch::empty({2}, torch::kInt64);
+  pair.data_ptr<int64_t>()[0] = closest_pair >= 0 ? centre[closest_pair] : -1;
+  pair.data_ptr<int64_t>()[1] = closest_pair >= 0 ? neighbour[closest_pair] : -1;
+  return {filled({total}, {}), filled(atom_energy, {n_atoms}), filled(force, {n_atoms, 3}),
+          filled(compute_virial ? virial : std::vector<double>(), {compute_virial ? 3 : 0, 3}),
+          filled(atomic, {compute_virial ? n_atoms : 0, 3, 3}), counts, pair, filled({closest}, {})};
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> evaluate(const torch::Tensor& positions, const torch::Tensor& atomic_numbers,
+                                    const torch::Tensor& cell, const torch::Tensor& pbc,
+                                    const torch::Tensor& species_of_z, double cutoff, at::TensorList radial,
+                                    at::TensorList angular, at::IntArrayRef n_functions,
+                                    int64_t cutoff_type, double cutoff_alpha, at::TensorList scaling,
+                                    at::TensorList layers, at::IntArrayRef activations,
+                                    int64_t n_members, double energy_scale, const torch::Tensor& energy_shift,
+                                    bool compute_virial, bool count_extrapolation) {
+  const int64_t n_species = static_cast<int64_t>(n_functions.size());
+  TORCH_CHECK(positions.device().is_cpu(), "bpnn::evaluate runs on the CPU only");
+  TORCH_CHECK(positions.dim() == 2 && positions.size(1) == 3 && positions.is_floating_point(),
+              "bpnn::evaluate: `positions` must be a floating-point (N, 3) tensor, got ", positions.sizes());
+  TORCH_CHECK(atomic_numbers.dim() == 1 && atomic_numbers.size(0) == positions.size(0),
+              "bpnn::evaluate: `atomic_numbers` must be (N,), got ", atomic_numbers.sizes());
+  TORCH_CHECK(static_cast<int64_t>(radial.size()) == n_species && static_cast<int64_t>(angular.size()) == n_species &&
+                  static_cast<int64_t>(scaling.size()) == 5 * n_species && energy_shift.numel() == n_species,
+              "bpnn::evaluate: per element one radial and one angular table, five scaling tables and one energy "
+              "shift; got ", radial.size(), ", ", angular.size(), ", ", scaling.size(), " and ", energy_shift.numel(),
+              " for ", n_species, " elements");
+  TORCH_CHECK(n_members >= 1 && !activations.empty() &&
+                  static_cast<int64_t>(layers.size()) == 2 * n_species * n_members * static_cast<int64_t>(activations.size()),
+              "bpnn::evaluate: expected a weight and a bias per layer, member and element");
+  const auto dtype = energy_shift.scalar_type();
+  TORCH_CHECK(dtype == torch::kFloat64 || dtype == torch::kFloat32, "bpnn::evaluate: the model's dtype must be "
+              "float32 or float64, got ", dtype);
+  // what the general path must refuse with its own messages: non-finite input, unknown elements
+  TORCH_CHECK(cell.dim() == 2 && cell.size(0) == 3 && cell.size(1) == 3, "bpnn::evaluate: `cell` must be (3, 3), got ",
+              cell.sizes());
+  const auto positions64 = table(positions, torch::kFloat64, positions.numel(), "`positions`");
+  const auto cell64 = table(cell, torch::kFloat64, 9, "`cell`");
+  if (!all_finite(positions64) || !all_finite(cell64)) return {};
+  const auto z = table(atomic_numbers, torch::kInt64, atomic_numbers.numel(), "`atomic_numbers`");
+  const auto table_of_z = table(species_of_z, torch::kInt64, species_of_z.numel(), "`species_of_z`");
+  const int64_t* zs = z.data_ptr<int64_t>();
+  const int64_t* of_z = table_of_z.data_ptr<int64_t>();
+  auto species = torch::empty({positions.size(0)}, torch::kInt64);
+  int64_t* sp = species.data_ptr<int64_t>();
+  for (int64_t a = 0; a < positions.size(0); ++a) {
+    if (zs[a] < 0 || zs[a] >= table_of_z.numel() || of_z[zs[a]] < 0) return {};
+    sp[a] = of_z[zs[a]];
+  }
+  std::vector<int64_t> codes(activations.begin(), activations.end());
+  if (dtype == torch::kFloat64) {
+    return evaluate_as<double>(positions64, species, cell64, pbc, cutoff, radial, angular, n_functions, cutoff_type,
+                               cutoff_alpha, scaling, layers, codes, n_members, energy_scale, energy_shift,
+                               compute_virial, count_extrapolation);
+  }
+  return evaluate_as<float>(positions64, species, cell64, pbc, cutoff, radial, angular, n_functions, cutoff_type,
+                            cutoff_alpha, scaling, layers, codes, n_members, energy_scale, energy_shift,
+                            compute_virial, count_extrapolation);
+}
+
+}  // namespace bpnn_cpu

@@ -1,0 +1,179 @@
+"""The whole evaluation in one op (bpnn::evaluate, bpnn_ts/model/whole_evaluation.py) against the
+general path it stands in for: every output, every cutoff function and activation, committees,
+float32, open, periodic, triclinic and small cells, extrapolation counts; bad input still gets the
+general path's messages; forces against finite differences of its energy."""
+
+from typing import Dict
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from bpnn_ts import export, load
+from bpnn_ts.committee_merge import build_committee
+from bpnn_ts.model import BPNNModel
+from bpnn_ts.model.kernels import NativeKernel
+from bpnn_ts.model.nn import ACTIVATIONS
+from bpnn_ts.native import load_ops
+
+from helpers import (
+    TOL,
+    evaluate,
+    h2o_spec,
+    mixed_model,
+    randomized,
+    ranged_model,
+    squeezed_box,
+    triclinic_water,
+    water_box,
+    water_dimer,
+)
+
+pytestmark = pytest.mark.skipif(not load_ops(), reason="the fused C++ kernels do not build here")
+
+OUTPUTS = ("energy", "energies", "forces", "virial", "atomic_virials", "extrapolation", "closest_pair", "min_distance")
+
+
+def small_cell() -> Atoms:
+    """Three atoms in a 3 Å cell: the 4 Å cutoff reaches periodic images of every atom, itself too."""
+    return Atoms("OH2", positions=[[0.1, 0.2, 0.3], [1.0, 0.2, 0.3], [0.0, 1.1, 0.4]], cell=np.eye(3) * 3.0, pbc=True)
+
+
+def slab() -> Atoms:
+    """A water box periodic along x and y only."""
+    atoms = water_box(6, seed=2)
+    atoms.pbc = [True, True, False]
+    return atoms
+
+
+SYSTEMS = {"dimer": water_dimer, "box": lambda: water_box(8, seed=1), "triclinic": triclinic_water,
+           "squeezed": squeezed_box, "small cell": small_cell, "slab": slab,
+           "one atom": lambda: Atoms("O", positions=[[0.0, 0.0, 0.0]])}
+
+
+def run(model, atoms: Atoms, whole: bool, **kwargs) -> Dict[str, torch.Tensor]:
+    """`model`'s outputs for `atoms` through the one op (`whole`) or the general path."""
+    kept = model.whole_evaluation_atoms
+    model.whole_evaluation_atoms = kept if whole else 0
+    try:
+        return evaluate(model, atoms, **kwargs)
+    finally:
+        model.whole_evaluation_atoms = kept
+
+
+def assert_same(whole: Dict[str, torch.Tensor], general: Dict[str, torch.Tensor], tolerance: float) -> None:
+    assert set(whole) == set(general)
+    for name, value in general.items():
+        other = whole[name]
+        assert other.shape == value.shape and other.dtype == value.dtype, name
+        if value.is_floating_point() and value.numel() and not torch.equal(other, value):
+            scale = max(float(value.abs().max()), 1.0)
+            assert float((other.double() - value.double()).abs().max()) <= tolerance * scale, name
+        else:
+            assert torch.equal(other, value), name
+
+
+def kernels_on(model):
+    model.use_native_kernels(True)
+    return model.eval()
+
+
+def test_the_op_runs_and_the_per_element_kernels_do_not(monkeypatch):
+    model = kernels_on(mixed_model())
+    atoms = water_box(8, seed=1)
+    calls = []
+    original = NativeKernel.forward
+    monkeypatch.setattr(NativeKernel, "forward", lambda *args: calls.append(1) or original(*args))
+    evaluate(model, atoms)
+    assert not calls
+    run(model, atoms, whole=False)
+    assert calls
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_every_output_equals_the_general_path(system):
+    model = kernels_on(ranged_model())
+    atoms = SYSTEMS[system]()
+    virial = bool(atoms.pbc.all())
+    kwargs = dict(compute_forces=True, compute_virial=virial, count_extrapolation=True)
+    whole, general = run(model, atoms, True, **kwargs), run(model, atoms, False, **kwargs)
+    assert_same(whole, general, TOL["exact"])
+    assert set(OUTPUTS) - ({"virial", "atomic_virials"} if not virial else set()) == set(whole)
+    if system == "squeezed":
+        assert int(whole["extrapolation"].sum()) > 0
+
+
+@pytest.mark.parametrize("cutoff_type,alpha", [(0, 0.0), (1, 0.0), (1, 0.3), (2, 0.0), (3, 0.0), (4, 0.2),
+                                               (5, 0.0), (6, 0.1), (7, 0.0), (8, 0.4)])
+def test_every_cutoff_function(cutoff_type, alpha):
+    model = kernels_on(mixed_model(cutoff_type, alpha))
+    atoms = triclinic_water()
+    kwargs = dict(compute_virial=True)
+    assert_same(run(model, atoms, True, **kwargs), run(model, atoms, False, **kwargs), TOL["exact"])
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_activation(activation):
+    model = kernels_on(randomized(BPNNModel.from_spec(h2o_spec(activations=(activation, "tanh", "identity")))))
+    atoms = water_box(8, seed=3)
+    assert_same(run(model, atoms, True), run(model, atoms, False), TOL["exact"])
+
+
+def test_a_committee_gives_its_mean():
+    committee = kernels_on(build_committee([ranged_model(seed) for seed in (1, 2, 3)]))
+    atoms = triclinic_water()
+    kwargs = dict(compute_virial=True, count_extrapolation=True)
+    assert_same(run(committee, atoms, True, **kwargs), run(committee, atoms, False, **kwargs), TOL["exact"])
+    spreads = evaluate(committee, atoms, compute_uncertainty=True)  # (the general path: spreads need members)
+    assert "forces_uncertainty" in spreads
+
+
+def test_float32():
+    model = kernels_on(ranged_model().to(torch.float32))
+    atoms = triclinic_water()
+    kwargs = dict(compute_virial=True, count_extrapolation=True)
+    whole, general = run(model, atoms, True, **kwargs), run(model, atoms, False, **kwargs)
+    assert whole["forces"].dtype == torch.float32
+    assert_same(whole, general, 10 * TOL["float32_rel"])
+
+
+def test_the_model_file_takes_it_too(tmp_path):
+    model = kernels_on(ranged_model())
+    loaded = load(export(model, tmp_path / "model.pt"))
+    atoms = triclinic_water()
+    kwargs = dict(compute_virial=True, count_extrapolation=True)
+    assert_same(run(loaded, atoms, True, **kwargs), run(model, atoms, False, **kwargs), TOL["exact"])
+
+
+def test_forces_are_minus_the_energy_gradient():
+    model = kernels_on(mixed_model())
+    atoms = triclinic_water()
+    forces = evaluate(model, atoms)["forces"]
+    step = 1e-5
+    for atom, axis in ((0, 0), (4, 2), (9, 1)):
+        energies = []
+        for sign in (1, -1):
+            moved = atoms.copy()
+            moved.positions[atom, axis] += sign * step
+            energies.append(float(evaluate(model, moved)["energy"]))
+        assert abs(-(energies[0] - energies[1]) / (2 * step) - float(forces[atom, axis])) < 1e-7
+
+
+@pytest.mark.parametrize("case,message", [("nan", "`positions` contain NaN or inf"),
+                                          ("carbon", "element C \\(atomic number 6\\) is not in this model"),
+                                          ("overlap", "atoms 0 and 3 overlap")])
+def test_bad_input_gets_the_general_paths_message(case, message):
+    model = kernels_on(mixed_model())
+    atoms = water_dimer()
+    if case == "nan":
+        atoms.positions[1, 0] = np.nan
+    elif case == "carbon":
+        atoms.numbers[2] = 6
+    else:
+        atoms.positions[3] = atoms.positions[0]
+    args = [torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.zeros(3, 3, dtype=torch.float64),
+            torch.zeros(3, dtype=torch.bool)]
+    assert model.potential.evaluate_whole(*args, model.species_of_z, False, False) == []
+    with pytest.raises(ValueError, match=message):
+        evaluate(model, atoms)
