@@ -174,6 +174,49 @@ def test_bad_input_gets_the_general_paths_message(case, message):
         atoms.positions[3] = atoms.positions[0]
     args = [torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.zeros(3, 3, dtype=torch.float64),
             torch.zeros(3, dtype=torch.bool)]
-    assert model.potential.evaluate_whole(*args, model.species_of_z, False, False) == []
+    assert model.potential.evaluate_whole(*args, None, model.species_of_z, False, False) == []
     with pytest.raises(ValueError, match=message):
         evaluate(model, atoms)
+
+
+def engine_inputs(atoms: Atoms, cutoff: float, ghosts: bool):
+    """An engine's inputs for `atoms`: its pairs within `cutoff` (the model's plus a skin) with
+    integer shifts, or (`ghosts`) with ghost copies of the periodic images, zero shifts, and the
+    ghosts' own pairs too (centres >= n_local, which the model must leave out)."""
+    from ase.neighborlist import neighbor_list
+    i, j, shifts = neighbor_list("ijS", atoms, cutoff)
+    positions, numbers = atoms.positions, atoms.numbers
+    if ghosts:
+        index = {}
+        extra = []
+        for p, (jj, s) in enumerate(zip(j, map(tuple, shifts))):
+            if s != (0, 0, 0):
+                j[p] = index.setdefault((jj, s), len(atoms) + len(extra))
+                if j[p] == len(atoms) + len(extra):
+                    extra.append(atoms.positions[jj] + np.array(s) @ atoms.cell.array)
+                    numbers = np.append(numbers, atoms.numbers[jj])
+        positions = np.vstack([positions, np.array(extra).reshape(-1, 3)])
+        ghost_pairs = np.array([[g, 0] for g in range(len(atoms), len(positions))]).T.reshape(2, -1)
+        i, j = np.concatenate([i, ghost_pairs[0]]), np.concatenate([j, ghost_pairs[1]])
+        shifts = np.zeros((len(i), 3), dtype=int)
+    order = np.random.default_rng(0).permutation(len(i))  # engines need not group pairs by centre
+    return (torch.tensor(positions), torch.tensor(numbers), torch.tensor(np.asarray(atoms.cell.array)),
+            torch.ones(3, dtype=torch.bool), torch.tensor(np.stack([i[order], j[order]])),
+            torch.tensor(shifts[order]), len(atoms))
+
+
+@pytest.mark.parametrize("ghosts", [False, True], ids=["shifts", "ghosts"])
+def test_an_engine_list_equals_the_general_path(ghosts):
+    model = kernels_on(ranged_model())
+    positions, numbers, cell, pbc, pairs, shifts, n_local = engine_inputs(triclinic_water(), model.cutoff() + 0.5,
+                                                                          ghosts)
+    results = []
+    for whole in (True, False):
+        model.whole_evaluation_atoms = 1 << 40 if whole else 0
+        results.append(model(positions, numbers, cell, pbc, pairs, shifts, n_local, compute_virial=True,
+                             count_extrapolation=True))
+    model.whole_evaluation_atoms = 1 << 40
+    assert len(model.potential.evaluate_whole(positions, numbers, cell, pbc, (pairs, shifts, n_local),
+                                              model.species_of_z, True, True)) == 8  # (the op ran)
+    assert_same(results[0], results[1], TOL["exact"])
+    assert results[0]["energies"].shape == (n_local,) and results[0]["forces"].shape == (len(positions), 3)

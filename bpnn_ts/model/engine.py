@@ -253,13 +253,11 @@ class BPNNModel(torch.nn.Module):
         receive forces. `compute_uncertainty` (committees): every member is evaluated; outputs
         are their mean plus the committee outputs of keys.py.
         """
-        check_requests(compute_uncertainty, self.n_members, count_extrapolation,
-                       self.potential.training_range_known())
-        if pairs is None and not compute_uncertainty and self.validate_inputs \
-                and positions.shape[0] <= self.whole_evaluation_atoms \
+        check_requests(compute_uncertainty, self.n_members, count_extrapolation, self.potential.training_range_known())
+        if not compute_uncertainty and self.validate_inputs and positions.shape[0] <= self.whole_evaluation_atoms \
                 and self.potential.whole_evaluation_ready(positions.device):
-            whole = self._whole_evaluation(positions, atomic_numbers, cell, pbc, compute_forces, compute_virial,
-                                           count_extrapolation)
+            whole = self._whole_evaluation(positions, atomic_numbers, cell, pbc, pairs, shifts, n_local,
+                                           compute_forces, compute_virial, count_extrapolation)
             if len(whole) > 0:
                 return whole
         pair_list, closest_pair, closest_distance, _ = self._checked_pair_list(positions, atomic_numbers, cell, pbc,
@@ -271,12 +269,15 @@ class BPNNModel(torch.nn.Module):
         return result
 
     def _whole_evaluation(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: Optional[torch.Tensor],
-                          pbc: Optional[torch.Tensor], compute_forces: bool, compute_virial: bool,
+                          pbc: Optional[torch.Tensor], pairs: Optional[torch.Tensor], shifts: Optional[torch.Tensor],
+                          n_local: Optional[int], compute_forces: bool, compute_virial: bool,
                           count_extrapolation: bool) -> Dict[str, torch.Tensor]:
         """`forward`'s result by one op (whole_evaluation.py); {} where the general path must check."""
-        cell, pbc = self._checked_system(positions, atomic_numbers, cell, pbc, False, True)
-        out = self.potential.evaluate_whole(positions.detach(), atomic_numbers, cell.detach(), pbc, self.species_of_z,
-                                            compute_virial, count_extrapolation)
+        cell, pbc = self._checked_system(positions, atomic_numbers, cell, pbc, False, pairs is None)
+        engine_list: Optional[Tuple[torch.Tensor, torch.Tensor, int]] = None if pairs is None else \
+            check_engine_list(pairs, shifts, n_local, positions.shape[0], positions.device)
+        out = self.potential.evaluate_whole(positions.detach(), atomic_numbers, cell.detach(), pbc, engine_list,
+                                            self.species_of_z, compute_virial, count_extrapolation)
         return as_result(out, compute_forces, compute_virial, count_extrapolation) if len(out) > 0 else {}
 
     @torch.jit.export

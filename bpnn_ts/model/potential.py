@@ -70,8 +70,8 @@ class Physics(torch.nn.Module):
         pass
 
     def evaluate_whole(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
-                       pbc: torch.Tensor, species_of_z: torch.Tensor, compute_virial: bool,
-                       count_extrapolation: bool) -> List[torch.Tensor]:
+                       pbc: torch.Tensor, engine_list: Optional[Tuple[torch.Tensor, torch.Tensor, int]],
+                       species_of_z: torch.Tensor, compute_virial: bool, count_extrapolation: bool) -> List[torch.Tensor]:
         pass
 
     def energies_from_descriptors(self, descriptors: torch.Tensor, species: torch.Tensor,
@@ -272,10 +272,11 @@ class BPNNPotential(torch.nn.Module):
 
     @torch.jit.export
     def evaluate_whole(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor,
-                       pbc: torch.Tensor, species_of_z: torch.Tensor, compute_virial: bool,
-                       count_extrapolation: bool) -> List[torch.Tensor]:
+                       pbc: torch.Tensor, engine_list: Optional[Tuple[torch.Tensor, torch.Tensor, int]],
+                       species_of_z: torch.Tensor, compute_virial: bool, count_extrapolation: bool) -> List[torch.Tensor]:
         """One system (positions (N, 3) Å, atomic numbers (N,), cell (3, 3), pbc (3,)) in one op,
-        bpnn::evaluate (native/cpu/evaluate_cpu.cpp: [energy, energies, forces, virial, atomic
+        bpnn::evaluate, or on an engine's list (pairs (2, P), shifts (P, 3), n_local: checked),
+        bpnn::evaluate_list (native/cpu/evaluate_cpu.cpp: [energy, energies, forces, virial, atomic
         virials, extrapolation, closest pair, its distance]; [] where the general path must check
         the input). Needs `whole_evaluation_ready`."""
         radial: List[torch.Tensor] = []
@@ -289,11 +290,18 @@ class BPNNPotential(torch.nn.Module):
             scaling.extend(element.scaling.tables())
             layers.extend(element.net.layer_tensors())
         with torch.no_grad():
-            return torch.ops.bpnn.evaluate(positions, atomic_numbers, cell, pbc, species_of_z, self.cutoff_radius,
-                                           radial, angular, self.n_functions, self.cutoff_type,
-                                           self.cutoff_alpha, scaling, layers, self.activation_codes,
-                                           self.n_members, self.energy_scale, self.atomic_energy_shift,
-                                           compute_virial, count_extrapolation)
+            if engine_list is None:
+                return torch.ops.bpnn.evaluate(positions, atomic_numbers, cell, pbc, species_of_z, self.cutoff_radius,
+                                               radial, angular, self.n_functions, self.cutoff_type,
+                                               self.cutoff_alpha, scaling, layers, self.activation_codes,
+                                               self.n_members, self.energy_scale, self.atomic_energy_shift,
+                                               compute_virial, count_extrapolation)
+            pairs, shifts, n_local = engine_list
+            return torch.ops.bpnn.evaluate_list(positions, atomic_numbers, cell, pairs, shifts, n_local, species_of_z,
+                                                self.cutoff_radius, radial, angular, self.n_functions,
+                                                self.cutoff_type, self.cutoff_alpha, scaling, layers,
+                                                self.activation_codes, self.n_members, self.energy_scale,
+                                                self.atomic_energy_shift, compute_virial, count_extrapolation)
 
     def _kernels_run_on(self, device: torch.device) -> bool:
         """True if every element's fused kernel computes on `device` (CPU; CUDA where the ops have

@@ -29,5 +29,10 @@ constexpr const char* kEvaluate =
     "Tensor[] radial, Tensor[] angular, int[] n_functions, int cutoff_type, float cutoff_alpha, Tensor[] scaling, "
     "Tensor[] layers, int[] activations, int n_members, float energy_scale, Tensor energy_shift, "
     "bool compute_virial, bool count_extrapolation) -> Tensor[]";
+constexpr const char* kEvaluateList =
+    "evaluate_list(Tensor positions, Tensor atomic_numbers, Tensor cell, Tensor pairs, Tensor shifts, int n_local, "
+    "Tensor species_of_z, float cutoff, Tensor[] radial, Tensor[] angular, int[] n_functions, int cutoff_type, "
+    "float cutoff_alpha, Tensor[] scaling, Tensor[] layers, int[] activations, int n_members, float energy_scale, "
+    "Tensor energy_shift, bool compute_virial, bool count_extrapolation) -> Tensor[]";
 
 }  // namespace bpnn_schemas

@@ -8,6 +8,7 @@
 //   cell_list_capacity    cell_list into outputs of a given size (for CUDA graphs; no model calls it)
 //   cuda_kernels          whether this library holds the CUDA kernels
 //   evaluate              a whole evaluation of one system (CPU; cpu/evaluate_cpu.cpp says what it returns)
+//   evaluate_list         the same on an engine's pair list (pairs, shifts, n_local: ghosts)
 // The kernels: cpu/ (cpu_ops.h: acsf_cpu.cpp, acsf_jvp_cpu.cpp, neighbors_cpu.cpp), cuda/
 // (cuda_ops.h: acsf_cuda.cu, neighbor_list_cuda.cu; only with -DBPNN_WITH_CUDA), autograd
 // acsf_autograd.h. Compiled into the C++ loader library (libbpnn.so: bpnn_run and the LAMMPS
@@ -64,6 +65,7 @@ TORCH_LIBRARY(bpnn, m) {
   m.def(bpnn_schemas::kAcsfJvp);
   m.def(bpnn_schemas::kAcsfBackwardJvp);
   m.def(bpnn_schemas::kEvaluate);
+  m.def(bpnn_schemas::kEvaluateList);
 }
 
 TORCH_LIBRARY_IMPL(bpnn, CPU, m) {
@@ -75,6 +77,7 @@ TORCH_LIBRARY_IMPL(bpnn, CPU, m) {
   m.impl("neighbor_list", bpnn_cpu::neighbor_list);
   m.impl("cell_list_capacity", bpnn_cpu::cell_list_capacity);
   m.impl("evaluate", bpnn_cpu::evaluate);
+  m.impl("evaluate_list", bpnn_cpu::evaluate_list);
 }
 
 TORCH_LIBRARY_IMPL(bpnn, Autograd, m) {

@@ -59,6 +59,14 @@ C10_HIDDEN std::vector<torch::Tensor> evaluate(
     int64_t n_members, double energy_scale, const torch::Tensor& energy_shift, bool compute_virial,
     bool count_extrapolation);
 
+C10_HIDDEN std::vector<torch::Tensor> evaluate_list(
+    const torch::Tensor& positions, const torch::Tensor& atomic_numbers, const torch::Tensor& cell,
+    const torch::Tensor& pairs, const torch::Tensor& shifts, int64_t n_local, const torch::Tensor& species_of_z,
+    double cutoff, at::TensorList radial, at::TensorList angular, at::IntArrayRef n_functions, int64_t cutoff_type,
+    double cutoff_alpha, at::TensorList scaling, at::TensorList layers, at::IntArrayRef activations,
+    int64_t n_members, double energy_scale, const torch::Tensor& energy_shift, bool compute_virial,
+    bool count_extrapolation);
+
 C10_HIDDEN std::vector<torch::Tensor> cell_list(const torch::Tensor& points, int64_t n_centres, double cutoff);
 
 C10_HIDDEN std::vector<torch::Tensor> neighbor_list(const torch::Tensor& positions, const torch::Tensor& cell,
