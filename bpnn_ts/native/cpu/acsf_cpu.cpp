@@ -1,7 +1,8 @@
 // CPU kernels of bpnn::acsf (G (B, F)) and bpnn::acsf_backward (dE/dr_ij (P, 3) from dE/dG), in
-// float32 and float64, and the per-centre pass of bpnn::evaluate (acsf_through_network): inputs checked (acsf_inputs.h), centres over threads (centre_loop.h), the
-// maths of one centre acsf_centre.h, results written in the dtype of `vectors`. Registered in
-// register.cpp, which says what the ops compute.
+// float32 and float64, and the per-centre pass of bpnn::evaluate (acsf_through_network): inputs
+// checked (acsf_inputs.h), centres over threads (centre_loop.h), the maths of one centre
+// acsf_centre.h, results written in the dtype of `vectors`. Registered in register.cpp, which
+// says what the ops compute.
 #include <ATen/Dispatch.h>
 #include <torch/types.h>
 
