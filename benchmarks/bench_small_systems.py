@@ -13,6 +13,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -29,6 +30,13 @@ def median_seconds(call: Callable[[], None], calls: int) -> float:
         call()
         times.append(time.perf_counter() - started)
     return statistics.median(times[20:])
+
+
+def ase_call(atoms) -> None:
+    """Energy and forces after moving one atom."""
+    atoms.positions[0, 0] += 1e-7
+    atoms.get_potential_energy()
+    atoms.get_forces()
 
 
 def systems() -> Dict[str, object]:
@@ -67,18 +75,13 @@ def main() -> None:
             for label, atoms_limit in (("one op", 1 << 40), ("general path", 0)):
                 model.whole_evaluation_atoms = atoms_limit
                 with graph_optimizer.scope(False):
-                    seconds = median_seconds(lambda: model(*inputs, compute_forces=True, count_extrapolation=True),
+                    seconds = median_seconds(partial(model, *inputs, compute_forces=True, count_extrapolation=True),
                                              calls)
                 row.setdefault(f"model call, {label}", []).append(seconds)
             model.whole_evaluation_atoms = 1 << 40
             moved = atoms.copy()
             moved.calc = BPNNCalculator(model)
-
-            def ase_call() -> None:
-                moved.positions[0, 0] += 1e-7
-                moved.get_potential_energy()
-                moved.get_forces()
-            row.setdefault("ASE calculator, one op", []).append(median_seconds(ase_call, calls))
+            row.setdefault("ASE calculator, one op", []).append(median_seconds(partial(ase_call, moved), calls))
     columns = list(next(iter(rows.values())))
     print("n2p2 water potential, float64, 1 thread; energy + forces, extrapolation counted; µs per call, median")
     print("| system | atoms | " + " | ".join(columns) + " |")

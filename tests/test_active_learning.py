@@ -283,6 +283,23 @@ def test_the_worked_example_of_the_docs_runs_as_written(tmp_path, monkeypatch):
 
 
 @pytest.mark.loop
+def test_the_final_committee_is_trained_longer_on_the_last_labels(tmp_path):
+    config = loop_config(tmp_path, stop={"fraction": 0.05, "max_rounds": 1})
+    config["train"] = dict(config["train"], final_epochs=6)  # rounds: training.epochs (4)
+    figures = ActiveLearning(parse_learn_config(config, tmp_path), log=lambda line: None).run()
+    final = tmp_path / "run" / "final"
+    assert figures["final_epochs"] == 6 and figures["final_committee"] == str(final / "committee.pt")
+    assert (final / "committee.pt").is_file() and json.loads((final / "final.json").read_text()) == figures
+    epochs = [len((folder / "member_0" / "metrics.csv").read_text().strip().splitlines()) - 1
+              for folder in (tmp_path / "run" / "round-0", final)]
+    assert epochs == [4, 6]
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["stage"] == "done"
+    assert "6 epochs: the final committee" in (final / "log.txt").read_text()
+    again = ActiveLearning(parse_learn_config(config, tmp_path), resume=True, log=lambda line: None).run()
+    assert again == figures
+
+
+@pytest.mark.loop
 def test_warm_starts_begin_each_member_from_the_last_rounds(tmp_path):
     config = loop_config(tmp_path)
     config["train"] = dict(config["train"], warm_start=True, warm_epochs=2)  # round 0: training.epochs (4)

@@ -18,6 +18,8 @@ that name the key.
       warm_start: false                     # true: rounds after the first start each member from the last
                                             # round's (training.initial_weights; docs/active-learning.md)
       warm_epochs: null                     # with warm_start: epochs of those rounds (null: training.epochs)
+      final_epochs: null                    # after the stop: the last labels trained again this long into
+                                            # OUT/final/ (null: no final training; docs/active-learning.md)
       model: {...}
       training: {epochs: 30}
       data: {stream: false}                 # true: training reads structures from disk as needed
@@ -132,6 +134,7 @@ class LearnConfig:
     base: str = "."
     train_launcher: str = ""  # e.g. "torchrun --standalone --nproc_per_node 4"
     warm_epochs: int = 0  # epochs of warm-started rounds (0: training.epochs)
+    final_epochs: int = 0  # epochs of the final committee trained after the stop (0: none)
     raw: Dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -153,6 +156,13 @@ def _numbers(section: Dict[str, Any], key: str, default: List[float], what: str,
              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and valid(v) for v in values),
              f"`explore.{key}` must be a list of {what}, got {values!r}")
     return tuple(float(v) for v in values)
+
+
+def _epochs_or_none(train: Dict[str, Any], key: str) -> int:
+    """`train.<key>` (taken out of `train`): a positive integer, or 0 where it is null or absent."""
+    value = _number(train, key, 0, "train", 1, integer=True) if train.get(key) is not None else 0
+    train.pop(key, None)
+    return int(value)
 
 
 def _path(value: Any, where: str, base: Path) -> str:
@@ -207,10 +217,9 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     else:
         start_config = Start(_path(start["structures"], "start.structures", base))
 
-    train = dict(_section(data, "train", ["committee", "warm_start", "warm_epochs", "workers", "launcher", "model",
-                                          "loss", "training", "data"]))
-    warm_epochs = _number(train, "warm_epochs", 0, "train", 1, integer=True) if train.get("warm_epochs") is not None else 0
-    train.pop("warm_epochs", None)
+    train = dict(_section(data, "train", ["committee", "warm_start", "warm_epochs", "final_epochs", "workers",
+                                          "launcher", "model", "loss", "training", "data"]))
+    warm_epochs, final_epochs = _epochs_or_none(train, "warm_epochs"), _epochs_or_none(train, "final_epochs")
     data_options = train.get("data") or {}
     _require(isinstance(data_options, dict) and set(data_options) <= {"stream", "cache_size"},
              f"`train.data` may only hold `stream` and `cache_size` (the loop gives the files and the split), "
@@ -281,7 +290,7 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     seed = _number(data, "seed", 0, "config", integer=True)
     return LearnConfig(output, labeller_config, start_config, train, committee, warm_start, train_workers,
                        explore_config, select_config, stop_config, test, seed, str(base), train_launcher=launcher,
-                       warm_epochs=warm_epochs, raw=data)
+                       warm_epochs=warm_epochs, final_epochs=final_epochs, raw=data)
 
 
 def load_learn_config(path: Union[str, Path]) -> LearnConfig:

@@ -162,17 +162,47 @@ class ActiveLearning:
         state = json.loads((self.output / "state.json").read_text())
         if state.get("stage") == "done":
             self.log(f"{self.output}: the run ended earlier ({state.get('stop')})")
-            return json.loads((self._round(state["round"]) / "round.json").read_text())
+            done = self.output / "final" / "final.json"
+            return json.loads((done if done.is_file() else self._round(state["round"]) / "round.json").read_text())
         k = int(state["round"])
-        while True:
+        while state.get("stage") != "final":
             figures = self._run_round(k)
             self._write_table()
             if figures["stop"]:
-                self._state(k, "done", figures["stop"])
                 self.log(f"stopped after round {k}: {figures['stop']}; the committee: {self._round(k) / 'committee.pt'}")
-                return figures
+                if not self.config.final_epochs:
+                    self._state(k, "done", figures["stop"])
+                    return figures
+                self._state(k, "final", figures["stop"])
+                break
             k += 1
             self._state(k, "label")
+        return self._final(k)
+
+    def _final(self, k: int) -> Dict[str, Any]:
+        """The stopped loop's labels (round k's) trained again for `train.final_epochs` epochs into
+        OUT/final/ (committee.pt, members, log.txt, final.json: round k's figures with the final
+        committee's test errors and training time)."""
+        folder = self.output / "final"
+        folder.mkdir(exist_ok=True)
+        figures = json.loads((self._round(k) / "round.json").read_text())
+        log = self._round_log(folder, k)
+        started = time.perf_counter()
+        every_label = Labels([self._round(j) / "labelled.extxyz" for j in range(k + 1)])
+        committee = self._train(k, every_label, log, folder=folder, epochs=self.config.final_epochs)
+        figures.update(final_committee=str(committee), final_epochs=self.config.final_epochs,
+                       seconds_final=time.perf_counter() - started)
+        if self.test:
+            from ..export import load
+            from ..training.metrics import evaluate_structures
+            metrics = evaluate_structures(load(committee), self.test)
+            figures["test_energy_rmse_mev_atom"] = metrics["energy_rmse_mev_atom"]
+            figures["test_force_rmse_mev_a"] = 1000.0 * metrics["force_rmse"]
+        write_json(folder / "final.json", figures)
+        self._state(k, "done", figures["stop"])
+        log(f"final committee ({self.config.final_epochs} epochs on {len(every_label)} labels): {committee}" +
+            (f"; test F RMSE {figures['test_force_rmse_mev_a']:.1f} meV/Å" if self.test else ""))
+        return figures
 
     def _run_round(self, k: int) -> Dict[str, Any]:
         folder = self._round(k)
@@ -240,10 +270,12 @@ class ActiveLearning:
             write_structures(path, structures)
         return read_frames(path)
 
-    def _train(self, k: int, every_label: Labels, log: Callable[[str], None]) -> Path:
-        """Round k's committee (trained here unless its file exists; resumes an interrupted one)."""
+    def _train(self, k: int, every_label: Labels, log: Callable[[str], None], folder: Optional[Path] = None,
+               epochs: int = 0) -> Path:
+        """Round k's committee (trained here unless its file exists; resumes an interrupted one), or
+        with `folder` and `epochs` the final committee (from scratch, that many epochs)."""
         from ..training import train_committee
-        folder = self._round(k)
+        folder = folder or self._round(k)
         committee = folder / "committee.pt"
         if committee.is_file():
             return committee
@@ -254,13 +286,16 @@ class ActiveLearning:
         training.setdefault("seed", self.config.seed)
         model = self._pinned_model() if self.config.warm_start else self.config.train["model"]
         previous = [self._round(k - 1) / f"member_{m}" / "best.ckpt" for m in range(self.config.committee)]
-        warm = self.config.warm_start and k > 0 and all(path.is_file() for path in previous)
+        warm = self.config.warm_start and k > 0 and all(path.is_file() for path in previous) and not epochs
         if warm and self.config.warm_epochs:
             training["epochs"] = self.config.warm_epochs
+        if epochs:
+            training["epochs"] = epochs
         raw = dict(self.config.train, model=model, training=training, output=str(folder),
                    data=dict(self.config.train.get("data") or {}, train=str(folder / "train.extxyz"),
                              split={"validation": 0.1, "test": 0.0}))
         log(f"training a committee of {self.config.committee} on {len(every_label)} structures"
+            + (f" ({epochs} epochs: the final committee)" if epochs else "")
             + (f" (each member from round {k - 1}'s, {training.get('epochs')} epochs)" if warm else "")
             + (f" ({self.config.train_launcher})" if self.config.train_launcher else ""))
         if self.config.train_launcher:
