@@ -9,7 +9,8 @@ from a labeller MD run at 300-400 K. The same functions (n2p2's), nets (2x25 tan
 settings are used throughout.
 
     python benchmarks/bench_active_learning.py [--seeds 0 1 2] [--strategies spread random]
-        [--budget N] [--reference 500] [--committee 3] [--epochs 20] [--warm-epochs 3] [--lower 0.1] [--workers 2] [--keep DIR]
+        [--budget N] [--reference 500] [--committee 3] [--epochs 20] [--warm-epochs 3] [--final-epochs 40]
+        [--rattle 0.05] [--lower 0.1] [--workers 2] [--keep DIR]
 
 Prints a row per run: rounds, labels, wall time and the test errors (meV/atom, meV/Å); `random`
 runs get the label budget of the `spread` run of the same seed. Long: minutes per round.
@@ -61,7 +62,8 @@ def train_settings(args: argparse.Namespace) -> Dict:
     functions = {"from": str(SHARED / "H2O_RPBE-D3-train" / "input.nn"), "length_unit": "bohr",
                  "energy_unit": "hartree"}
     warm = {"warm_start": True, "warm_epochs": args.warm_epochs} if args.warm_epochs else {}
-    return {"committee": args.committee, "workers": args.workers, **warm,
+    final = {"final_epochs": args.final_epochs} if getattr(args, "final_epochs", 0) else {}
+    return {"committee": args.committee, "workers": args.workers, **warm, **final,
             "model": {"symmetry_functions": functions, "hidden_layers": [25, 25], "activation": "tanh"},
             "training": {"epochs": args.epochs}}
 
@@ -70,7 +72,7 @@ def learn(folder: Path, args: argparse.Namespace, strategy: str, seed: int, budg
     from bpnn_ts.learning import ActiveLearning, parse_learn_config
     config = {"output": str(folder), "seed": seed, "labeller": {"model": str(folder.parent / "water.pt"),
                                                                 "workers": args.workers},
-              "start": {"generate": {"from": str(folder.parent / "cell192.xyz"), "count": 5, "rattle": 0.05,
+              "start": {"generate": {"from": str(folder.parent / "cell192.xyz"), "count": 5, "rattle": args.rattle,
                                      "strain": 0.0}},
               "train": train_settings(args),
               "explore": {"temperatures": [300, 400], "steps": args.steps, "every": 10, "trajectories": 2,
@@ -116,6 +118,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--warm-epochs", type=int, default=0,
                         help="rounds after the first start warm from the last round's members, this many epochs")
+    parser.add_argument("--final-epochs", type=int, default=0,
+                        help="train.final_epochs: after the stop, the last labels trained this long (0: no)")
+    parser.add_argument("--rattle", type=float, default=0.05, help="Å, of the 5 start copies of the cell")
     parser.add_argument("--steps", type=int, default=200, help="MD steps per trajectory (0.5 fs)")
     parser.add_argument("--lower", type=float, default=0.1, help="select.lower, eV/Å (upper: 10x)")
     parser.add_argument("--fraction", type=float, default=0.1, help="stop.fraction")

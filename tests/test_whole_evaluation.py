@@ -220,3 +220,18 @@ def test_an_engine_list_equals_the_general_path(ghosts):
                                               model.species_of_z, True, True)) == 8  # (the op ran)
     assert_same(results[0], results[1], TOL["exact"])
     assert results[0]["energies"].shape == (n_local,) and results[0]["forces"].shape == (len(positions), 3)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    model = kernels_on(ranged_model())
+    atoms = water_box(16, box=8.0, seed=4)  # 48 centres: chunks on both threads
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(evaluate(model, atoms, compute_virial=True, count_extrapolation=True))
+    finally:
+        torch.set_num_threads(before)
+    for name, value in results[0].items():
+        assert torch.equal(value, results[1][name]), name
