@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "../common/acsf_plan.h"
@@ -98,11 +99,17 @@ Pairs pairs_of(const int64_t* centre, const int64_t* neighbour, const int64_t* s
     if (kept[p]) ++out.first_pair[centre[p] + 1];
   }
   for (int64_t a = 0; a < n_local; ++a) out.first_pair[a + 1] += out.first_pair[a];
+  if (keep_all) {  // the search's list: grouped by centre already
+    out.centre.assign(centre, centre + n);
+    out.neighbour.assign(neighbour, neighbour + n);
+    out.vectors = std::move(vectors);
+    return out;
+  }
   out.centre.resize(n_kept);
   out.neighbour.resize(n_kept);
   out.vectors.resize(3 * n_kept);
   std::vector<int64_t> next(out.first_pair.begin(), out.first_pair.end() - 1);
-  for (int64_t p = 0; p < n; ++p) {  // a stable counting sort by centre (the search's list is sorted already)
+  for (int64_t p = 0; p < n; ++p) {  // a stable counting sort by centre
     if (!kept[p]) continue;
     const int64_t q = next[centre[p]]++;
     out.centre[q] = centre[p];
