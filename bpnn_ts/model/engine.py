@@ -36,8 +36,6 @@ class BPNNModel(torch.nn.Module):
         self.cutoff_radius = float(spec.cutoff)
         self.n_members = int(spec.committee_size)
         self.atomic_numbers_list: List[int] = list(spec.atomic_numbers)
-        self.chunk_sizes = [self.potential.chunk_size_cpu, self.potential.chunk_size_cuda]
-        self.block_budgets = [self.potential.block_budget_cpu, self.potential.block_budget_cuda]
         self.spec_json: str = spec.to_json()
         self._spec = spec  # (host side only: TorchScript leaves it out of the file)
         self.element_symbols: List[str] = [SYMBOLS[z - 1] for z in spec.atomic_numbers]
@@ -226,8 +224,7 @@ class BPNNModel(torch.nn.Module):
         """Most centres per chunk of the torch path on CPU / CUDA (memory vs speed)."""
         if cpu < 1 or cuda < 1:
             raise ValueError("chunk sizes must be >= 1, got " + str(cpu) + ", " + str(cuda))
-        self.chunk_sizes = [cpu, cuda]
-        self.potential.set_chunking(cpu, cuda, self.block_budgets[0], self.block_budgets[1])
+        self.potential.set_chunk_size(cpu, cuda)
 
     @torch.jit.export
     def set_block_budget(self, cpu: int, cuda: int) -> None:
@@ -235,8 +232,7 @@ class BPNNModel(torch.nn.Module):
         overhead)."""
         if cpu < 1 or cuda < 1:
             raise ValueError("block budgets must be >= 1, got " + str(cpu) + ", " + str(cuda))
-        self.block_budgets = [cpu, cuda]
-        self.potential.set_chunking(self.chunk_sizes[0], self.chunk_sizes[1], cpu, cuda)
+        self.potential.set_block_budget(cpu, cuda)
 
     # ---- the engine forward ----
     def forward(self, positions: torch.Tensor, atomic_numbers: torch.Tensor,
@@ -276,8 +272,8 @@ class BPNNModel(torch.nn.Module):
         cell, pbc = self._checked_system(positions, atomic_numbers, cell, pbc, False, pairs is None)
         engine_list: Optional[Tuple[torch.Tensor, torch.Tensor, int]] = None if pairs is None else \
             check_engine_list(pairs, shifts, n_local, positions.shape[0], positions.device)
-        out = self.potential.evaluate_whole(positions.detach(), atomic_numbers, cell.detach(), pbc, engine_list,
-                                            self.species_of_z, compute_virial, count_extrapolation)
+        out = self.potential.evaluate_whole(positions, atomic_numbers, cell, pbc, engine_list, self.species_of_z,
+                                            compute_virial, count_extrapolation)  # (the op runs under no_grad)
         return as_result(out, compute_forces, compute_virial, count_extrapolation) if len(out) > 0 else {}
 
     @torch.jit.export

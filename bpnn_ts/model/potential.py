@@ -63,7 +63,10 @@ class Physics(torch.nn.Module):
     def set_mixed_precision(self, enable: bool) -> None:
         pass
 
-    def set_chunking(self, chunk_cpu: int, chunk_cuda: int, budget_cpu: int, budget_cuda: int) -> None:
+    def set_chunk_size(self, cpu: int, cuda: int) -> None:
+        pass
+
+    def set_block_budget(self, cpu: int, cuda: int) -> None:
         pass
 
     def whole_evaluation_ready(self, device: torch.device) -> bool:
@@ -152,12 +155,16 @@ class BPNNPotential(torch.nn.Module):
         self.mixed_precision = enable
 
     @torch.jit.export
-    def set_chunking(self, chunk_cpu: int, chunk_cuda: int, budget_cpu: int, budget_cuda: int) -> None:
-        """The dense path's most centres per chunk and block budgets on CPU / CUDA (checked by the caller)."""
-        self.chunk_size_cpu = chunk_cpu
-        self.chunk_size_cuda = chunk_cuda
-        self.block_budget_cpu = budget_cpu
-        self.block_budget_cuda = budget_cuda
+    def set_chunk_size(self, cpu: int, cuda: int) -> None:
+        """The dense path's most centres per chunk on CPU / CUDA (checked by the caller)."""
+        self.chunk_size_cpu = cpu
+        self.chunk_size_cuda = cuda
+
+    @torch.jit.export
+    def set_block_budget(self, cpu: int, cuda: int) -> None:
+        """The dense path's most elements of a chunk's largest triplet block on CPU / CUDA."""
+        self.block_budget_cpu = cpu
+        self.block_budget_cuda = cuda
 
     @torch.jit.export
     def training_range_known(self) -> bool:
