@@ -150,6 +150,9 @@ def _cmd_train(args) -> int:
     except OutputExistsError as error:
         print(f"bpnn-ts train: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        from .training.distributed import shutdown
+        shutdown()
     print(f"finished; files in {config.output}")
     for name in ("train", "validation", "test"):
         if f"{name}_energy_rmse_mev_atom" in results:

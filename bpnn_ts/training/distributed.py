@@ -78,3 +78,12 @@ class ProcessGroup:
         if self.parallel:
             import torch.distributed as dist
             dist.barrier()
+
+
+def shutdown() -> None:
+    """Close the process group torchrun's ranks opened (at the end of a run): left open, a rank can
+    abort at exit ("terminate called without an active exception") while gloo's threads still
+    wait for ranks that have gone. Nothing outside torchrun."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
