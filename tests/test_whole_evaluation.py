@@ -13,6 +13,7 @@ from ase import Atoms
 from bpnn_ts import export, load
 from bpnn_ts.committee_merge import build_committee
 from bpnn_ts.model import BPNNModel
+from bpnn_ts.model.descriptors.params import RadialSF, auto_symmetry_functions
 from bpnn_ts.model.kernels import NativeKernel
 from bpnn_ts.model.nn import ACTIVATIONS
 from bpnn_ts.native import load_ops
@@ -235,3 +236,33 @@ def test_results_do_not_depend_on_the_thread_count():
         torch.set_num_threads(before)
     for name, value in results[0].items():
         assert torch.equal(value, results[1][name]), name
+
+
+def many_functions_in_one_group():
+    """H/O functions where one group (eta, r_c) holds six wide and six narrow angular functions
+    per element pair: the kernels sum a group's functions four at a time (acsf_sets.h)."""
+    wide = auto_symmetry_functions([1, 8], 4.0, n_radial=2, angular_eta=[0.03], zetas=[1.0, 2.0, 4.0])
+    narrow = auto_symmetry_functions([1, 8], 4.0, n_radial=1, angular_eta=[0.03], zetas=[1.0, 2.0, 4.0], narrow=True)
+    spec = h2o_spec(functions=tuple(wide + [f for f in narrow if not isinstance(f, RadialSF)]))
+    return kernels_on(randomized(BPNNModel.from_spec(spec)))
+
+
+def outside_in_cluster() -> Atoms:
+    """A water cluster ordered from its surface inwards: each centre has more neighbours than
+    the last, so the kernels' per-thread storage grows between centres of one call."""
+    atoms = water_box(24, box=9.0, seed=5)
+    atoms.pbc = False
+    order = np.argsort(-np.linalg.norm(atoms.positions - atoms.positions.mean(axis=0), axis=1))
+    return atoms[order]
+
+
+@pytest.mark.parametrize("system", ["cluster", "box"])
+def test_groups_of_many_functions_equal_the_torch_path(system):
+    model = many_functions_in_one_group()
+    atoms = outside_in_cluster() if system == "cluster" else water_box(8, seed=6)
+    kwargs = dict(compute_virial=system == "box")
+    whole, general = run(model, atoms, True, **kwargs), run(model, atoms, False, **kwargs)
+    assert_same(whole, general, TOL["exact"])
+    model.use_native_kernels(False)
+    reference = evaluate(model, atoms, **kwargs)
+    assert_same(whole, {name: value for name, value in reference.items() if name in whole}, TOL["exact"])

@@ -53,6 +53,7 @@ Plan parse_plan(const at::Tensor& r, const at::Tensor& a, int64_t n_species, int
       ElementPair& pair = plan.pairs[key];
       pair.functions.push_back({static_cast<int64_t>(ap[kAngularColumn]), group,
                                 pair.shape_index(ap[kAngularLambda], zeta), narrow, std::pow(2.0, 1.0 - zeta)});
+      pair.add_to_set(static_cast<int>(pair.functions.size()) - 1);
       add_unique(pair.groups, group);
       if (narrow) {
         add_unique(pair.narrow_groups, group);

@@ -57,15 +57,35 @@ struct Angular {
   double prefactor;  // 2^(1 - zeta)
 };
 
+// The angular functions of one element pair that share a group and kind (narrow or wide): the
+// CPU loops sum them in one pass over a batch of pairs {j, k} (cpu/acsf_sets.h).
+struct FunctionSet {
+  int group;
+  bool narrow;
+  std::vector<int> members;  // indexes ElementPair::functions
+};
+
 // The angular functions of one unordered neighbour-element pair.
 struct ElementPair {
   std::vector<Angular> functions;
+  std::vector<FunctionSet> sets;   // the functions by group and kind
   std::vector<Shape> shapes;
   std::vector<int> groups;         // groups used by its functions
   std::vector<int> narrow_groups;  // groups used by its narrow functions
   std::vector<int> narrow_cuts;    // their distinct cutoffs
   bool has_wide = false;
   double narrow_cutoff2 = 0.0;     // largest narrow r_c, squared
+
+  void add_to_set(int function) {
+    const Angular& fn = functions[function];
+    for (FunctionSet& set : sets) {
+      if (set.group == fn.group && set.narrow == fn.narrow) {
+        set.members.push_back(function);
+        return;
+      }
+    }
+    sets.push_back({fn.group, fn.narrow, {function}});
+  }
 
   int shape_index(double lambda, double zeta) {
     for (size_t i = 0; i < shapes.size(); ++i) {

@@ -1,6 +1,7 @@
-// The scalar terms of the ACSF kernels, shared by the CPU loops (cpu/acsf_centre.h, which call them
-// inside vectorized loops over a row of neighbours) and the GPU threads (cuda/acsf_device.h, one call
-// per pair or triplet): one copy of each formula, BPNN_HD so that both compile it. All inline;
+// The scalar terms of the ACSF kernels, shared by the CPU loops (cpu/acsf_centre.h, which call
+// them inside vectorized loops over a batch of neighbour pairs) and the GPU threads
+// (cuda/acsf_device.h, one call per pair or triplet): one copy of each formula, BPNN_HD so that
+// both compile it. All inline;
 // templates over the scalar type (float, double and the duals of dual.h). Notation as in
 // acsf_centre.h: r_j = r_ij, r_k = r_ik, r_jk = r_k - r_j, cos = cos theta_ijk.
 #pragma once
@@ -58,6 +59,12 @@ struct Triplet {
   real dx, dy, dz, rjk, inv_rjk, cos;
 };
 
+// cos theta_ijk = r_j . r_k / (|r_j| |r_k|).
+template <typename real>
+BPNN_HD BPNN_INLINE real triplet_cos(real xj, real yj, real zj, real inv_rj, real xk, real yk, real zk, real inv_rk) {
+  return (xj * xk + yj * yk + zj * zk) * inv_rj * inv_rk;
+}
+
 template <typename real>
 BPNN_HD BPNN_INLINE Triplet<real> triplet(real xj, real yj, real zj, real inv_rj, real xk, real yk, real zk,
                                           real inv_rk) {
@@ -70,7 +77,7 @@ BPNN_HD BPNN_INLINE Triplet<real> triplet(real xj, real yj, real zj, real inv_rj
   const real r_jk = bpnn_math::sqrt(apart ? d2 : real(1.0));
   t.rjk = apart ? r_jk : real(0.0);
   t.inv_rjk = apart ? real(1.0) / r_jk : real(0.0);
-  t.cos = (xj * xk + yj * yk + zj * zk) * inv_rj * inv_rk;
+  t.cos = triplet_cos(xj, yj, zj, inv_rj, xk, yk, zk, inv_rk);
   return t;
 }
 

@@ -40,6 +40,7 @@
 #include "../common/dual.h"
 #include "acsf_load.h"
 #include "acsf_scratch.h"
+#include "acsf_sets.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(BPNN_NO_CLONES)
 #define BPNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -50,8 +51,9 @@
 namespace bpnn_acsf {
 namespace {
 
-// G of one centre (the scratch is loaded) into w.g.
-template <typename real>
+// G of one centre (the scratch is loaded) into w.g. With `remember`, the rows' costly terms are
+// held for backward_centre<real, true> on the same scratch (acsf_load.h: RowMode).
+template <typename real, bool remember = false>
 BPNN_INLINE void forward_centre(const Plan& plan, Scratch<real>& w) {
   const int64_t m = w.m;
   std::fill(w.g.begin(), w.g.end(), typename bpnn_dual::Sum<real>::type(0.0));
@@ -67,29 +69,26 @@ BPNN_INLINE void forward_centre(const Plan& plan, Scratch<real>& w) {
     }
     w.g[fn.column] += sum;
   }
-  collect_rows(plan, w, w.rows);
-  for (const RowRange& row : w.rows) {
-    const ElementPair& pair = plan.pairs[row.key];
-    const int64_t n = load_row<real, false>(plan, pair, w, row.j, row.k0, row.n);
-    for (const Angular& fn : pair.functions) {
-      const real* __restrict value = &w.value[fn.shape * m];
-      const real* __restrict gk = &w.gk[fn.group * m];
-      real sum = real(0.0);
-      if (fn.narrow) {
-        const real* __restrict jk = &w.gjk[fn.group * m];
-#pragma omp simd reduction(+ : sum)
-        for (int64_t u = 0; u < n; ++u) sum += value[u] * gk[u] * jk[u];
-      } else {
-#pragma omp simd reduction(+ : sum)
-        for (int64_t u = 0; u < n; ++u) sum += value[u] * gk[u];
-      }
-      w.g[fn.column] += fn.prefactor * w.gr[fn.group * m + row.j] * sum;
-    }
+  collect_rows(plan, w);
+  int64_t held = 0;
+  if (remember) {
+    for (const RowRange& row : w.rows) held += row.n;
+    w.hold(held, plan);
+    held = 0;
+  }
+  for (RowBatch& batch : w.batches) {
+    const ElementPair& pair = plan.pairs[batch.key];
+    batch.base = held;
+    const int64_t n = remember ? load_batch<real, true, RowMode::remember>(plan, pair, w, batch)
+                               : load_batch<real, false>(plan, pair, w, batch);
+    held += n;
+    add_batch_functions(pair, w, n);
   }
 }
 
-// dE/dr_ij of one centre (the scratch is loaded) into w.gx, w.gy, w.gz from dE/dG = weight.
-template <typename real>
+// dE/dr_ij of one centre (the scratch is loaded) into w.gx, w.gy, w.gz from dE/dG = weight. With
+// `recall`, right after forward_centre<real, true> on this scratch: its rows and held terms.
+template <typename real, bool recall = false>
 BPNN_INLINE void backward_centre(const Plan& plan, const double* weight, Scratch<real>& w) {
   const int64_t m = w.m;
   real* __restrict gx = w.gx.data();
@@ -123,11 +122,11 @@ BPNN_INLINE void backward_centre(const Plan& plan, const double* weight, Scratch
   // Angular: per pair {j, k}, the functions' dT/dcos, dT/d|r_j|, dT/d|r_k|, dT/d|r_jk| summed,
   // then chained through d cos/d r_j = r_k / (|r_j||r_k|) - cos r_j / |r_j|^2 (and j <-> k)
   // and d|r_jk|/d r_j = -r_jk / |r_jk|.
-  collect_rows(plan, w, w.rows);
-  for (const RowRange& row : w.rows) {
-    const int64_t j = row.j;
-    const ElementPair& pair = plan.pairs[row.key];
-    const int64_t n = load_row<real, true>(plan, pair, w, j, row.k0, row.n);
+  if (!recall) collect_rows(plan, w);
+  for (RowBatch& batch : w.batches) {
+    const ElementPair& pair = plan.pairs[batch.key];
+    const int64_t n = recall ? load_batch<real, true, RowMode::recall>(plan, pair, w, batch)
+                             : load_batch<real, true>(plan, pair, w, batch);
     real* __restrict s_cos = w.s_cos.data();
     real* __restrict s_j = w.s_j.data();
     real* __restrict s_k = w.s_k.data();
@@ -136,67 +135,65 @@ BPNN_INLINE void backward_centre(const Plan& plan, const double* weight, Scratch
     std::fill(s_j, s_j + n, real(0.0));
     std::fill(s_k, s_k + n, real(0.0));
     std::fill(s_jk, s_jk + n, real(0.0));
-    for (const Angular& fn : pair.functions) {
-      const real c = weight[fn.column] * fn.prefactor;
-      if (c == real(0.0)) continue;
-      const real lambda = pair.shapes[fn.shape].lambda;
-      const real gj = w.gr[fn.group * m + j], dgj = w.dgr[fn.group * m + j];
-      const real* __restrict value = &w.value[fn.shape * m];
-      const real* __restrict slope = &w.slope[fn.shape * m];
-      const real* __restrict gk = &w.gk[fn.group * m];
-      const real* __restrict dgk = &w.dgk[fn.group * m];
-      if (fn.narrow) {
-        const real* __restrict jk = &w.gjk[fn.group * m];
-        const real* __restrict djk = &w.dgjk[fn.group * m];
-#pragma omp simd
-        for (int64_t u = 0; u < n; ++u) {
-          bpnn_terms::add_angular_slopes<true>(c, lambda, value[u], slope[u], gj, dgj, gk[u], dgk[u], jk[u], djk[u],
-                                               s_cos[u], s_j[u], s_k[u], s_jk[u]);
-        }
-      } else {
-#pragma omp simd
-        for (int64_t u = 0; u < n; ++u) {
-          bpnn_terms::add_angular_slopes<false>(c, lambda, value[u], slope[u], gj, dgj, gk[u], dgk[u], real(0.0),
-                                                real(0.0), s_cos[u], s_j[u], s_k[u], s_jk[u]);
-        }
-      }
-    }
-    const real xj = x[j], yj = y[j], zj = z[j], inv_rj = inv_r[j];
+    add_batch_slopes(pair, weight, w, n);
     const real* __restrict cos = w.cos.data();
     const real* __restrict dx = w.dx.data();
     const real* __restrict dy = w.dy.data();
     const real* __restrict dz = w.dz.data();
+    const real* __restrict jx = w.jx.data();
+    const real* __restrict jy = w.jy.data();
+    const real* __restrict jz = w.jz.data();
+    const real* __restrict j_inv_r = w.j_inv_r.data();
     const real* __restrict kx = w.kx.data();
     const real* __restrict ky = w.ky.data();
     const real* __restrict kz = w.kz.data();
     const real* __restrict k_inv_r = w.k_inv_r.data();
-    const real* __restrict inv_rjk = w.inv_rjk.data();
-    const real* __restrict rjk = w.rjk.data();
+    const real* __restrict inv_rjk = w.kept.inv_rjk;
+    const real* __restrict rjk = w.kept.rjk;
+    real* __restrict cjx = w.cjx.data();
+    real* __restrict cjy = w.cjy.data();
+    real* __restrict cjz = w.cjz.data();
     real* __restrict cgx = w.cgx.data();
     real* __restrict cgy = w.cgy.data();
     real* __restrict cgz = w.cgz.data();
-    real gxj = real(0.0), gyj = real(0.0), gzj = real(0.0);
-#pragma omp simd reduction(+ : gxj, gyj, gzj)
+#pragma omp simd
     for (int64_t u = 0; u < n; ++u) {
       const bpnn_terms::Triplet<real> t{dx[u], dy[u], dz[u], rjk[u], inv_rjk[u], cos[u]};
       const bpnn_terms::TripletGradient<real> d = bpnn_terms::triplet_gradient(
-          s_cos[u], s_j[u], s_k[u], s_jk[u], xj, yj, zj, inv_rj, kx[u], ky[u], kz[u], k_inv_r[u], t);
-      gxj += d.jx;
-      gyj += d.jy;
-      gzj += d.jz;
+          s_cos[u], s_j[u], s_k[u], s_jk[u], jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u], t);
+      cjx[u] = d.jx;
+      cjy[u] = d.jy;
+      cjz[u] = d.jz;
       cgx[u] = d.kx;
       cgy[u] = d.ky;
       cgz[u] = d.kz;
     }
-    const int32_t* __restrict slot = w.slot.data();
+    // The pairs come in runs of one j (a row): its sums are kept in registers for the run (a
+    // store to gx[j] per pair would make each pair wait for the last one's store).
+    const int32_t* __restrict slot = w.kept.slot;
+    const int32_t* __restrict j_slot = w.kept.j_slot;
+    int32_t j = n > 0 ? j_slot[0] : 0;
+    real sx = real(0.0), sy = real(0.0), sz = real(0.0);
     for (int64_t u = 0; u < n; ++u) {
+      if (j_slot[u] != j) {
+        gx[j] += sx;
+        gy[j] += sy;
+        gz[j] += sz;
+        j = j_slot[u];
+        sx = sy = sz = real(0.0);
+      }
+      sx += cjx[u];
+      sy += cjy[u];
+      sz += cjz[u];
       gx[slot[u]] += cgx[u];
       gy[slot[u]] += cgy[u];
       gz[slot[u]] += cgz[u];
     }
-    gx[j] += gxj;
-    gy[j] += gyj;
-    gz[j] += gzj;
+    if (n > 0) {
+      gx[j] += sx;
+      gy[j] += sy;
+      gz[j] += sz;
+    }
   }
 }
 
@@ -215,4 +212,12 @@ BPNN_INLINE void backward_centre(const Plan& plan, const double* weight, Scratch
   clones void forward_centre_any(const Plan& plan, Scratch<real>& w) { forward_centre(plan, w); } \
   clones void backward_centre_any(const Plan& plan, const double* weight, Scratch<real>& w) {    \
     backward_centre(plan, weight, w);                                                            \
+  }
+
+// forward_centre<real, true> and backward_centre<real, true> (float and double only; the
+// whole evaluation of acsf_cpu.cpp: a centre's backward pass right after its forward pass).
+#define BPNN_REMEMBERING_STEPS(clones, real)                                                               \
+  clones void forward_remembering_any(const Plan& plan, Scratch<real>& w) { forward_centre<real, true>(plan, w); } \
+  clones void backward_recalling_any(const Plan& plan, const double* weight, Scratch<real>& w) {           \
+    backward_centre<real, true>(plan, weight, w);                                                         \
   }

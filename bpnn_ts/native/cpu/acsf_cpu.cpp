@@ -18,6 +18,8 @@ namespace bpnn_acsf {
 namespace {
 BPNN_CENTRE_STEPS(BPNN_CLONES, float)
 BPNN_CENTRE_STEPS(BPNN_CLONES, double)
+BPNN_REMEMBERING_STEPS(BPNN_CLONES, float)
+BPNN_REMEMBERING_STEPS(BPNN_CLONES, double)
 }  // namespace
 }  // namespace bpnn_acsf
 
@@ -71,10 +73,10 @@ void acsf_through_network(const bpnn_plan::Plan& plan, const scalar_t* vectors, 
         thread_local std::vector<double> g, d_g;
         g.resize(n_functions);
         d_g.resize(n_functions);
-        bpnn_acsf::forward_centre_any(plan, w);
+        bpnn_acsf::forward_remembering_any(plan, w);
         for (int64_t f = 0; f < n_functions; ++f) g[f] = static_cast<double>(static_cast<scalar_t>(w.g[f]));
         network.slopes(b, g.data(), d_g.data());
-        bpnn_acsf::backward_centre_any(plan, d_g.data(), w);
+        bpnn_acsf::backward_recalling_any(plan, d_g.data(), w);
         for (int64_t slot = 0; slot < w.m; ++slot) {
           scalar_t* row = grad + 3 * (p0 + w.order[slot]);
           row[0] = static_cast<scalar_t>(w.gx[slot]);

@@ -1,15 +1,16 @@
 // Loading a centre into its Scratch (acsf_scratch.h) for the CPU ACSF kernels (acsf_centre.h):
 // the pairs sorted into slots with their distances, cutoff functions and group factors
-// (load_centre), and the rows of neighbour pairs {j, k} of the angular functions (collect_rows,
-// load_row).
+// (load_centre), and the rows of neighbour pairs {j, k} of the angular functions, in batches of
+// rows (collect_rows, load_batch).
 //
 // Layout (structure of arrays): the centre's pairs sorted by neighbour element into slots, one
 // array per quantity (x, y, z, r, 1/r, ...). The pair factors exp(-eta (r - r_s)^2) f_c(r) are
 // computed once per distinct (eta, r_s, r_c) ("group") and reused by every angular function of
 // that group, as n2p2 groups its functions. A row is one j and the k of one element (k > j for
-// the same element); load_row compacts it to the k that can contribute (all if the element pair
-// has wide functions, else r_jk below its largest narrow r_c), so the loops over k are branch-free
-// and vectorize (acsf_math.h).
+// the same element); load_batch compacts a batch of rows to the pairs {j, k} that can contribute
+// (all if the element pair has wide functions, else r_jk below its largest narrow r_c), so the
+// loops over them are branch-free, long (hundreds of pairs, not the tens of one row) and vectorize
+// (acsf_math.h).
 #pragma once
 
 #include <algorithm>
@@ -108,99 +109,41 @@ BPNN_INLINE void shape_powers(const Shape& shape, const real* __restrict cos, in
   }
 }
 
-// Fills `rows` for the loaded centre.
+// Fills w.rows and w.batches for the loaded centre: consecutive rows of one element pair form a
+// batch of at least kBatchCandidates candidates (or what is left), loaded and summed as one.
 template <typename real>
-void collect_rows(const Plan& plan, const Scratch<real>& w, std::vector<RowRange>& rows) {
-  rows.clear();
+void collect_rows(const Plan& plan, Scratch<real>& w) {
+  w.rows.clear();
+  w.batches.clear();
   const int64_t n_species = plan.n_species;
   for (int64_t sa = 0; sa < n_species; ++sa) {
     for (int64_t sb = sa; sb < n_species; ++sb) {
       const int64_t key = sa * n_species + sb;
       if (plan.pairs[key].functions.empty()) continue;
+      int64_t candidates = 0;
       for (int64_t j = w.block[sa]; j < w.block[sa + 1]; ++j) {
         const int64_t k0 = sa == sb ? j + 1 : w.block[sb];
         const int64_t n = w.block[sb + 1] - k0;
-        if (n > 0) rows.push_back({key, j, k0, n});
+        if (n <= 0) continue;
+        if (candidates == 0) w.batches.push_back({key, static_cast<int64_t>(w.rows.size()), 0});
+        w.rows.push_back({j, k0, n});
+        w.batches.back().last = static_cast<int64_t>(w.rows.size());
+        candidates += n;
+        if (candidates >= kBatchCandidates) candidates = 0;
       }
     }
   }
 }
 
-// Loads the row j, k = k0 .. k0 + n - 1 into the compact row arrays, keeping only the k that
-// can contribute (all if the element pair has wide functions, else r_jk below the largest
-// narrow r_c; about half of them for the n2p2 water potential): their slots, r_jk vectors,
-// |r_jk| (0 where j and k coincide), cos, the group factors of k gathered, the narrow factors
-// exp(-eta (r_jk - r_s)^2) f_c(r_jk) and the shapes (1 + lambda cos)^zeta. Returns their count.
-template <typename real, bool derivatives>
-BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<real>& w, int64_t j, int64_t k0, int64_t n) {
-  const int64_t m = w.m;
-  const real xj = w.x[j], yj = w.y[j], zj = w.z[j], inv_rj = w.inv_r[j];
-  const real* __restrict x = w.x.data();
-  const real* __restrict y = w.y.data();
-  const real* __restrict z = w.z.data();
-  const real* __restrict inv_r = w.inv_r.data();
-  real* __restrict r2 = w.r2.data();
-  const real limit2 = pair.has_wide ? real(std::numeric_limits<double>::infinity()) : real(pair.narrow_cutoff2);
-#pragma omp simd
-  for (int64_t t = 0; t < n; ++t) {
-    const real dx = x[k0 + t] - xj, dy = y[k0 + t] - yj, dz = z[k0 + t] - zj;
-    r2[t] = dx * dx + dy * dy + dz * dz;
-  }
-  int32_t* __restrict slot = w.slot.data();
-  int64_t nc = 0;
-  for (int64_t t = 0; t < n; ++t) {
-    slot[nc] = static_cast<int32_t>(k0 + t);
-    nc += r2[t] < limit2 ? 1 : 0;
-  }
-  real* __restrict kx = w.kx.data();
-  real* __restrict ky = w.ky.data();
-  real* __restrict kz = w.kz.data();
-  real* __restrict k_inv_r = w.k_inv_r.data();
-  real* __restrict dx = w.dx.data();
-  real* __restrict dy = w.dy.data();
-  real* __restrict dz = w.dz.data();
-  real* __restrict rjk = w.rjk.data();
-  real* __restrict inv_rjk = w.inv_rjk.data();
-  real* __restrict cos = w.cos.data();
-#pragma omp simd
-  for (int64_t u = 0; u < nc; ++u) {
-    const int32_t k = slot[u];
-    kx[u] = x[k];
-    ky[u] = y[k];
-    kz[u] = z[k];
-    k_inv_r[u] = inv_r[k];
-    const bpnn_terms::Triplet<real> t = bpnn_terms::triplet(xj, yj, zj, inv_rj, kx[u], ky[u], kz[u], k_inv_r[u]);
-    dx[u] = t.dx;
-    dy[u] = t.dy;
-    dz[u] = t.dz;
-    rjk[u] = t.rjk;
-    inv_rjk[u] = t.inv_rjk;
-    cos[u] = t.cos;
-  }
-  for (int gi : pair.groups) {
-    const real* __restrict gr = &w.gr[gi * m];
-    const real* __restrict dgr = &w.dgr[gi * m];
-    real* __restrict gk = &w.gk[gi * m];
-    real* __restrict dgk = &w.dgk[gi * m];
-#pragma omp simd
-    for (int64_t u = 0; u < nc; ++u) gk[u] = gr[slot[u]];
-    if (derivatives) {
-#pragma omp simd
-      for (int64_t u = 0; u < nc; ++u) dgk[u] = dgr[slot[u]];
-    }
-  }
-  for (int c : pair.narrow_cuts) {
-    bpnn_math::cutoff_array(plan.kind, rjk, nc, real(plan.cutoffs[c]), real(plan.alpha), &w.fcjk[c * m], &w.dfcjk[c * m]);
-  }
-  for (int gi : pair.narrow_groups) {  // 0 where j and k coincide (inv_rjk = 0)
-    const int cut = plan.groups[gi].cut;
-    group_factors<real, derivatives, true>(plan.groups[gi], rjk, inv_rjk, nc, &w.fcjk[cut * m], &w.dfcjk[cut * m],
-                                           &w.gjk[gi * m], &w.dgjk[gi * m]);
-  }
+// The shapes (1 + lambda cos)^zeta and their slopes of the batch's first nc entries.
+template <typename real>
+BPNN_INLINE void load_shapes(const ElementPair& pair, Scratch<real>& w, int64_t nc) {
+  const int64_t span = w.span;
+  const real* __restrict cos = w.cos.data();
   for (size_t si = 0; si < pair.shapes.size(); ++si) {
     const Shape& shape = pair.shapes[si];
-    real* __restrict value = &w.value[si * m];
-    real* __restrict slope = &w.slope[si * m];
+    real* __restrict value = &w.value[si * span];
+    real* __restrict slope = &w.slope[si * span];
     if (shape.integer_zeta == 1) {
       shape_powers<1, real>(shape, cos, nc, value, slope);
     } else if (shape.integer_zeta == 2) {
@@ -215,6 +158,182 @@ BPNN_INLINE int64_t load_row(const Plan& plan, const ElementPair& pair, Scratch<
       }
     }
   }
+}
+
+// The group factors of j and k (and, with `derivatives`, their slopes) of the batch's first nc
+// entries, gathered from their slots.
+template <typename real, bool derivatives>
+BPNN_INLINE void gather_groups(const ElementPair& pair, Scratch<real>& w, int64_t nc) {
+  const int64_t m = w.m, span = w.span;
+  const int32_t* __restrict slot = w.kept.slot;
+  const int32_t* __restrict j_slot = w.kept.j_slot;
+  for (int gi : pair.groups) {
+    const real* __restrict gr = &w.gr[gi * m];
+    const real* __restrict dgr = &w.dgr[gi * m];
+    real* __restrict gj = &w.gj[gi * span];
+    real* __restrict gk = &w.gk[gi * span];
+#pragma omp simd
+    for (int64_t u = 0; u < nc; ++u) {
+      gj[u] = gr[j_slot[u]];
+      gk[u] = gr[slot[u]];
+    }
+    if (derivatives) {
+      real* __restrict dgj = &w.dgj[gi * span];
+      real* __restrict dgk = &w.dgk[gi * span];
+#pragma omp simd
+      for (int64_t u = 0; u < nc; ++u) {
+        dgj[u] = dgr[j_slot[u]];
+        dgk[u] = dgr[slot[u]];
+      }
+    }
+  }
+}
+
+// The vectors of j and k of the batch's first nc entries, gathered from their slots.
+template <typename real>
+BPNN_INLINE void gather_vectors(Scratch<real>& w, int64_t nc) {
+  const int32_t* __restrict slot = w.kept.slot;
+  const int32_t* __restrict j_slot = w.kept.j_slot;
+  const real* __restrict x = w.x.data();
+  const real* __restrict y = w.y.data();
+  const real* __restrict z = w.z.data();
+  const real* __restrict inv_r = w.inv_r.data();
+  real* __restrict jx = w.jx.data();
+  real* __restrict jy = w.jy.data();
+  real* __restrict jz = w.jz.data();
+  real* __restrict j_inv_r = w.j_inv_r.data();
+  real* __restrict kx = w.kx.data();
+  real* __restrict ky = w.ky.data();
+  real* __restrict kz = w.kz.data();
+  real* __restrict k_inv_r = w.k_inv_r.data();
+#pragma omp simd
+  for (int64_t u = 0; u < nc; ++u) {
+    const int32_t j = j_slot[u], k = slot[u];
+    jx[u] = x[j];
+    jy[u] = y[j];
+    jz[u] = z[j];
+    j_inv_r[u] = inv_r[j];
+    kx[u] = x[k];
+    ky[u] = y[k];
+    kz[u] = z[k];
+    k_inv_r[u] = inv_r[k];
+  }
+}
+
+// How load_batch treats the costly terms of a batch (|r_jk|, 1/|r_jk| and the narrow factors,
+// the exponentials and cutoff functions of r_jk): `compute` them; compute them and `remember`
+// them in the scratch's held arrays at batch.base (a forward pass whose backward pass follows on
+// the same centre; with derivatives); `recall` them from there (that backward pass: the kept
+// entries and the costly terms read back, the cheap ones recomputed). Same numbers either way.
+enum class RowMode { compute, remember, recall };
+
+// load_batch<real, true, RowMode::recall>.
+template <typename real>
+BPNN_INLINE int64_t recall_batch(const ElementPair& pair, Scratch<real>& w, const RowBatch& batch) {
+  const int64_t nc = batch.kept;
+  w.view(true, batch.base);
+  gather_vectors(w, nc);
+  const real* __restrict jx = w.jx.data();
+  const real* __restrict jy = w.jy.data();
+  const real* __restrict jz = w.jz.data();
+  const real* __restrict j_inv_r = w.j_inv_r.data();
+  const real* __restrict kx = w.kx.data();
+  const real* __restrict ky = w.ky.data();
+  const real* __restrict kz = w.kz.data();
+  const real* __restrict k_inv_r = w.k_inv_r.data();
+  real* __restrict dx = w.dx.data();
+  real* __restrict dy = w.dy.data();
+  real* __restrict dz = w.dz.data();
+  real* __restrict cos = w.cos.data();
+#pragma omp simd
+  for (int64_t u = 0; u < nc; ++u) {
+    dx[u] = kx[u] - jx[u];
+    dy[u] = ky[u] - jy[u];
+    dz[u] = kz[u] - jz[u];
+    cos[u] = bpnn_terms::triplet_cos(jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u]);
+  }
+  gather_groups<real, true>(pair, w, nc);
+  load_shapes(pair, w, nc);
+  return nc;
+}
+
+// Loads a batch of rows (each j with k = k0 .. k0 + n - 1) into the compact arrays, keeping only
+// the pairs {j, k} that can contribute (all if the element pair has wide functions, else r_jk
+// below the largest narrow r_c; about half of them for the n2p2 water potential): the slots of
+// j and k, their vectors, r_jk vectors, |r_jk| (0 where j and k coincide), cos, the group
+// factors of j and k gathered, the narrow factors exp(-eta (r_jk - r_s)^2) f_c(r_jk) and the
+// shapes (1 + lambda cos)^zeta. Returns their count (with `remember`, also held as batch.kept).
+template <typename real, bool derivatives, RowMode mode = RowMode::compute>
+BPNN_INLINE int64_t load_batch(const Plan& plan, const ElementPair& pair, Scratch<real>& w, RowBatch& batch) {
+  static_assert(mode != RowMode::remember || derivatives, "a remembered batch holds the derivatives");
+  if (mode == RowMode::recall) return recall_batch(pair, w, batch);
+  const int64_t span = w.span;
+  if (mode == RowMode::remember) {
+    w.view(true, batch.base);
+  } else {
+    w.view(false, 0);
+  }
+  const real* __restrict x = w.x.data();
+  const real* __restrict y = w.y.data();
+  const real* __restrict z = w.z.data();
+  real* __restrict r2 = w.r2.data();
+  int32_t* __restrict slot = w.kept.slot;
+  int32_t* __restrict j_slot = w.kept.j_slot;
+  const real limit2 = pair.has_wide ? real(std::numeric_limits<double>::infinity()) : real(pair.narrow_cutoff2);
+  int64_t nc = 0;
+  for (int64_t r = batch.first; r < batch.last; ++r) {
+    const int64_t j = w.rows[r].j, k0 = w.rows[r].k0, n = w.rows[r].n;
+    const real xj = x[j], yj = y[j], zj = z[j];
+#pragma omp simd
+    for (int64_t t = 0; t < n; ++t) {
+      const real dx = x[k0 + t] - xj, dy = y[k0 + t] - yj, dz = z[k0 + t] - zj;
+      r2[t] = dx * dx + dy * dy + dz * dz;
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      slot[nc] = static_cast<int32_t>(k0 + t);
+      j_slot[nc] = static_cast<int32_t>(j);
+      nc += r2[t] < limit2 ? 1 : 0;
+    }
+  }
+  gather_vectors(w, nc);
+  const real* __restrict jx = w.jx.data();
+  const real* __restrict jy = w.jy.data();
+  const real* __restrict jz = w.jz.data();
+  const real* __restrict j_inv_r = w.j_inv_r.data();
+  const real* __restrict kx = w.kx.data();
+  const real* __restrict ky = w.ky.data();
+  const real* __restrict kz = w.kz.data();
+  const real* __restrict k_inv_r = w.k_inv_r.data();
+  real* __restrict dx = w.dx.data();
+  real* __restrict dy = w.dy.data();
+  real* __restrict dz = w.dz.data();
+  real* __restrict rjk = w.kept.rjk;
+  real* __restrict inv_rjk = w.kept.inv_rjk;
+  real* __restrict cos = w.cos.data();
+#pragma omp simd
+  for (int64_t u = 0; u < nc; ++u) {
+    const bpnn_terms::Triplet<real> t =
+        bpnn_terms::triplet(jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u]);
+    dx[u] = t.dx;
+    dy[u] = t.dy;
+    dz[u] = t.dz;
+    rjk[u] = t.rjk;
+    inv_rjk[u] = t.inv_rjk;
+    cos[u] = t.cos;
+  }
+  gather_groups<real, derivatives>(pair, w, nc);
+  for (int c : pair.narrow_cuts) {
+    bpnn_math::cutoff_array(plan.kind, rjk, nc, real(plan.cutoffs[c]), real(plan.alpha), &w.fcjk[c * span],
+                            &w.dfcjk[c * span]);
+  }
+  for (int gi : pair.narrow_groups) {  // 0 where j and k coincide (inv_rjk = 0)
+    const int cut = plan.groups[gi].cut;
+    group_factors<real, derivatives, true>(plan.groups[gi], rjk, inv_rjk, nc, &w.fcjk[cut * span],
+                                           &w.dfcjk[cut * span], w.kept.gjk + gi * w.kept.stride,
+                                           w.kept.dgjk + gi * w.kept.stride);
+  }
+  load_shapes(pair, w, nc);
+  if (mode == RowMode::remember) batch.kept = nc;
   return nc;
 }
 

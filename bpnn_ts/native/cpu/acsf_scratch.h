@@ -1,6 +1,6 @@
 // The per-centre scratch of the CPU ACSF kernels (acsf_centre.h says what is computed): a
 // centre's pairs sorted by neighbour element into slots, one array per quantity (structure of
-// arrays), and the compact row of one j with its k. One per thread (thread_pool.h), resized to
+// arrays), and the compact pairs {j, k} of one batch of rows. One per thread (thread_pool.h), resized to
 // the largest centre it meets, so a centre allocates nothing.
 #pragma once
 
@@ -18,6 +18,7 @@ namespace {
 
 using bpnn_plan::Angular;
 using bpnn_plan::ElementPair;
+using bpnn_plan::FunctionSet;
 using bpnn_plan::Group;
 using bpnn_plan::Plan;
 using bpnn_plan::Radial;
@@ -26,49 +27,100 @@ using bpnn_plan::Shape;
 // The rows of a centre: each j and the k of one element that form unordered pairs {j, k}
 // with angular functions (same element: k > j), k = k0 .. k0 + n - 1.
 struct RowRange {
-  int64_t key, j, k0, n;
+  int64_t j, k0, n;
 };
 
+// Rows first .. last - 1 (of one element pair, `key`), loaded and summed together (acsf_load.h).
+// A forward pass that remembers sets where its kept pairs are held: base .. base + kept - 1.
+struct RowBatch {
+  int64_t key, first, last;
+  int64_t base = 0, kept = 0;
+};
+
+// Candidate pairs {j, k} per batch: long enough for the vector loops, small enough for the cache.
+constexpr int64_t kBatchCandidates = 256;
+
 // Per-centre scratch. Slots are the centre's pairs sorted by neighbour element
-// (block[s] .. block[s + 1] - 1 hold element s); "[n][m]" arrays are n rows of m slots.
+// (block[s] .. block[s + 1] - 1 hold element s); "[n][m]" arrays are n rows of m slots, "[n][span]"
+// n rows of one batch's pairs {j, k} (span: room for the largest batch).
 template <typename real>
 struct Scratch {
-  int64_t m = 0;
+  int64_t m = 0, span = 0;
   std::vector<real> in;                  // [m][3] the centre's pair vectors, unsorted
   std::vector<real> x, y, z, r, inv_r;   // [m]
   std::vector<real> fc, dfc;             // [cutoffs][m]  f_c(r), df_c/dr
   std::vector<real> gr, dgr;             // [groups][m]   exp(-eta (r - r_s)^2) f_c(r) and d/dr
   std::vector<int64_t> order, block, next; // order[slot]: pair (within the centre) in that slot
-  // One row of neighbour pairs (j, k0 .. k0 + L - 1):
-  std::vector<real> r2;                             // [m] |r_jk|^2 of the whole row
-  std::vector<int32_t> slot;                          // [m] slot of each kept k
-  std::vector<real> kx, ky, kz, k_inv_r;            // [m] of the kept k
-  std::vector<real> dx, dy, dz, rjk, inv_rjk, cos;  // [m] r_k - r_j, |r_jk|, 1/|r_jk|, cos
-  std::vector<real> gk, dgk;                        // [groups][m] group factors of the kept k
-  std::vector<real> fcjk, dfcjk;                    // [cutoffs][m]
-  std::vector<real> gjk, dgjk;                      // [groups][m]  narrow factors of r_jk
-  std::vector<real> value, slope;                   // [shapes][m]  (1 + lambda cos)^zeta, d/dcos
-  std::vector<real> s_cos, s_j, s_k, s_jk;          // [m] sums over functions (backward)
-  std::vector<real> cgx, cgy, cgz;                  // [m] dE/dr_ik of the row (backward)
-  std::vector<real> gx, gy, gz;                     // [m] dE/dr_ij (backward)
+  std::vector<real> r2;                  // [m] |r_jk|^2 of one row
+  // One batch of kept pairs {j, k}:
+  std::vector<int32_t> slot, j_slot;                 // [span] slots of k and j
+  std::vector<real> jx, jy, jz, j_inv_r;             // [span] r_j, 1/|r_j|
+  std::vector<real> kx, ky, kz, k_inv_r;             // [span] r_k, 1/|r_k|
+  std::vector<real> dx, dy, dz, rjk, inv_rjk, cos;   // [span] r_k - r_j, |r_jk|, 1/|r_jk|, cos
+  std::vector<real> gj, dgj, gk, dgk;                // [groups][span] group factors of j and k
+  std::vector<real> fcjk, dfcjk;                     // [cutoffs][span]
+  std::vector<real> gjk, dgjk;                       // [groups][span]  narrow factors of r_jk
+  std::vector<real> value, slope;                    // [shapes][span]  (1 + lambda cos)^zeta, d/dcos
+  std::vector<real> s_cos, s_j, s_k, s_jk;           // [span] sums over functions (backward)
+  std::vector<real> cjx, cjy, cjz, cgx, cgy, cgz;    // [span] dE/dr_ij, dE/dr_ik of each pair (backward)
+  std::vector<real> gx, gy, gz;                      // [m] dE/dr_ij (backward)
   std::vector<typename bpnn_dual::Sum<real>::type> g;  // [functions] G of the centre (forward)
   std::vector<RowRange> rows;
+  std::vector<RowBatch> batches;
+  // The batches' costly terms, held from a forward pass for the backward pass of the same centre
+  // (acsf_load.h: RowMode): [held] slots of k and j, |r_jk|, 1/|r_jk|; [groups][held] narrow
+  // factors and slopes.
+  int64_t held = 0;
+  std::vector<int32_t> held_slot, held_j_slot;
+  std::vector<real> held_rjk, held_inv_rjk, held_gjk, held_dgjk;
+  // Where the loaded batch's slots, |r_jk|, 1/|r_jk| and narrow factors are (group g of the
+  // factors at g * stride): the arrays above (at the batch's base) or the batch arrays (`view`).
+  struct Kept {
+    int32_t *slot, *j_slot;
+    real *rjk, *inv_rjk, *gjk, *dgjk;
+    int64_t stride;
+  } kept{};
+
+  // Points `kept` at the held arrays from `base` (held) or at the batch arrays.
+  void view(bool in_held, int64_t base) {
+    if (in_held) {
+      kept = {held_slot.data() + base, held_j_slot.data() + base, held_rjk.data() + base,
+              held_inv_rjk.data() + base, held_gjk.data() + base, held_dgjk.data() + base, held};
+    } else {
+      kept = {slot.data(), j_slot.data(), rjk.data(), inv_rjk.data(), gjk.data(), dgjk.data(), span};
+    }
+  }
 
   int64_t capacity = 0;  // slots the arrays hold
 
+  // Room for `count` held pairs.
+  void hold(int64_t count, const Plan& plan) {
+    if (count <= held) return;
+    held = count;
+    for (auto* v : {&held_slot, &held_j_slot}) v->resize(count);
+    for (auto* v : {&held_rjk, &held_inv_rjk}) v->resize(count);
+    for (auto* v : {&held_gjk, &held_dgjk}) v->resize(plan.groups.size() * count);
+  }
+
   void resize(int64_t slots, const Plan& plan, size_t n_shapes) {
     m = capacity = slots;
+    // A batch has fewer than kBatchCandidates + one row's pairs, and at most m^2 / 2.
+    span = capacity + std::min(kBatchCandidates, capacity * capacity / 2);
     const size_t n_cut = plan.cutoffs.size(), n_groups = plan.groups.size();
-    for (auto* v : {&x, &y, &z, &r, &inv_r, &r2, &kx, &ky, &kz, &k_inv_r, &cgx, &cgy, &cgz, &dx, &dy, &dz, &rjk, &inv_rjk, &cos, &s_cos, &s_j, &s_k, &s_jk, &gx,
-                    &gy, &gz}) {
-      v->resize(m);
+    for (auto* v : {&x, &y, &z, &r, &inv_r, &r2, &gx, &gy, &gz}) v->resize(m);
+    for (auto* v : {&jx, &jy, &jz, &j_inv_r, &kx, &ky, &kz, &k_inv_r, &dx, &dy, &dz, &rjk, &inv_rjk, &cos, &s_cos,
+                    &s_j, &s_k, &s_jk, &cjx, &cjy, &cjz, &cgx, &cgy, &cgz}) {
+      v->resize(span);
     }
     in.resize(3 * m);
-    for (auto* v : {&fc, &dfc, &fcjk, &dfcjk}) v->resize(n_cut * m);
-    for (auto* v : {&gr, &dgr, &gk, &dgk, &gjk, &dgjk}) v->resize(n_groups * m);
-    slot.resize(m);
-    value.resize(n_shapes * m);
-    slope.resize(n_shapes * m);
+    for (auto* v : {&fc, &dfc}) v->resize(n_cut * m);
+    for (auto* v : {&fcjk, &dfcjk}) v->resize(n_cut * span);
+    for (auto* v : {&gr, &dgr}) v->resize(n_groups * m);
+    for (auto* v : {&gj, &dgj, &gk, &dgk, &gjk, &dgjk}) v->resize(n_groups * span);
+    slot.resize(span);
+    j_slot.resize(span);
+    value.resize(n_shapes * span);
+    slope.resize(n_shapes * span);
     order.resize(m);
   }
 };
