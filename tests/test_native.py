@@ -1,6 +1,10 @@
 """The fused C++ descriptor kernels (torch.ops.bpnn.acsf / acsf_backward) against the
 pure-torch path, which is itself tested against finite differences, autograd and n2p2."""
 
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -280,3 +284,45 @@ def test_a_build_killed_half_way_does_not_block_the_next_one(tmp_path, monkeypat
     native._build_and_load()
     assert "removing a stale build lock" in capsys.readouterr().err
     assert (directory / f"{native.build_name()}.so").is_file()
+
+
+HEAP_PROBE = """
+import ctypes, sys
+import torch
+from bpnn_ts.native import load_ops
+assert load_ops()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+libc.mallinfo2.restype = MallInfo2
+before = libc.mallinfo2()
+block = libc.malloc(48 << 20)
+ctypes.memset(block, 1, 48 << 20)
+mapped = libc.mallinfo2().hblkhd - before.hblkhd
+libc.free(block)
+print(mapped, libc.mallinfo2().arena - before.arena)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap policy is set on glibc only")
+@pytest.mark.parametrize("setting", ["default", "0"])
+def test_the_op_library_keeps_freed_heap_for_the_next_call(setting):
+    """Loading the ops sets glibc's heap policy (cpu/heap_policy.cpp): a 48 MB block comes from the
+    heap (glibc maps blocks over 32 MB by default) and stays there once freed, for the next call;
+    BPNN_KEEP_FREED_MEMORY=0 leaves glibc's defaults."""
+    environment = dict(os.environ)
+    environment.pop("BPNN_KEEP_FREED_MEMORY", None)
+    if setting == "0":
+        environment["BPNN_KEEP_FREED_MEMORY"] = "0"
+    result = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True, env=environment,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    mapped, kept = (int(value) for value in result.stdout.split()[-2:])
+    if setting == "default":
+        assert mapped == 0 and kept >= 40 << 20, (mapped, kept)
+    else:
+        assert mapped >= 48 << 20 and kept < 40 << 20, (mapped, kept)
