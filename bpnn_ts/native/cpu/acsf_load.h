@@ -220,18 +220,10 @@ BPNN_INLINE void gather_vectors(Scratch<real>& w, int64_t nc) {
   }
 }
 
-// How load_batch treats the costly terms of a batch (|r_jk|, 1/|r_jk| and the narrow factors,
-// the exponentials and cutoff functions of r_jk): `compute` them; compute them and `remember`
-// them in the scratch's held arrays at batch.base (a forward pass whose backward pass follows on
-// the same centre; with derivatives); `recall` them from there (that backward pass: the kept
-// entries and the costly terms read back, the cheap ones recomputed). Same numbers either way.
-enum class RowMode { compute, remember, recall };
-
-// load_batch<real, true, RowMode::recall>.
-template <typename real>
-BPNN_INLINE int64_t recall_batch(const ElementPair& pair, Scratch<real>& w, const RowBatch& batch) {
-  const int64_t nc = batch.kept;
-  w.view(true, batch.base);
+// The geometry of the batch's first nc pairs: r_j and r_k gathered, r_jk = r_k - r_j, cos and,
+// with `distances`, |r_jk| and 1/|r_jk| (into w.kept; a recalled batch holds them).
+template <typename real, bool distances>
+BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
   gather_vectors(w, nc);
   const real* __restrict jx = w.jx.data();
   const real* __restrict jy = w.jy.data();
@@ -244,14 +236,42 @@ BPNN_INLINE int64_t recall_batch(const ElementPair& pair, Scratch<real>& w, cons
   real* __restrict dx = w.dx.data();
   real* __restrict dy = w.dy.data();
   real* __restrict dz = w.dz.data();
+  real* __restrict rjk = w.kept.rjk;
+  real* __restrict inv_rjk = w.kept.inv_rjk;
   real* __restrict cos = w.cos.data();
 #pragma omp simd
   for (int64_t u = 0; u < nc; ++u) {
-    dx[u] = kx[u] - jx[u];
-    dy[u] = ky[u] - jy[u];
-    dz[u] = kz[u] - jz[u];
-    cos[u] = bpnn_terms::triplet_cos(jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u]);
+    if constexpr (distances) {
+      const bpnn_terms::Triplet<real> t =
+          bpnn_terms::triplet(jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u]);
+      dx[u] = t.dx;
+      dy[u] = t.dy;
+      dz[u] = t.dz;
+      rjk[u] = t.rjk;
+      inv_rjk[u] = t.inv_rjk;
+      cos[u] = t.cos;
+    } else {
+      dx[u] = kx[u] - jx[u];
+      dy[u] = ky[u] - jy[u];
+      dz[u] = kz[u] - jz[u];
+      cos[u] = bpnn_terms::triplet_cos(jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u]);
+    }
   }
+}
+
+// How load_batch treats the costly terms of a batch (|r_jk|, 1/|r_jk| and the narrow factors,
+// the exponentials and cutoff functions of r_jk): `compute` them; compute them and `remember`
+// them in the scratch's held arrays at batch.base (a forward pass whose backward pass follows on
+// the same centre; with derivatives); `recall` them from there (that backward pass: the kept
+// entries and the costly terms read back, the cheap ones recomputed). Same numbers either way.
+enum class RowMode { compute, remember, recall };
+
+// load_batch<real, true, RowMode::recall>.
+template <typename real>
+BPNN_INLINE int64_t recall_batch(const ElementPair& pair, Scratch<real>& w, const RowBatch& batch) {
+  const int64_t nc = batch.kept;
+  w.view(true, batch.base);
+  batch_geometry<real, false>(w, nc);
   gather_groups<real, true>(pair, w, nc);
   load_shapes(pair, w, nc);
   return nc;
@@ -295,32 +315,9 @@ BPNN_INLINE int64_t load_batch(const Plan& plan, const ElementPair& pair, Scratc
       nc += r2[t] < limit2 ? 1 : 0;
     }
   }
-  gather_vectors(w, nc);
-  const real* __restrict jx = w.jx.data();
-  const real* __restrict jy = w.jy.data();
-  const real* __restrict jz = w.jz.data();
-  const real* __restrict j_inv_r = w.j_inv_r.data();
-  const real* __restrict kx = w.kx.data();
-  const real* __restrict ky = w.ky.data();
-  const real* __restrict kz = w.kz.data();
-  const real* __restrict k_inv_r = w.k_inv_r.data();
-  real* __restrict dx = w.dx.data();
-  real* __restrict dy = w.dy.data();
-  real* __restrict dz = w.dz.data();
-  real* __restrict rjk = w.kept.rjk;
-  real* __restrict inv_rjk = w.kept.inv_rjk;
-  real* __restrict cos = w.cos.data();
-#pragma omp simd
-  for (int64_t u = 0; u < nc; ++u) {
-    const bpnn_terms::Triplet<real> t =
-        bpnn_terms::triplet(jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u]);
-    dx[u] = t.dx;
-    dy[u] = t.dy;
-    dz[u] = t.dz;
-    rjk[u] = t.rjk;
-    inv_rjk[u] = t.inv_rjk;
-    cos[u] = t.cos;
-  }
+  batch_geometry<real, true>(w, nc);
+  const real* __restrict rjk = w.kept.rjk;
+  const real* __restrict inv_rjk = w.kept.inv_rjk;
   gather_groups<real, derivatives>(pair, w, nc);
   for (int c : pair.narrow_cuts) {
     bpnn_math::cutoff_array(plan.kind, rjk, nc, real(plan.cutoffs[c]), real(plan.alpha), &w.fcjk[c * span],
