@@ -189,9 +189,11 @@ BPNN_INLINE void gather_groups(const ElementPair& pair, Scratch<real>& w, int64_
   }
 }
 
-// The vectors of j and k of the batch's first nc entries, gathered from their slots.
-template <typename real>
-BPNN_INLINE void gather_vectors(Scratch<real>& w, int64_t nc) {
+// The geometry of the batch's first nc pairs: r_j, 1/|r_j|, r_k, 1/|r_k| gathered from their
+// slots, r_jk = r_k - r_j, cos and, with `distances`, |r_jk| and 1/|r_jk| (into w.kept; a
+// recalled batch holds them).
+template <typename real, bool distances>
+BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
   const int32_t* __restrict slot = w.kept.slot;
   const int32_t* __restrict j_slot = w.kept.j_slot;
   const real* __restrict x = w.x.data();
@@ -206,6 +208,12 @@ BPNN_INLINE void gather_vectors(Scratch<real>& w, int64_t nc) {
   real* __restrict ky = w.ky.data();
   real* __restrict kz = w.kz.data();
   real* __restrict k_inv_r = w.k_inv_r.data();
+  real* __restrict dx = w.dx.data();
+  real* __restrict dy = w.dy.data();
+  real* __restrict dz = w.dz.data();
+  real* __restrict rjk = w.kept.rjk;
+  real* __restrict inv_rjk = w.kept.inv_rjk;
+  real* __restrict cos = w.cos.data();
 #pragma omp simd
   for (int64_t u = 0; u < nc; ++u) {
     const int32_t j = j_slot[u], k = slot[u];
@@ -217,30 +225,6 @@ BPNN_INLINE void gather_vectors(Scratch<real>& w, int64_t nc) {
     ky[u] = y[k];
     kz[u] = z[k];
     k_inv_r[u] = inv_r[k];
-  }
-}
-
-// The geometry of the batch's first nc pairs: r_j and r_k gathered, r_jk = r_k - r_j, cos and,
-// with `distances`, |r_jk| and 1/|r_jk| (into w.kept; a recalled batch holds them).
-template <typename real, bool distances>
-BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
-  gather_vectors(w, nc);
-  const real* __restrict jx = w.jx.data();
-  const real* __restrict jy = w.jy.data();
-  const real* __restrict jz = w.jz.data();
-  const real* __restrict j_inv_r = w.j_inv_r.data();
-  const real* __restrict kx = w.kx.data();
-  const real* __restrict ky = w.ky.data();
-  const real* __restrict kz = w.kz.data();
-  const real* __restrict k_inv_r = w.k_inv_r.data();
-  real* __restrict dx = w.dx.data();
-  real* __restrict dy = w.dy.data();
-  real* __restrict dz = w.dz.data();
-  real* __restrict rjk = w.kept.rjk;
-  real* __restrict inv_rjk = w.kept.inv_rjk;
-  real* __restrict cos = w.cos.data();
-#pragma omp simd
-  for (int64_t u = 0; u < nc; ++u) {
     if constexpr (distances) {
       const bpnn_terms::Triplet<real> t =
           bpnn_terms::triplet(jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u]);
