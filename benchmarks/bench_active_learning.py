@@ -10,7 +10,7 @@ settings are used throughout.
 
     python benchmarks/bench_active_learning.py [--seeds 0 1 2] [--strategies spread random]
         [--budget N] [--reference 500] [--committee 3] [--epochs 20] [--warm-epochs 3] [--final-epochs 40]
-        [--rattle 0.05] [--lower 0.1] [--workers 2] [--keep DIR]
+        [--rattle 0.05] [--lower 0.1] [--plateau 0.1] [--patience 2] [--workers 2] [--keep DIR]
 
 Prints a row per run: rounds, labels, wall time and the test errors (meV/atom, meV/Å); `random`
 runs get the label budget of the `spread` run of the same seed. Long: minutes per round.
@@ -79,7 +79,8 @@ def learn(folder: Path, args: argparse.Namespace, strategy: str, seed: int, budg
                           "timestep": 0.5, "workers": args.workers},
               "select": {"strategy": strategy, "lower": args.lower, "upper": 10 * args.lower, "per_round": args.per_round},
               "stop": {"fraction": args.fraction if strategy == "spread" else 0.0, "max_labels": budget,
-                       "max_rounds": args.max_rounds},
+                       "max_rounds": args.max_rounds, "plateau": args.plateau if strategy == "spread" else 0.0,
+                       "patience": args.patience},
               "test": str(folder.parent / "test.xyz")}
     started = time.perf_counter()
     figures = ActiveLearning(parse_learn_config(config, folder.parent), log=lambda line: None).run()
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="MD steps per trajectory (0.5 fs)")
     parser.add_argument("--lower", type=float, default=0.1, help="select.lower, eV/Å (upper: 10x)")
     parser.add_argument("--fraction", type=float, default=0.1, help="stop.fraction")
+    parser.add_argument("--plateau", type=float, default=0.1, help="stop.plateau (0: off)")
+    parser.add_argument("--patience", type=int, default=2, help="stop.patience")
     parser.add_argument("--per-round", type=int, default=16)
     parser.add_argument("--max-rounds", type=int, default=12)
     parser.add_argument("--max-labels", type=int, default=400)

@@ -26,6 +26,7 @@ from bpnn_ts.learning.config import Labeller, Select
 from bpnn_ts.learning.exploration import SPREAD
 from bpnn_ts.learning.labelling import label_all
 from bpnn_ts.learning.selection import farthest_points, select
+from bpnn_ts.learning.stopping import levelled_off_rounds, stop_reason
 
 TESTS = Path(__file__).parent
 
@@ -59,6 +60,9 @@ def test_config_errors_name_the_key(tmp_path):
              ({"train": {"model": {"elements": ["Cu"]}, "training": {"epochs": 0}}}, "`train`: "),
              ({"start": {"structures": "missing.xyz"}}, "`start.structures`: "),
              ({"stop": {"fraction": 1.5}}, "`stop.fraction` must be below 1"),
+             ({"stop": {"plateau": 1.0}}, "`stop.plateau` must be below 1"),
+             ({"stop": {"patience": 1.5}}, "`stop.patience` must be an integer"),
+             ({"stop": {"patience": 0}}, "`stop.patience` must be >= 1"),
              ({"labels": 3}, "unknown config keys ['labels']")]
     for change, message in cases:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
@@ -136,6 +140,26 @@ def test_selection_takes_uncertain_frames_without_duplicates():
     assert select(Descriptors(), frames, settings, seed=0, limit=0) == []
 
 
+def test_the_plateau_counts_rounds_whose_spread_did_not_fall(tmp_path):
+    nan = float("nan")
+    # the medians of a water run (docs/active-learning.md): rounds 5 and 6 fell less than 10 %
+    water = [13.95, 0.483, 0.159, 0.085, 0.0728, 0.0724, 0.080]
+    assert [levelled_off_rounds(water[:k], 0.1, 1.0) for k in range(1, 8)] == [0, 0, 0, 0, 0, 1, 2]
+    assert levelled_off_rounds(water, 0.0, 1.0) == 1  # plateau 0: only a rise counts (0.080 > 0.0724)
+    assert levelled_off_rounds([0.5, 0.3, 0.31, 0.12], 0.1, 1.0) == 0  # the last round fell again
+    assert levelled_off_rounds([0.5, 2.0, 3.0], 0.1, 1.0) == 0  # failing MD (median above upper) is no plateau
+    assert levelled_off_rounds([0.5, nan, 0.6], 0.1, 1.0) == 1  # a round without frames ends the count
+    assert levelled_off_rounds([nan, 0.6], 0.1, 1.0) == 0
+    config = parse_learn_config(loop_config(tmp_path, stop={"fraction": 0.02, "patience": 2, "max_rounds": 8}),
+                                tmp_path)
+    assert "levelled off: median 0.08 eV/Å" in stop_reason(config, water, 0.5, 80, 81, 16, 6)
+    assert "not 10 % below 0.0728 in the last 2 rounds" in stop_reason(config, water, 0.5, 80, 81, 16, 6)
+    assert stop_reason(config, water[:6], 0.5, 80, 67, 16, 5) == ""
+    assert "stop.fraction" in stop_reason(config, water, 0.01, 80, 81, 16, 6)  # the fraction is said first
+    off = parse_learn_config(loop_config(tmp_path, stop={"plateau": 0.0, "max_rounds": 8}), tmp_path)
+    assert stop_reason(off, water, 0.5, 80, 81, 16, 6) == ""
+
+
 @pytest.mark.loop
 def test_labels_are_counted_joined_and_picked_from_their_files(tmp_path):
     from bpnn_ts.learning.label_files import Labels
@@ -191,6 +215,12 @@ def test_a_loop_runs_to_its_stop_criterion_and_writes_its_files(tmp_path):
                                tmp_path)
     figures = ActiveLearning(quiet, log=lambda line: None).run()
     assert figures["round"] == 0 and "of the explored frames above 50 eV/Å" in figures["stop"]
+    # a plateau that asks for a 99 % fall each round: the loop stops after round 1 by it
+    levelled = parse_learn_config(dict(config, output=str(tmp_path / "levelled"), select={"lower": 1e-4, "upper": 50.0},
+                                       stop={"fraction": 0.0, "plateau": 0.99, "patience": 1, "max_rounds": 4}),
+                                  tmp_path)
+    figures = ActiveLearning(levelled, log=lambda line: None).run()
+    assert figures["round"] == 1 and "levelled off" in figures["stop"], figures["stop"]
 
 
 def every_label(run: Path) -> list:

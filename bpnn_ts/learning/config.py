@@ -45,6 +45,8 @@ that name the key.
       per_round: 10                         # at most this many new labels per round
     stop:
       fraction: 0.02                        # stop when fewer frames than this fraction are above `lower`
+      plateau: 0.1                          # or when the explored frames' median spread has not fallen 10 %
+      patience: 2                           # below the best earlier round's, 2 rounds in a row (plateau 0: off)
       max_labels: 500
       max_rounds: 20
     test: null                              # labelled structures: test errors per round in learning.csv
@@ -115,6 +117,8 @@ class Stop:
     fraction: float = 0.02
     max_labels: int = 500
     max_rounds: int = 20
+    plateau: float = 0.1  # relative fall of the median spread that counts as progress (0: never stop on it)
+    patience: int = 2  # rounds in a row without it
 
 
 @dataclass(frozen=True)
@@ -278,9 +282,11 @@ def parse_learn_config(data: Dict[str, Any], base: Union[str, Path] = ".") -> Le
     _require(select_config.upper > select_config.lower,
              f"`select.upper` ({select_config.upper:g}) must be above `select.lower` ({select_config.lower:g})")
 
-    stop = _section(data, "stop", ["fraction", "max_labels", "max_rounds"])
+    stop = _section(data, "stop", ["fraction", "max_labels", "max_rounds", "plateau", "patience"])
     stop_config = Stop(_number(stop, "fraction", 0.02, "stop"), _number(stop, "max_labels", 500, "stop", 1, integer=True),
-                       _number(stop, "max_rounds", 20, "stop", 1, integer=True))
+                       _number(stop, "max_rounds", 20, "stop", 1, integer=True), _number(stop, "plateau", 0.1, "stop"),
+                       _number(stop, "patience", 2, "stop", 1, integer=True))
+    _require(stop_config.plateau < 1.0, f"`stop.plateau` must be below 1 (a fraction; 0: off), got {stop_config.plateau:g}")
     _require(stop_config.fraction < 1.0, f"`stop.fraction` must be below 1, got {stop_config.fraction:g}")
 
     output = data.get("output", "learning")

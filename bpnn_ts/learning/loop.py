@@ -3,8 +3,9 @@
 Round K labels its structures (round 0: the start structures; later: what round K-1 selected),
 trains a committee on every label so far, explores with it (MD), and selects the frames to
 label next. The loop stops when fewer than `stop.fraction` of the explored frames have a
-committee force spread above `select.lower` (the committee knows what MD visits), when a round
-selects nothing, or at `stop.max_labels` / `stop.max_rounds`.
+committee force spread above `select.lower` (the committee knows what MD visits), when the
+explored frames' median spread levels off (`stop.plateau`), when a round selects nothing, or at
+`stop.max_labels` / `stop.max_rounds` (stopping.py).
 
 Files (OUT = `output`): OUT/round-K/ holds to_label.extxyz, labels/ (one file per labelled
 structure), labelled.extxyz (this round's labels), train.extxyz (all labels so far), the
@@ -37,6 +38,7 @@ from .exploration import SPREAD, explore, protocols
 from .label_files import Labels
 from .labelling import label_all
 from .selection import candidates, select
+from .stopping import stop_reason
 
 COLUMNS = ["round", "labels", "new_labels", "failed_labels", "explored", "candidates", "selected",
            "fraction_above_lower", "spread_median", "spread_max", "test_energy_rmse_mev_atom",
@@ -341,17 +343,9 @@ class ActiveLearning:
             figures["test_force_rmse_mev_a"] = 1000.0 * metrics["force_rmse"]
         for stage in ("label", "train", "explore", "select"):
             figures[f"seconds_{stage}"] = seconds.get(stage, 0.0)
-        stop = self.config.stop
-        reason = ""
-        if len(frames) and above < stop.fraction:
-            reason = f"{100 * above:.2f} % of the explored frames above {self.config.select.lower:g} eV/Å " \
-                     f"(stop.fraction {100 * stop.fraction:g} %)"
-        elif len(every_label) >= stop.max_labels:
-            reason = f"stop.max_labels ({stop.max_labels}) reached"
-        elif not selected:
-            reason = "nothing selected (no explored frame at or above select.lower)"
-        elif k + 1 >= stop.max_rounds:
-            reason = f"stop.max_rounds ({stop.max_rounds}) reached"
+        medians = [json.loads((self._round(j) / "round.json").read_text())["spread_median"] for j in range(k)]
+        reason = stop_reason(self.config, medians + [figures["spread_median"]], above, len(frames), len(every_label),
+                             len(selected), k)
         figures["stop"] = reason
         return figures
 
