@@ -60,6 +60,7 @@ Plan parse_plan(const at::Tensor& r, const at::Tensor& a, int64_t n_species, int
         add_unique(pair.narrow_cuts, cut);
         pair.narrow_cutoff2 = std::max(pair.narrow_cutoff2, r_c * r_c);
       } else {
+        add_unique(pair.wide_groups, group);
         pair.has_wide = true;
       }
       if (sj == sk) break;

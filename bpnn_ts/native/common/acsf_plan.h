@@ -72,6 +72,7 @@ struct ElementPair {
   std::vector<Shape> shapes;
   std::vector<int> groups;         // groups used by its functions
   std::vector<int> narrow_groups;  // groups used by its narrow functions
+  std::vector<int> wide_groups;    // groups used by its wide functions
   std::vector<int> narrow_cuts;    // their distinct cutoffs
   bool has_wide = false;
   double narrow_cutoff2 = 0.0;     // largest narrow r_c, squared

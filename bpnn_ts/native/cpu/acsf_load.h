@@ -160,14 +160,14 @@ BPNN_INLINE void load_shapes(const ElementPair& pair, Scratch<real>& w, int64_t 
   }
 }
 
-// The group factors of j and k (and, with `derivatives`, their slopes) of the batch's first nc
-// entries, gathered from their slots.
+// The factors of `groups` of j and k (and, with `derivatives`, their slopes) of the batch's first
+// nc entries, gathered from their slots.
 template <typename real, bool derivatives>
-BPNN_INLINE void gather_groups(const ElementPair& pair, Scratch<real>& w, int64_t nc) {
+BPNN_INLINE void gather_groups(const std::vector<int>& groups, Scratch<real>& w, int64_t nc) {
   const int64_t m = w.m, span = w.span;
   const int32_t* __restrict slot = w.kept.slot;
   const int32_t* __restrict j_slot = w.kept.j_slot;
-  for (int gi : pair.groups) {
+  for (int gi : groups) {
     const real* __restrict gr = &w.gr[gi * m];
     const real* __restrict dgr = &w.dgr[gi * m];
     real* __restrict gj = &w.gj[gi * span];
@@ -189,10 +189,11 @@ BPNN_INLINE void gather_groups(const ElementPair& pair, Scratch<real>& w, int64_
   }
 }
 
-// The geometry of the batch's first nc pairs: r_j, 1/|r_j|, r_k, 1/|r_k| gathered from their
-// slots, r_jk = r_k - r_j, cos and, with `distances`, |r_jk| and 1/|r_jk| (into w.kept; a
-// recalled batch holds them).
-template <typename real, bool distances>
+// The geometry of the batch's first nc pairs: the pair ends r_j, 1/|r_j|, r_k, 1/|r_k|
+// (w.kept.ends) and, with `gather`, gathered there from the slots first; then r_jk = r_k - r_j,
+// cos and, with `distances`, |r_jk| and 1/|r_jk| (into w.kept; a recalled batch holds them and
+// its ends).
+template <typename real, bool gather, bool distances>
 BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
   const int32_t* __restrict slot = w.kept.slot;
   const int32_t* __restrict j_slot = w.kept.j_slot;
@@ -200,14 +201,14 @@ BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
   const real* __restrict y = w.y.data();
   const real* __restrict z = w.z.data();
   const real* __restrict inv_r = w.inv_r.data();
-  real* __restrict jx = w.jx.data();
-  real* __restrict jy = w.jy.data();
-  real* __restrict jz = w.jz.data();
-  real* __restrict j_inv_r = w.j_inv_r.data();
-  real* __restrict kx = w.kx.data();
-  real* __restrict ky = w.ky.data();
-  real* __restrict kz = w.kz.data();
-  real* __restrict k_inv_r = w.k_inv_r.data();
+  real* __restrict jx = w.kept.end(kJx);
+  real* __restrict jy = w.kept.end(kJy);
+  real* __restrict jz = w.kept.end(kJz);
+  real* __restrict j_inv_r = w.kept.end(kJInvR);
+  real* __restrict kx = w.kept.end(kKx);
+  real* __restrict ky = w.kept.end(kKy);
+  real* __restrict kz = w.kept.end(kKz);
+  real* __restrict k_inv_r = w.kept.end(kKInvR);
   real* __restrict dx = w.dx.data();
   real* __restrict dy = w.dy.data();
   real* __restrict dz = w.dz.data();
@@ -216,15 +217,17 @@ BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
   real* __restrict cos = w.cos.data();
 #pragma omp simd
   for (int64_t u = 0; u < nc; ++u) {
-    const int32_t j = j_slot[u], k = slot[u];
-    jx[u] = x[j];
-    jy[u] = y[j];
-    jz[u] = z[j];
-    j_inv_r[u] = inv_r[j];
-    kx[u] = x[k];
-    ky[u] = y[k];
-    kz[u] = z[k];
-    k_inv_r[u] = inv_r[k];
+    if constexpr (gather) {
+      const int32_t j = j_slot[u], k = slot[u];
+      jx[u] = x[j];
+      jy[u] = y[j];
+      jz[u] = z[j];
+      j_inv_r[u] = inv_r[j];
+      kx[u] = x[k];
+      ky[u] = y[k];
+      kz[u] = z[k];
+      k_inv_r[u] = inv_r[k];
+    }
     if constexpr (distances) {
       const bpnn_terms::Triplet<real> t =
           bpnn_terms::triplet(jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u]);
@@ -243,11 +246,44 @@ BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
   }
 }
 
-// How load_batch treats the costly terms of a batch (|r_jk|, 1/|r_jk| and the narrow factors,
-// the exponentials and cutoff functions of r_jk): `compute` them; compute them and `remember`
-// them in the scratch's held arrays at batch.base (a forward pass whose backward pass follows on
-// the same centre; with derivatives); `recall` them from there (that backward pass: the kept
-// entries and the costly terms read back, the cheap ones recomputed). Same numbers either way.
+// The narrow products (Scratch::Kept) of the batch's first nc pairs from the gathered group
+// factors and the narrow factors of r_jk; without `derivatives`, p only.
+template <typename real, bool derivatives>
+BPNN_INLINE void narrow_products(const ElementPair& pair, Scratch<real>& w, int64_t nc) {
+  const int64_t span = w.span, stride = w.kept.stride;
+  for (int gi : pair.narrow_groups) {
+    const real* __restrict gj = &w.gj[gi * span];
+    const real* __restrict gk = &w.gk[gi * span];
+    const real* __restrict jk = &w.gjk[gi * span];
+    real* __restrict p = w.kept.p + gi * stride;
+    if (!derivatives) {
+#pragma omp simd
+      for (int64_t u = 0; u < nc; ++u) p[u] = gj[u] * gk[u] * jk[u];
+      continue;
+    }
+    const real* __restrict dgj = &w.dgj[gi * span];
+    const real* __restrict dgk = &w.dgk[gi * span];
+    const real* __restrict djk = &w.dgjk[gi * span];
+    real* __restrict pj = w.kept.pj + gi * stride;
+    real* __restrict pk = w.kept.pk + gi * stride;
+    real* __restrict pjk = w.kept.pjk + gi * stride;
+#pragma omp simd
+    for (int64_t u = 0; u < nc; ++u) {
+      const real both = gj[u] * gk[u];
+      p[u] = both * jk[u];
+      pj[u] = dgj[u] * gk[u] * jk[u];
+      pk[u] = gj[u] * dgk[u] * jk[u];
+      pjk[u] = both * djk[u];
+    }
+  }
+}
+
+// How load_batch treats the costly terms of a batch (|r_jk|, 1/|r_jk| and the narrow products,
+// with the exponentials and cutoff functions of r_jk and the gathered group factors in them):
+// `compute` them; compute them and `remember` them in the scratch's held arrays at batch.base (a
+// forward pass whose backward pass follows on the same centre; with derivatives); `recall` them
+// from there (that backward pass: the kept entries and the costly terms read back, the cheap
+// ones recomputed). Same numbers either way.
 enum class RowMode { compute, remember, recall };
 
 // load_batch<real, true, RowMode::recall>.
@@ -255,8 +291,8 @@ template <typename real>
 BPNN_INLINE int64_t recall_batch(const ElementPair& pair, Scratch<real>& w, const RowBatch& batch) {
   const int64_t nc = batch.kept;
   w.view(true, batch.base);
-  batch_geometry<real, false>(w, nc);
-  gather_groups<real, true>(pair, w, nc);
+  batch_geometry<real, false, false>(w, nc);
+  gather_groups<real, true>(pair.wide_groups, w, nc);  // the narrow groups' products are held
   load_shapes(pair, w, nc);
   return nc;
 }
@@ -265,8 +301,8 @@ BPNN_INLINE int64_t recall_batch(const ElementPair& pair, Scratch<real>& w, cons
 // the pairs {j, k} that can contribute (all if the element pair has wide functions, else r_jk
 // below the largest narrow r_c; about half of them for the n2p2 water potential): the slots of
 // j and k, their vectors, r_jk vectors, |r_jk| (0 where j and k coincide), cos, the group
-// factors of j and k gathered, the narrow factors exp(-eta (r_jk - r_s)^2) f_c(r_jk) and the
-// shapes (1 + lambda cos)^zeta. Returns their count (with `remember`, also held as batch.kept).
+// factors of j and k gathered, the narrow factors exp(-eta (r_jk - r_s)^2) f_c(r_jk), the narrow
+// products (Scratch::Kept) and the shapes (1 + lambda cos)^zeta. Returns their count (with `remember`, also held as batch.kept).
 template <typename real, bool derivatives, RowMode mode = RowMode::compute>
 BPNN_INLINE int64_t load_batch(const Plan& plan, const ElementPair& pair, Scratch<real>& w, RowBatch& batch) {
   static_assert(mode != RowMode::remember || derivatives, "a remembered batch holds the derivatives");
@@ -299,10 +335,10 @@ BPNN_INLINE int64_t load_batch(const Plan& plan, const ElementPair& pair, Scratc
       nc += r2[t] < limit2 ? 1 : 0;
     }
   }
-  batch_geometry<real, true>(w, nc);
+  batch_geometry<real, true, true>(w, nc);
   const real* __restrict rjk = w.kept.rjk;
   const real* __restrict inv_rjk = w.kept.inv_rjk;
-  gather_groups<real, derivatives>(pair, w, nc);
+  gather_groups<real, derivatives>(pair.groups, w, nc);
   for (int c : pair.narrow_cuts) {
     bpnn_math::cutoff_array(plan.kind, rjk, nc, real(plan.cutoffs[c]), real(plan.alpha), &w.fcjk[c * span],
                             &w.dfcjk[c * span]);
@@ -310,9 +346,9 @@ BPNN_INLINE int64_t load_batch(const Plan& plan, const ElementPair& pair, Scratc
   for (int gi : pair.narrow_groups) {  // 0 where j and k coincide (inv_rjk = 0)
     const int cut = plan.groups[gi].cut;
     group_factors<real, derivatives, true>(plan.groups[gi], rjk, inv_rjk, nc, &w.fcjk[cut * span],
-                                           &w.dfcjk[cut * span], w.kept.gjk + gi * w.kept.stride,
-                                           w.kept.dgjk + gi * w.kept.stride);
+                                           &w.dfcjk[cut * span], &w.gjk[gi * span], &w.dgjk[gi * span]);
   }
+  narrow_products<real, derivatives>(pair, w, nc);
   load_shapes(pair, w, nc);
   if (mode == RowMode::remember) batch.kept = nc;
   return nc;

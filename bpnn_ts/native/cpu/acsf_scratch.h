@@ -40,6 +40,10 @@ struct RowBatch {
 // Candidate pairs {j, k} per batch: long enough for the vector loops, small enough for the cache.
 constexpr int64_t kBatchCandidates = 256;
 
+// The rows of a batch's pair ends (Scratch::ends, Kept::ends): r_j, 1/|r_j|, r_k, 1/|r_k| of each
+// pair {j, k}, gathered from the slots of j and k.
+enum End { kJx, kJy, kJz, kJInvR, kKx, kKy, kKz, kKInvR, kEnds };
+
 // Per-centre scratch. Slots are the centre's pairs sorted by neighbour element
 // (block[s] .. block[s + 1] - 1 hold element s); "[n][m]" arrays are n rows of m slots, "[n][span]"
 // n rows of one batch's pairs {j, k} (span: room for the largest batch).
@@ -54,12 +58,12 @@ struct Scratch {
   std::vector<real> r2;                  // [m] |r_jk|^2 of one row
   // One batch of kept pairs {j, k}:
   std::vector<int32_t> slot, j_slot;                 // [span] slots of k and j
-  std::vector<real> jx, jy, jz, j_inv_r;             // [span] r_j, 1/|r_j|
-  std::vector<real> kx, ky, kz, k_inv_r;             // [span] r_k, 1/|r_k|
+  std::vector<real> ends;                            // [kEnds][span] r_j, 1/|r_j|, r_k, 1/|r_k| (Kept)
   std::vector<real> dx, dy, dz, rjk, inv_rjk, cos;   // [span] r_k - r_j, |r_jk|, 1/|r_jk|, cos
   std::vector<real> gj, dgj, gk, dgk;                // [groups][span] group factors of j and k
   std::vector<real> fcjk, dfcjk;                     // [cutoffs][span]
-  std::vector<real> gjk, dgjk;                       // [groups][span]  narrow factors of r_jk
+  std::vector<real> gjk, dgjk;                       // [groups][span]  narrow factors of r_jk and slopes
+  std::vector<real> p, pj, pk, pjk;                  // [groups][span]  narrow products (Kept)
   std::vector<real> value, slope;                    // [shapes][span]  (1 + lambda cos)^zeta, d/dcos
   std::vector<real> s_cos, s_j, s_k, s_jk;           // [span] sums over functions (backward)
   std::vector<real> cjx, cjy, cjz, cgx, cgy, cgz;    // [span] dE/dr_ij, dE/dr_ik of each pair (backward)
@@ -68,26 +72,34 @@ struct Scratch {
   std::vector<RowRange> rows;
   std::vector<RowBatch> batches;
   // The batches' costly terms, held from a forward pass for the backward pass of the same centre
-  // (acsf_load.h: RowMode): [held] slots of k and j, |r_jk|, 1/|r_jk|; [groups][held] narrow
-  // factors and slopes.
+  // (acsf_load.h: RowMode): [held] slots of k and j, |r_jk|, 1/|r_jk|; [kEnds][held] the pair
+  // ends; [groups][held] the narrow products (Kept).
   int64_t held = 0;
   std::vector<int32_t> held_slot, held_j_slot;
-  std::vector<real> held_rjk, held_inv_rjk, held_gjk, held_dgjk;
-  // Where the loaded batch's slots, |r_jk|, 1/|r_jk| and narrow factors are (group g of the
-  // factors at g * stride): the arrays above (at the batch's base) or the batch arrays (`view`).
+  std::vector<real> held_rjk, held_inv_rjk, held_ends, held_p, held_pj, held_pk, held_pjk;
+  // Where the loaded batch's slots, |r_jk|, 1/|r_jk|, pair ends (row e at e * stride) and narrow
+  // products (group g's at g * stride) are: the held arrays (at the batch's base) or the batch
+  // arrays (`view`). The narrow
+  // products of a pair {j, k} and group g: p = g(r_j) g(r_k) g(r_jk), pj = g'(r_j) g(r_k) g(r_jk),
+  // pk = g(r_j) g'(r_k) g(r_jk), pjk = g(r_j) g(r_k) g'(r_jk) (g' = dg/dr): all that the
+  // functions' sums and slopes take from the group.
   struct Kept {
     int32_t *slot, *j_slot;
-    real *rjk, *inv_rjk, *gjk, *dgjk;
+    real *rjk, *inv_rjk, *ends, *p, *pj, *pk, *pjk;
     int64_t stride;
+
+    real* end(End e) const { return ends + e * stride; }
   } kept{};
 
   // Points `kept` at the held arrays from `base` (held) or at the batch arrays.
   void view(bool in_held, int64_t base) {
     if (in_held) {
-      kept = {held_slot.data() + base, held_j_slot.data() + base, held_rjk.data() + base,
-              held_inv_rjk.data() + base, held_gjk.data() + base, held_dgjk.data() + base, held};
+      kept = {held_slot.data() + base, held_j_slot.data() + base, held_rjk.data() + base, held_inv_rjk.data() + base,
+              held_ends.data() + base, held_p.data() + base, held_pj.data() + base, held_pk.data() + base,
+              held_pjk.data() + base, held};
     } else {
-      kept = {slot.data(), j_slot.data(), rjk.data(), inv_rjk.data(), gjk.data(), dgjk.data(), span};
+      kept = {slot.data(), j_slot.data(), rjk.data(), inv_rjk.data(), ends.data(), p.data(), pj.data(), pk.data(),
+              pjk.data(), span};
     }
   }
 
@@ -99,7 +111,8 @@ struct Scratch {
     held = count;
     for (auto* v : {&held_slot, &held_j_slot}) v->resize(count);
     for (auto* v : {&held_rjk, &held_inv_rjk}) v->resize(count);
-    for (auto* v : {&held_gjk, &held_dgjk}) v->resize(plan.groups.size() * count);
+    held_ends.resize(kEnds * count);
+    for (auto* v : {&held_p, &held_pj, &held_pk, &held_pjk}) v->resize(plan.groups.size() * count);
   }
 
   void resize(int64_t slots, const Plan& plan, size_t n_shapes) {
@@ -108,15 +121,16 @@ struct Scratch {
     span = capacity + std::min(kBatchCandidates, capacity * capacity / 2);
     const size_t n_cut = plan.cutoffs.size(), n_groups = plan.groups.size();
     for (auto* v : {&x, &y, &z, &r, &inv_r, &r2, &gx, &gy, &gz}) v->resize(m);
-    for (auto* v : {&jx, &jy, &jz, &j_inv_r, &kx, &ky, &kz, &k_inv_r, &dx, &dy, &dz, &rjk, &inv_rjk, &cos, &s_cos,
-                    &s_j, &s_k, &s_jk, &cjx, &cjy, &cjz, &cgx, &cgy, &cgz}) {
+    for (auto* v : {&dx, &dy, &dz, &rjk, &inv_rjk, &cos, &s_cos, &s_j, &s_k, &s_jk, &cjx, &cjy, &cjz, &cgx, &cgy,
+                    &cgz}) {
       v->resize(span);
     }
+    ends.resize(kEnds * span);
     in.resize(3 * m);
     for (auto* v : {&fc, &dfc}) v->resize(n_cut * m);
     for (auto* v : {&fcjk, &dfcjk}) v->resize(n_cut * span);
     for (auto* v : {&gr, &dgr}) v->resize(n_groups * m);
-    for (auto* v : {&gj, &dgj, &gk, &dgk, &gjk, &dgjk}) v->resize(n_groups * span);
+    for (auto* v : {&gj, &dgj, &gk, &dgk, &gjk, &dgjk, &p, &pj, &pk, &pjk}) v->resize(n_groups * span);
     slot.resize(span);
     j_slot.resize(span);
     value.resize(n_shapes * span);

@@ -6,7 +6,8 @@
 //             s_cos += B g(r_j) g(r_k) [g(r_jk)], s_j += A g'(r_j) g(r_k) [g(r_jk)],
 //             s_k += A g(r_j) g'(r_k) [g(r_jk)], s_jk += A g(r_j) g(r_k) g'(r_jk) (narrow)
 // (c_f = w_f 2^(1 - zeta_f), the terms of bpnn_terms::add_angular_slopes summed over the set).
-// Larger sets run kMostAtOnce functions per pass.
+// Narrow sets read those products as the batch holds them (Scratch::Kept: p, pj, pk, pjk); wide
+// sets multiply the gathered factors of j and k. Larger sets run kMostAtOnce functions per pass.
 #pragma once
 
 #include <algorithm>
@@ -21,10 +22,11 @@ namespace {
 
 constexpr int kMostAtOnce = 4;
 
-// sums[i] = sum_u value_i[u] gj[u] gk[u] (jk[u] if narrow), u < n, for the first `count` of 4 functions.
+// sums[i] = sum_u value_i[u] p[u], u < n, for the first `count` of 4 functions; p = a (narrow:
+// the narrow product) or a b (wide: the factors of j and k).
 template <int count, bool narrow, typename real>
-BPNN_INLINE void set_sums(const real* const* values, const real* __restrict gj, const real* __restrict gk,
-                          const real* __restrict jk, int64_t n, real* sums) {
+BPNN_INLINE void set_sums(const real* const* values, const real* __restrict a, const real* __restrict b, int64_t n,
+                          real* sums) {
   const real* __restrict v0 = values[0];
   const real* __restrict v1 = values[count > 1 ? 1 : 0];
   const real* __restrict v2 = values[count > 2 ? 2 : 0];
@@ -32,7 +34,7 @@ BPNN_INLINE void set_sums(const real* const* values, const real* __restrict gj, 
   real s0 = real(0.0), s1 = real(0.0), s2 = real(0.0), s3 = real(0.0);
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
   for (int64_t u = 0; u < n; ++u) {
-    const real p = narrow ? gj[u] * gk[u] * jk[u] : gj[u] * gk[u];
+    const real p = narrow ? a[u] : a[u] * b[u];
     s0 += v0[u] * p;
     if constexpr (count > 1) s1 += v1[u] * p;
     if constexpr (count > 2) s2 += v2[u] * p;
@@ -45,13 +47,13 @@ BPNN_INLINE void set_sums(const real* const* values, const real* __restrict gj, 
 }
 
 template <bool narrow, typename real>
-BPNN_INLINE void set_sums_of(int count, const real* const* values, const real* gj, const real* gk, const real* jk,
-                             int64_t n, real* sums) {
+BPNN_INLINE void set_sums_of(int count, const real* const* values, const real* a, const real* b, int64_t n,
+                             real* sums) {
   switch (count) {
-    case 1: set_sums<1, narrow>(values, gj, gk, jk, n, sums); break;
-    case 2: set_sums<2, narrow>(values, gj, gk, jk, n, sums); break;
-    case 3: set_sums<3, narrow>(values, gj, gk, jk, n, sums); break;
-    default: set_sums<4, narrow>(values, gj, gk, jk, n, sums); break;
+    case 1: set_sums<1, narrow>(values, a, b, n, sums); break;
+    case 2: set_sums<2, narrow>(values, a, b, n, sums); break;
+    case 3: set_sums<3, narrow>(values, a, b, n, sums); break;
+    default: set_sums<4, narrow>(values, a, b, n, sums); break;
   }
 }
 
@@ -64,15 +66,15 @@ BPNN_INLINE void add_batch_functions(const ElementPair& pair, Scratch<real>& w, 
   for (const FunctionSet& set : pair.sets) {
     const real* gj = &w.gj[set.group * span];
     const real* gk = &w.gk[set.group * span];
-    const real* jk = w.kept.gjk + set.group * w.kept.stride;
+    const real* p = w.kept.p + set.group * w.kept.stride;
     const int size = static_cast<int>(set.members.size());
     for (int first = 0; first < size; first += kMostAtOnce) {
       const int count = std::min(kMostAtOnce, size - first);
       for (int i = 0; i < count; ++i) values[i] = &w.value[pair.functions[set.members[first + i]].shape * span];
       if (set.narrow) {
-        set_sums_of<true>(count, values, gj, gk, jk, n, sums);
+        set_sums_of<true>(count, values, p, p, n, sums);
       } else {
-        set_sums_of<false>(count, values, gj, gk, jk, n, sums);
+        set_sums_of<false>(count, values, gj, gk, n, sums);
       }
       for (int i = 0; i < count; ++i) {
         const Angular& fn = pair.functions[set.members[first + i]];
@@ -83,13 +85,13 @@ BPNN_INLINE void add_batch_functions(const ElementPair& pair, Scratch<real>& w, 
 }
 
 // The backward sums of up to 4 functions of a set (the header's formulas): c[i] = c_f, cl[i] =
-// c_f lambda_f.
+// c_f lambda_f; f0 .. f3 the narrow products p, pj, pk, pjk (narrow) or the factors g(r_j),
+// g'(r_j), g(r_k), g'(r_k) of j and k (wide).
 template <int count, bool narrow, typename real>
 BPNN_INLINE void set_slopes(const real* c, const real* cl, const real* const* values, const real* const* slopes,
-                            const real* __restrict gj, const real* __restrict dgj, const real* __restrict gk,
-                            const real* __restrict dgk,
-                            const real* __restrict jk, const real* __restrict djk, int64_t n, real* __restrict s_cos,
-                            real* __restrict s_j, real* __restrict s_k, real* __restrict s_jk) {
+                            const real* __restrict f0, const real* __restrict f1, const real* __restrict f2,
+                            const real* __restrict f3, int64_t n, real* __restrict s_cos, real* __restrict s_j,
+                            real* __restrict s_k, real* __restrict s_jk) {
   const real* __restrict v0 = values[0];
   const real* __restrict v1 = values[count > 1 ? 1 : 0];
   const real* __restrict v2 = values[count > 2 ? 2 : 0];
@@ -105,30 +107,27 @@ BPNN_INLINE void set_slopes(const real* c, const real* cl, const real* const* va
     if constexpr (count > 2) { a += c[2] * v2[u]; b += cl[2] * d2[u]; }
     if constexpr (count > 3) { a += c[3] * v3[u]; b += cl[3] * d3[u]; }
     if (narrow) {
-      const real both = gj[u] * gk[u];
-      s_jk[u] += a * both * djk[u];
-      s_cos[u] += b * both * jk[u];
-      s_j[u] += a * jk[u] * dgj[u] * gk[u];
-      s_k[u] += a * jk[u] * gj[u] * dgk[u];
+      s_cos[u] += b * f0[u];
+      s_j[u] += a * f1[u];
+      s_k[u] += a * f2[u];
+      s_jk[u] += a * f3[u];
     } else {
-      s_cos[u] += b * gj[u] * gk[u];
-      s_j[u] += a * dgj[u] * gk[u];
-      s_k[u] += a * gj[u] * dgk[u];
+      s_cos[u] += b * f0[u] * f2[u];
+      s_j[u] += a * f1[u] * f2[u];
+      s_k[u] += a * f0[u] * f3[u];
     }
   }
 }
 
 template <bool narrow, typename real>
 BPNN_INLINE void set_slopes_of(int count, const real* c, const real* cl, const real* const* values,
-                               const real* const* slopes, const real* gj, const real* dgj, const real* gk,
-                               const real* dgk,
-                               const real* jk, const real* djk, int64_t n, real* s_cos, real* s_j, real* s_k,
-                               real* s_jk) {
+                               const real* const* slopes, const real* f0, const real* f1, const real* f2,
+                               const real* f3, int64_t n, real* s_cos, real* s_j, real* s_k, real* s_jk) {
   switch (count) {
-    case 1: set_slopes<1, narrow>(c, cl, values, slopes, gj, dgj, gk, dgk, jk, djk, n, s_cos, s_j, s_k, s_jk); break;
-    case 2: set_slopes<2, narrow>(c, cl, values, slopes, gj, dgj, gk, dgk, jk, djk, n, s_cos, s_j, s_k, s_jk); break;
-    case 3: set_slopes<3, narrow>(c, cl, values, slopes, gj, dgj, gk, dgk, jk, djk, n, s_cos, s_j, s_k, s_jk); break;
-    default: set_slopes<4, narrow>(c, cl, values, slopes, gj, dgj, gk, dgk, jk, djk, n, s_cos, s_j, s_k, s_jk); break;
+    case 1: set_slopes<1, narrow>(c, cl, values, slopes, f0, f1, f2, f3, n, s_cos, s_j, s_k, s_jk); break;
+    case 2: set_slopes<2, narrow>(c, cl, values, slopes, f0, f1, f2, f3, n, s_cos, s_j, s_k, s_jk); break;
+    case 3: set_slopes<3, narrow>(c, cl, values, slopes, f0, f1, f2, f3, n, s_cos, s_j, s_k, s_jk); break;
+    default: set_slopes<4, narrow>(c, cl, values, slopes, f0, f1, f2, f3, n, s_cos, s_j, s_k, s_jk); break;
   }
 }
 
@@ -154,16 +153,17 @@ BPNN_INLINE void add_batch_slopes(const ElementPair& pair, const double* weight,
         any = any || c[i] != real(0.0);
       }
       if (!any) continue;
-      const auto run = [&](auto narrow) {
-        set_slopes_of<decltype(narrow)::value>(count, c, cl, values, slopes, &w.gj[g], &w.dgj[g], &w.gk[g],
-                                               &w.dgk[g], w.kept.gjk + set.group * w.kept.stride,
-                                               w.kept.dgjk + set.group * w.kept.stride, n, w.s_cos.data(), w.s_j.data(),
-                                               w.s_k.data(), w.s_jk.data());
-      };
+      real* s_cos = w.s_cos.data();
+      real* s_j = w.s_j.data();
+      real* s_k = w.s_k.data();
+      real* s_jk = w.s_jk.data();
       if (set.narrow) {
-        run(std::true_type{});
+        const int64_t at = set.group * w.kept.stride;
+        set_slopes_of<true>(count, c, cl, values, slopes, w.kept.p + at, w.kept.pj + at, w.kept.pk + at,
+                            w.kept.pjk + at, n, s_cos, s_j, s_k, s_jk);
       } else {
-        run(std::false_type{});
+        set_slopes_of<false>(count, c, cl, values, slopes, &w.gj[g], &w.dgj[g], &w.gk[g], &w.dgk[g], n, s_cos, s_j,
+                             s_k, s_jk);
       }
     }
   }
