@@ -189,11 +189,10 @@ BPNN_INLINE void gather_groups(const std::vector<int>& groups, Scratch<real>& w,
   }
 }
 
-// The geometry of the batch's first nc pairs: the pair ends r_j, 1/|r_j|, r_k, 1/|r_k|
-// (w.kept.ends) and, with `gather`, gathered there from the slots first; then r_jk = r_k - r_j,
-// cos and, with `distances`, |r_jk| and 1/|r_jk| (into w.kept; a recalled batch holds them and
-// its ends).
-template <typename real, bool gather, bool distances>
+// The geometry of the batch's first nc pairs: the pair ends r_j, 1/|r_j|, r_k, 1/|r_k| gathered
+// from the slots into w.kept.ends, r_jk = r_k - r_j, |r_jk|, 1/|r_jk| (into w.kept) and cos; or,
+// `recalled` (the batch holds its ends and distances), r_jk and cos from the held ends.
+template <typename real, bool recalled>
 BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
   const int32_t* __restrict slot = w.kept.slot;
   const int32_t* __restrict j_slot = w.kept.j_slot;
@@ -217,7 +216,7 @@ BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
   real* __restrict cos = w.cos.data();
 #pragma omp simd
   for (int64_t u = 0; u < nc; ++u) {
-    if constexpr (gather) {
+    if constexpr (!recalled) {
       const int32_t j = j_slot[u], k = slot[u];
       jx[u] = x[j];
       jy[u] = y[j];
@@ -227,8 +226,6 @@ BPNN_INLINE void batch_geometry(Scratch<real>& w, int64_t nc) {
       ky[u] = y[k];
       kz[u] = z[k];
       k_inv_r[u] = inv_r[k];
-    }
-    if constexpr (distances) {
       const bpnn_terms::Triplet<real> t =
           bpnn_terms::triplet(jx[u], jy[u], jz[u], j_inv_r[u], kx[u], ky[u], kz[u], k_inv_r[u]);
       dx[u] = t.dx;
@@ -291,7 +288,7 @@ template <typename real>
 BPNN_INLINE int64_t recall_batch(const ElementPair& pair, Scratch<real>& w, const RowBatch& batch) {
   const int64_t nc = batch.kept;
   w.view(true, batch.base);
-  batch_geometry<real, false, false>(w, nc);
+  batch_geometry<real, true>(w, nc);
   gather_groups<real, true>(pair.wide_groups, w, nc);  // the narrow groups' products are held
   load_shapes(pair, w, nc);
   return nc;
@@ -335,7 +332,7 @@ BPNN_INLINE int64_t load_batch(const Plan& plan, const ElementPair& pair, Scratc
       nc += r2[t] < limit2 ? 1 : 0;
     }
   }
-  batch_geometry<real, true, true>(w, nc);
+  batch_geometry<real, false>(w, nc);
   const real* __restrict rjk = w.kept.rjk;
   const real* __restrict inv_rjk = w.kept.inv_rjk;
   gather_groups<real, derivatives>(pair.groups, w, nc);
