@@ -74,6 +74,26 @@ def test_the_kept_model_is_the_mean_of_the_late_epochs_and_resumes_exactly(run, 
     assert best.average.count == 0 and any(line.startswith("model kept: the weights of the best epoch") for line in lines)
 
 
+def test_a_mean_much_worse_than_the_best_epoch_is_not_kept(run, tmp_path, monkeypatch):
+    """Weights that wandered between minima can average to a model in none of them: then the
+    best epoch's weights are kept, and the log says why."""
+    _, _, folder = run
+    from bpnn_ts.training.averaging import WeightAverage
+
+    def spoiled(self, state):  # a mean whose hidden weights are 3x too large
+        return {name: 3.0 * value if name.endswith("weight") else value for name, value in state.items()}
+
+    monkeypatch.setattr(WeightAverage, "applied_to", spoiled)
+    lines = []
+    trainer = Trainer(small_config(folder, tmp_path / "d", epochs=4, average_from=0.5), log=lines.append)
+    trainer.run()
+    kept = [line for line in lines if line.startswith("model kept:")]
+    assert kept and "the weights of the best epoch" in kept[0] and "x worse" in kept[0], kept
+    assert trainer.average.count == 2
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, trainer.best_state[name]), name
+
+
 def test_the_log_says_how_the_inputs_are_scaled(run):
     _, lines, _ = run
     assert any(line.startswith("input scaling (scalecenter) fitted to the training data in ") for line in lines), lines

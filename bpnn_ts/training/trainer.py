@@ -29,7 +29,7 @@ from ..model.engine import BPNNModel
 from ..model.spec import ModelSpec
 from ..potential_sources import imported_scaling_statistics
 from .adam_epoch import AdamEpochs
-from .averaging import WeightAverage
+from .averaging import WeightAverage, keeps_mean
 from .batch import Batch, StreamedBatches, concatenate, make_batches, predict
 from .checkpoint import checkpoint_weights, load_checkpoint, load_weights, model_from_checkpoint, save_checkpoint
 from .config import LossWeights, TrainConfig
@@ -379,15 +379,20 @@ class Trainer:
         return self._finish(stopped_early)
 
     def _finish(self, stopped_early: bool) -> Dict[str, float]:
-        averaged = self.average.count > 0
-        if averaged:
-            self.best_state = self.average.applied_to(self.best_state)
+        kept = {"kept": f"the weights of the best epoch (monitored loss {self.best_loss:.4g})"}
+        if self.average.count > 0:
+            mean = self.average.applied_to(self.best_state)
+            self.model.load_state_dict(mean)
+            mean_loss = self._monitored()[0]["loss"]
+            if keeps_mean(mean_loss, self.best_loss):
+                self.best_state = mean
+                kept["kept"] = (f"the mean of the weights after epochs {self.average.epochs()} (monitored loss "
+                                f"{mean_loss:.4g}; best single epoch {self.best_loss:.4g})")
+            else:
+                kept["kept"] += (f"; the mean of the weights after epochs {self.average.epochs()} was "
+                                 f"{mean_loss / self.best_loss:.3g}x worse ({mean_loss:.4g})")
         self.model.load_state_dict(self.best_state)
         self.model.weights_origin = "trained"
-        kept = {"kept": f"the weights of the best epoch (monitored loss {self.best_loss:.4g})"}
-        if averaged:
-            kept["kept"] = (f"the mean of the weights after epochs {self.average.epochs()} (monitored loss "
-                            f"{self._monitored()[0]['loss']:.4g}; best single epoch {self.best_loss:.4g})")
         self.log(f"model kept: {kept['kept']}")
         best = dict(self._state(), finished=True)
         if best.get("kalman") is not None:  # P is for resuming, which reads checkpoint.ckpt: written once
